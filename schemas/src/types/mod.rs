@@ -1,0 +1,26 @@
+//! Rust forms of the newest version of every schema family.
+//!
+//! Field order and union branch order follow the `.avsc` files exactly: the Avro serializer maps a
+//! Rust enum variant to the union branch with the same index.
+
+mod dead_letter;
+mod envelope;
+mod events;
+mod facts;
+mod observation;
+mod summary;
+
+pub use dead_letter::DeadLetter;
+pub use envelope::{Envelope, NodeImplementation, SourceSeq};
+pub use events::{
+    BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived,
+    CompactBlockReconstructed, ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock,
+    MempoolAccept, MempoolReject, NodeEvent, NodeStart, PeerConnected, PeerDisconnected, Unknown,
+    UpdateTip,
+};
+pub use facts::{
+    LogLineFact, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther,
+    ZmqPayload, ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
+};
+pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
+pub use summary::{CloseReason, NodeLag, PropagationSummary};
