@@ -1,0 +1,12 @@
+//! Kafka wiring for bmon over rdkafka: client settings that work against Redpanda, Kafka and the
+//! tansu test broker, and the idempotent `topology apply`.
+//!
+//! Only the Kafka protocol is used, so anything that speaks it (Redpanda in production) works.
+
+pub mod admin;
+pub mod settings;
+
+pub use admin::{
+    ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan,
+};
+pub use settings::{ClientSettings, Security};
