@@ -1,0 +1,130 @@
+//! One test bed: a port block, a directory, a broker and node networks.
+
+use std::path::PathBuf;
+
+use crate::node::NodePorts;
+use crate::{Broker, Implementation, Network, Node, PortBlock, TestbedError, Tools};
+
+/// Port plan within a block: 0 broker, 1-9 for services, nodes from 10 on, 3 ports each.
+const BROKER_PORT: u16 = 0;
+const FIRST_NODE_PORT: u16 = 10;
+const PORTS_PER_NODE: u16 = 3;
+
+/// Real programs for one test run. Everything stops, by PID, when it is dropped.
+#[derive(Debug)]
+pub struct TestBed {
+    tools: Tools,
+    networks: Vec<Network>,
+    broker: Option<Broker>,
+    next_node: u16,
+    // Declared last: dropped after the processes above, so the lock outlives them.
+    block: PortBlock,
+}
+
+impl TestBed {
+    /// Claims a port block under `$BMON_CACHE/testbed` (default `~/.cache/bmon/testbed`).
+    pub fn new() -> Result<TestBed, TestbedError> {
+        let tools = Tools::from_env();
+        let state_root = tools
+            .root
+            .parent()
+            .map(|p| p.join("testbed"))
+            .unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"));
+        let block = PortBlock::acquire(&state_root)?;
+        Ok(TestBed {
+            tools,
+            networks: Vec::new(),
+            broker: None,
+            next_node: 0,
+            block,
+        })
+    }
+
+    /// The bed's working directory.
+    pub fn dir(&self) -> PathBuf {
+        self.block.dir().to_owned()
+    }
+
+    /// The `i`th service port (1-9), for processes a test starts itself (exporters, Prometheus).
+    ///
+    /// # Panics
+    /// If `i` is not in 1..=9.
+    pub fn service_port(&self, i: u16) -> u16 {
+        assert!(
+            (1..FIRST_NODE_PORT).contains(&i),
+            "service port index {i} must be 1-9"
+        );
+        self.block.port(i)
+    }
+
+    /// Where PID files go; a test that spawns its own [`crate::Managed`] processes puts them here.
+    pub fn pid_dir(&self) -> PathBuf {
+        self.block.pid_dir()
+    }
+
+    /// Starts the broker (once) and returns it.
+    pub fn broker(&mut self) -> Result<&mut Broker, TestbedError> {
+        if self.broker.is_none() {
+            let dir = self.block.dir().join("tansu");
+            self.broker = Some(Broker::start(
+                &self.tools,
+                &dir,
+                self.block.port(BROKER_PORT),
+                &self.block.pid_dir(),
+            )?);
+        }
+        self.broker.as_mut().ok_or_else(|| TestbedError::Timeout {
+            what: "broker".into(),
+            after: Default::default(),
+        })
+    }
+
+    /// Starts `n` connected nodes of `implementation`, mines 101 blocks and waits for sync.
+    /// Returns the network's index for [`TestBed::network`].
+    pub fn start_network(
+        &mut self,
+        implementation: Implementation,
+        n: usize,
+    ) -> Result<usize, TestbedError> {
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let slot = FIRST_NODE_PORT + self.next_node * PORTS_PER_NODE;
+            self.next_node += 1;
+            let ports = NodePorts {
+                p2p: self.block.port(slot),
+                rpc: self.block.port(slot + 1),
+                zmq: self.block.port(slot + 2),
+            };
+            let name = format!("{}-{i}", implementation.as_str());
+            nodes.push(Node::start(
+                implementation,
+                &name,
+                i,
+                &self.tools,
+                self.block.dir(),
+                ports,
+                &self.block.pid_dir(),
+            )?);
+        }
+        let network = Network::new(implementation, nodes);
+        network.bootstrap()?;
+        self.networks.push(network);
+        Ok(self.networks.len() - 1)
+    }
+
+    /// Network `i`.
+    ///
+    /// # Panics
+    /// If `i` was not returned by [`TestBed::start_network`].
+    pub fn network(&self, i: usize) -> &Network {
+        &self.networks[i]
+    }
+
+    /// Mutable network `i`.
+    ///
+    /// # Panics
+    /// If `i` was not returned by [`TestBed::start_network`].
+    pub fn network_mut(&mut self, i: usize) -> &mut Network {
+        &mut self.networks[i]
+    }
+}

@@ -1,0 +1,96 @@
+//! The tansu Kafka-protocol broker with sqlite storage.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Managed, TestbedError, Tools, poll_until};
+
+/// A running tansu broker on 127.0.0.1.
+#[derive(Debug)]
+pub struct Broker {
+    port: u16,
+    dir: PathBuf,
+    tansu: PathBuf,
+    process: Option<Managed>,
+    pid_dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts tansu in `dir` (its sqlite file lives there) and waits until it answers.
+    pub(crate) fn start(
+        tools: &Tools,
+        dir: &Path,
+        port: u16,
+        pid_dir: &Path,
+    ) -> Result<Broker, TestbedError> {
+        let tansu = tools.tansu()?;
+        std::fs::create_dir_all(dir)
+            .map_err(TestbedError::io(format!("create {}", dir.display())))?;
+        let mut broker = Broker {
+            port,
+            dir: dir.to_owned(),
+            tansu,
+            process: None,
+            pid_dir: pid_dir.to_owned(),
+        };
+        broker.launch()?;
+        Ok(broker)
+    }
+
+    fn launch(&mut self) -> Result<(), TestbedError> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let mut cmd = Command::new(&self.tansu);
+        cmd.arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env("RUST_LOG", "warn")
+            .current_dir(&self.dir);
+        let mut process = Managed::spawn("tansu", cmd, &self.pid_dir, &self.dir.join("tansu.log"))?;
+        let tansu = self.tansu.clone();
+        // Some(()) also when tansu died: the check below reports that with its log.
+        poll_until(
+            "tansu to answer `topic list`",
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || {
+                if process.check_alive().is_err() {
+                    return Some(());
+                }
+                let ok = Command::new("timeout")
+                    .args([
+                        "2",
+                        &tansu.to_string_lossy(),
+                        "topic",
+                        "list",
+                        "--broker",
+                        &url,
+                    ])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                ok.then_some(())
+            },
+        )?;
+        process.check_alive()?;
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// `host:port` for Kafka clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (SIGTERM, then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) -> Result<(), TestbedError> {
+        self.stop();
+        self.launch()
+    }
+}

@@ -1,0 +1,342 @@
+//! One regtest node process with an RPC client.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bitcoincore_rpc::{Client, RpcApi};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::wallet::Wallet;
+use crate::{Managed, TestbedError, Tools, poll_until};
+
+/// Node software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Implementation {
+    /// Bitcoin Core v31.99 (no wallet, no ZMQ in this build).
+    Core,
+    /// BSV node v1.0.13 (ZMQ and wallet).
+    Bsv,
+    /// Litecoin Core 0.21 (wallet, no ZMQ).
+    Litecoin,
+}
+
+impl Implementation {
+    /// Short lowercase name: core, bsv, litecoin.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Implementation::Core => "core",
+            Implementation::Bsv => "bsv",
+            Implementation::Litecoin => "litecoin",
+        }
+    }
+
+    /// Where the node writes its log, relative to the data dir.
+    pub fn log_file(self) -> &'static str {
+        match self {
+            Implementation::Bsv => "regtest/bitcoind.log",
+            Implementation::Core | Implementation::Litecoin => "regtest/debug.log",
+        }
+    }
+
+    fn args(self, zmq: Option<u16>) -> Vec<String> {
+        let mut a: Vec<String> = match self {
+            Implementation::Core => vec![
+                "-logtimemicros=1",
+                "-logthreadnames=1",
+                "-listenonion=0",
+                "-fixedseeds=0",
+                "-debug=net",
+                "-debug=mempool",
+                "-debug=mempoolrej",
+                "-debug=validation",
+                "-debug=cmpctblock",
+                "-debug=bench",
+            ],
+            Implementation::Bsv => vec![
+                "-excessiveblocksize=0",
+                "-maxstackmemoryusageconsensus=0",
+                "-minminingtxfee=0.00000500",
+                "-debug=net",
+                "-debug=mempool",
+                "-debug=mempoolrej",
+                "-debug=bench",
+                "-debug=cmpctblock",
+                "-debug=zmq",
+                "-invalidtxsink=ZMQ",
+            ],
+            Implementation::Litecoin => vec![
+                "-logtimemicros=1",
+                "-logthreadnames=1",
+                "-listenonion=0",
+                "-fallbackfee=0.0001",
+                "-debug=net",
+                "-debug=mempool",
+                "-debug=mempoolrej",
+                "-debug=validation",
+                "-debug=cmpctblock",
+                "-debug=bench",
+            ],
+        }
+        .into_iter()
+        .map(String::from)
+        .collect();
+        if let (Implementation::Bsv, Some(port)) = (self, zmq) {
+            for topic in ["hashblock", "hashtx", "rawblock", "rawtx", "invalidtx"] {
+                a.push(format!("-zmqpub{topic}=tcp://127.0.0.1:{port}"));
+            }
+        }
+        a
+    }
+}
+
+/// An RPC client over the minreq transport, which (unlike the default one) accepts the chunked
+/// responses BSV sends for larger results such as `getrawmempool`.
+fn rpc_client(url: &str, cookie: &Path) -> Result<Client, String> {
+    let cookie = std::fs::read_to_string(cookie).map_err(|e| e.to_string())?;
+    let transport = jsonrpc::http::minreq_http::Builder::new()
+        .url(url)
+        .map_err(|e| e.to_string())?
+        .timeout(Duration::from_secs(30))
+        .cookie_auth(cookie.trim())
+        .build();
+    Ok(Client::from_jsonrpc(jsonrpc::Client::with_transport(
+        transport,
+    )))
+}
+
+/// A running regtest node.
+pub struct Node {
+    name: String,
+    implementation: Implementation,
+    datadir: PathBuf,
+    p2p_port: u16,
+    rpc_port: u16,
+    zmq_port: Option<u16>,
+    rpc: Client,
+    wallet: Mutex<Wallet>,
+    process: Managed,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("rpc_port", &self.rpc_port)
+            .finish()
+    }
+}
+
+/// Ports of one node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodePorts {
+    pub p2p: u16,
+    pub rpc: u16,
+    pub zmq: u16,
+}
+
+impl Node {
+    /// Starts a node and waits until its RPC answers and its wallet is ready.
+    pub(crate) fn start(
+        implementation: Implementation,
+        name: &str,
+        index: usize,
+        tools: &Tools,
+        dir: &Path,
+        ports: NodePorts,
+        pid_dir: &Path,
+    ) -> Result<Node, TestbedError> {
+        let bin = match implementation {
+            Implementation::Core => tools.core_bitcoind()?,
+            Implementation::Bsv => tools.bsv_bitcoind()?,
+            Implementation::Litecoin => tools.litecoind()?,
+        };
+        let datadir = dir.join(name);
+        std::fs::create_dir_all(&datadir)
+            .map_err(TestbedError::io(format!("create {}", datadir.display())))?;
+        let zmq_port = (implementation == Implementation::Bsv).then_some(ports.zmq);
+        let mut cmd = Command::new(bin);
+        cmd.arg("-regtest")
+            .arg(format!("-datadir={}", datadir.display()))
+            .arg(format!("-port={}", ports.p2p))
+            .arg(format!("-bind=127.0.0.1:{}", ports.p2p))
+            .arg(format!("-rpcport={}", ports.rpc))
+            .args([
+                "-rpcbind=127.0.0.1",
+                "-rpcallowip=127.0.0.1",
+                "-server=1",
+                "-listen=1",
+            ])
+            .args([
+                "-dnsseed=0",
+                "-discover=0",
+                "-printtoconsole=0",
+                "-rpcthreads=8",
+            ])
+            .args(implementation.args(zmq_port))
+            .current_dir(&datadir);
+        let mut process = Managed::spawn(name, cmd, pid_dir, &dir.join(format!("{name}.stdout")))?;
+        let cookie = datadir.join("regtest/.cookie");
+        let url = format!("http://127.0.0.1:{}", ports.rpc);
+        // Some(None): the process died, stop waiting; Some(Some(client)): ready.
+        let rpc = poll_until(
+            &format!("{name} RPC"),
+            Duration::from_secs(120),
+            Duration::from_millis(200),
+            || {
+                if process.check_alive().is_err() {
+                    return Some(None);
+                }
+                if !cookie.exists() {
+                    return None;
+                }
+                let client = rpc_client(&url, &cookie).ok()?;
+                client.get_block_count().ok().map(|_| Some(client))
+            },
+        );
+        process.check_alive()?;
+        let rpc = rpc?.ok_or_else(|| TestbedError::Rpc {
+            node: name.to_owned(),
+            method: "getblockcount".into(),
+            message: "process exited".into(),
+        })?;
+        let node = Node {
+            name: name.to_owned(),
+            implementation,
+            datadir,
+            p2p_port: ports.p2p,
+            rpc_port: ports.rpc,
+            zmq_port,
+            rpc,
+            wallet: Mutex::new(Wallet::placeholder()),
+            process,
+        };
+        let wallet = Wallet::open(&node, index)?;
+        *node
+            .wallet
+            .lock()
+            .map_err(|_| node.rpc_err("wallet", "wallet lock poisoned"))? = wallet;
+        Ok(node)
+    }
+
+    /// Node name, e.g. `core-0`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Node software.
+    pub fn implementation(&self) -> Implementation {
+        self.implementation
+    }
+
+    /// The node's log file (debug.log, or bitcoind.log for BSV).
+    pub fn log_path(&self) -> PathBuf {
+        self.datadir.join(self.implementation.log_file())
+    }
+
+    /// RPC cookie file.
+    pub fn cookie_path(&self) -> PathBuf {
+        self.datadir.join("regtest/.cookie")
+    }
+
+    /// Data directory.
+    pub fn datadir(&self) -> &Path {
+        &self.datadir
+    }
+
+    /// RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// P2P address.
+    pub fn p2p_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.p2p_port)
+    }
+
+    /// ZMQ endpoint, for implementations that publish ZMQ.
+    pub fn zmq_endpoint(&self) -> Option<String> {
+        self.zmq_port.map(|p| format!("tcp://127.0.0.1:{p}"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub(crate) fn rpc_err(&self, method: &str, message: impl std::fmt::Display) -> TestbedError {
+        TestbedError::Rpc {
+            node: self.name.clone(),
+            method: method.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Calls an RPC method with JSON arguments.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &[Value],
+    ) -> Result<T, TestbedError> {
+        self.rpc
+            .call(method, args)
+            .map_err(|e| self.rpc_err(method, e))
+    }
+
+    /// Current tip height.
+    pub fn height(&self) -> Result<u64, TestbedError> {
+        self.call("getblockcount", &[])
+    }
+
+    /// Current tip hash.
+    pub fn tip(&self) -> Result<String, TestbedError> {
+        self.call("getbestblockhash", &[])
+    }
+
+    /// Mines `n` blocks to this node's own key or wallet; returns their hashes.
+    pub fn mine(&self, n: u64) -> Result<Vec<String>, TestbedError> {
+        let address = self.lock_wallet()?.address().to_owned();
+        self.call("generatetoaddress", &[json!(n), json!(address)])
+    }
+
+    /// Sends a transaction paying this node's own key or wallet; returns its txid.
+    pub fn send_tx(&self) -> Result<String, TestbedError> {
+        self.lock_wallet()?.send(self)
+    }
+
+    fn lock_wallet(&self) -> Result<std::sync::MutexGuard<'_, Wallet>, TestbedError> {
+        self.wallet
+            .lock()
+            .map_err(|_| self.rpc_err("wallet", "wallet lock poisoned"))
+    }
+
+    /// Opens a persistent P2P connection to `other`.
+    pub fn connect(&self, other: &Node) -> Result<(), TestbedError> {
+        self.call::<Value>("addnode", &[json!(other.p2p_addr()), json!("add")])
+            .map(|_| ())
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> Result<usize, TestbedError> {
+        self.call("getconnectioncount", &[])
+    }
+
+    /// Turns all P2P networking off or on.
+    pub fn set_network_active(&self, active: bool) -> Result<(), TestbedError> {
+        self.call::<Value>("setnetworkactive", &[json!(active)])
+            .map(|_| ())
+    }
+
+    /// Whether `txid` is in this node's mempool.
+    pub fn in_mempool(&self, txid: &str) -> Result<bool, TestbedError> {
+        let pool: Vec<String> = self.call("getrawmempool", &[])?;
+        Ok(pool.iter().any(|t| t == txid))
+    }
+
+    /// Stops the node hard (SIGKILL), as a crash would.
+    pub fn kill_hard(&mut self) {
+        self.process.kill_hard();
+    }
+}

@@ -1,0 +1,202 @@
+//! Coins to mine to and spend from. Core here has no wallet, so it signs with a key of its own
+//! (`signrawtransactionwithkey`); BSV and Litecoin use their node wallets.
+
+use bitcoincore_rpc::bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoincore_rpc::bitcoin::{Address, CompressedPublicKey, Network, PrivateKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Implementation, Node, TestbedError};
+
+/// Fee paid by every test transaction, in satoshis.
+const FEE_SATS: u64 = 10_000;
+/// Outputs a coinbase is split into, so one mature coinbase funds many transactions while staying
+/// under the mempool's descendant limit.
+const SPLIT_OUTPUTS: u64 = 20;
+/// Blocks before a coinbase output is spendable.
+const COINBASE_MATURITY: u64 = 100;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Coin {
+    txid: String,
+    vout: u32,
+    sats: u64,
+}
+
+/// A node's source of addresses and coins.
+#[derive(Debug)]
+pub(crate) enum Wallet {
+    /// Not opened yet.
+    Placeholder,
+    /// A raw key; coins tracked here (Core without a wallet).
+    /// `keys[0]` receives mined coins; a coinbase is split across all keys (one output may not
+    /// repeat an address).
+    Key {
+        keys: Vec<(String, String)>,
+        pool: Vec<Coin>,
+        used_coinbases: Vec<(String, u32)>,
+    },
+    /// The node's own wallet.
+    NodeWallet { address: String },
+}
+
+#[derive(Deserialize)]
+struct Unspent {
+    txid: String,
+    vout: u32,
+    amount: f64,
+    coinbase: bool,
+    height: u64,
+}
+
+#[derive(Deserialize)]
+struct ScanResult {
+    unspents: Vec<Unspent>,
+}
+
+#[derive(Deserialize)]
+struct Signed {
+    hex: String,
+    complete: bool,
+}
+
+fn btc(sats: u64) -> Value {
+    json!(sats as f64 / 100_000_000.0)
+}
+
+impl Wallet {
+    pub(crate) fn placeholder() -> Wallet {
+        Wallet::Placeholder
+    }
+
+    /// Opens the wallet for node number `index`.
+    pub(crate) fn open(node: &Node, index: usize) -> Result<Wallet, TestbedError> {
+        match node.implementation() {
+            Implementation::Core => {
+                let secp = Secp256k1::new();
+                let keys = (0..SPLIT_OUTPUTS)
+                    .map(|j| {
+                        let mut seed = [0u8; 32];
+                        seed[30] = u8::try_from(index % 250).unwrap_or(0) + 1;
+                        seed[31] = j as u8 + 1;
+                        let sk =
+                            SecretKey::from_slice(&seed).map_err(|e| node.rpc_err("key", e))?;
+                        let private = PrivateKey::new(sk, Network::Regtest);
+                        let public = CompressedPublicKey::from_private_key(&secp, &private)
+                            .map_err(|e| node.rpc_err("key", e))?;
+                        Ok((
+                            private.to_wif(),
+                            Address::p2wpkh(&public, Network::Regtest).to_string(),
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, TestbedError>>()?;
+                Ok(Wallet::Key {
+                    keys,
+                    pool: Vec::new(),
+                    used_coinbases: Vec::new(),
+                })
+            }
+            Implementation::Litecoin => {
+                node.call::<Value>("createwallet", &[json!("bmon")])?;
+                let address: String = node.call("getnewaddress", &[])?;
+                Ok(Wallet::NodeWallet { address })
+            }
+            Implementation::Bsv => {
+                let address: String = node.call("getnewaddress", &[])?;
+                Ok(Wallet::NodeWallet { address })
+            }
+        }
+    }
+
+    /// Where mined coins and sent payments go.
+    pub(crate) fn address(&self) -> &str {
+        match self {
+            Wallet::Key { keys, .. } => keys.first().map_or("", |(_, a)| a.as_str()),
+            Wallet::NodeWallet { address } => address,
+            Wallet::Placeholder => "",
+        }
+    }
+
+    /// Sends one transaction; returns its txid.
+    pub(crate) fn send(&mut self, node: &Node) -> Result<String, TestbedError> {
+        match self {
+            Wallet::Placeholder => Err(node.rpc_err("send", "wallet not opened")),
+            Wallet::NodeWallet { address } => {
+                node.call("sendtoaddress", &[json!(address.clone()), json!(0.1)])
+            }
+            Wallet::Key {
+                keys,
+                pool,
+                used_coinbases,
+            } => {
+                let wifs: Vec<&str> = keys.iter().map(|(w, _)| w.as_str()).collect();
+                let home = keys.first().map(|(_, a)| a.clone()).unwrap_or_default();
+                if let Some(coin) = pool.pop() {
+                    let outputs = json!([{ home: btc(coin.sats - FEE_SATS) }]);
+                    return sign_and_send(node, &wifs, &coin, outputs);
+                }
+                // Refill: split one mature, unused coinbase into SPLIT_OUTPUTS coins.
+                let coinbase = mature_coinbase(node, &home, used_coinbases)?;
+                used_coinbases.push((coinbase.txid.clone(), coinbase.vout));
+                let each = (coinbase.sats - FEE_SATS) / SPLIT_OUTPUTS;
+                let outputs: Vec<Value> = keys
+                    .iter()
+                    .map(|(_, a)| json!({ a.clone(): btc(each) }))
+                    .collect();
+                let txid = sign_and_send(node, &wifs, &coinbase, Value::Array(outputs))?;
+                pool.extend((0..SPLIT_OUTPUTS as u32).map(|vout| Coin {
+                    txid: txid.clone(),
+                    vout,
+                    sats: each,
+                }));
+                Ok(txid)
+            }
+        }
+    }
+}
+
+fn mature_coinbase(
+    node: &Node,
+    address: &str,
+    used: &[(String, u32)],
+) -> Result<Coin, TestbedError> {
+    let tip = node.height()?;
+    let scan: ScanResult = node.call(
+        "scantxoutset",
+        &[
+            json!("start"),
+            json!([{ "desc": format!("addr({address})") }]),
+        ],
+    )?;
+    scan.unspents
+        .into_iter()
+        .filter(|u| u.coinbase && u.height + COINBASE_MATURITY <= tip)
+        .filter(|u| !used.iter().any(|(t, v)| *t == u.txid && *v == u.vout))
+        .map(|u| Coin {
+            txid: u.txid,
+            vout: u.vout,
+            sats: (u.amount * 100_000_000.0).round() as u64,
+        })
+        .find(|c| c.sats > FEE_SATS * (SPLIT_OUTPUTS + 1))
+        .ok_or_else(|| {
+            node.rpc_err(
+                "send",
+                "no mature coinbase left: mine more blocks to this node",
+            )
+        })
+}
+
+fn sign_and_send(
+    node: &Node,
+    wifs: &[&str],
+    coin: &Coin,
+    outputs: Value,
+) -> Result<String, TestbedError> {
+    let inputs = json!([{ "txid": coin.txid, "vout": coin.vout }]);
+    let raw: String = node.call("createrawtransaction", &[inputs, outputs])?;
+    let signed: Signed = node.call("signrawtransactionwithkey", &[json!(raw), json!(wifs)])?;
+    if !signed.complete {
+        return Err(node.rpc_err("signrawtransactionwithkey", "signature incomplete"));
+    }
+    node.call("sendrawtransaction", &[json!(signed.hex)])
+}
