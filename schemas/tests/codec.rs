@@ -1,5 +1,7 @@
 //! Round-trips, framing, schema evolution and corrupt input for the codec.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use std::sync::Arc;
 
 use apache_avro::Schema;

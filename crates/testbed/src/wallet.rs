@@ -37,7 +37,7 @@ pub(crate) enum Wallet {
         used_coinbases: Vec<(String, u32)>,
     },
     /// The node's own wallet.
-    NodeWallet { address: String },
+    Node { address: String },
 }
 
 #[derive(Deserialize)]
@@ -99,11 +99,11 @@ impl Wallet {
             Implementation::Litecoin => {
                 node.call::<Value>("createwallet", &[json!("bmon")])?;
                 let address: String = node.call("getnewaddress", &[])?;
-                Ok(Wallet::NodeWallet { address })
+                Ok(Wallet::Node { address })
             }
             Implementation::Bsv => {
                 let address: String = node.call("getnewaddress", &[])?;
-                Ok(Wallet::NodeWallet { address })
+                Ok(Wallet::Node { address })
             }
         }
     }
@@ -112,7 +112,7 @@ impl Wallet {
     pub(crate) fn address(&self) -> &str {
         match self {
             Wallet::Key { keys, .. } => keys.first().map_or("", |(_, a)| a.as_str()),
-            Wallet::NodeWallet { address } => address,
+            Wallet::Node { address } => address,
             Wallet::Placeholder => "",
         }
     }
@@ -121,7 +121,7 @@ impl Wallet {
     pub(crate) fn send(&mut self, node: &Node) -> Result<String, TestbedError> {
         match self {
             Wallet::Placeholder => Err(node.rpc_err("send", "wallet not opened")),
-            Wallet::NodeWallet { address } => {
+            Wallet::Node { address } => {
                 node.call("sendtoaddress", &[json!(address.clone()), json!(0.1)])
             }
             Wallet::Key {

@@ -1,5 +1,7 @@
 //! The test bed's real node networks mine, relay, send and reorganise.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use bmon_testbed::{Implementation, TestBed};
 
 /// Core v31.99: three nodes mine and relay blocks, relay a transaction, and one reorganises.

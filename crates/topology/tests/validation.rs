@@ -1,5 +1,7 @@
 //! The shipped topology is valid, and each kind of bad topology gives an error naming the field.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use std::path::{Path, PathBuf};
 
 use bmon_topology::{Recovery, Topology, TopologyError};

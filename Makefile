@@ -1,0 +1,48 @@
+# bmon: every install, build and test step. Heavy artefacts are cached outside the clone:
+#   ~/.cache/bmon/tools   tansu, bitcoind (Core v31.99), the BSV node    (BMON_CACHE overrides ~/.cache/bmon)
+#   ~/.cache/bmon/target  the cargo target dir                            (CARGO_TARGET_DIR overrides)
+SHELL := bash
+BMON_CACHE ?= $(HOME)/.cache/bmon
+export BMON_CACHE
+export CARGO_TARGET_DIR ?= $(BMON_CACHE)/target
+export CARGO_TERM_COLOR ?= never
+CARGO ?= cargo
+
+.PHONY: help tools build fmt fmt-check clippy unit integration test demo testbed-down clean-testbed bench
+
+help:
+	@echo "make test   - install tools (cached), fmt check, clippy -D warnings, unit and integration tests"
+	@echo "make demo   - install tools, bring the test bed up (broker, Core/BSV/Litecoin nodes); Ctrl-C stops it"
+	@echo "make tools  - only install/build the real parts into $(BMON_CACHE)/tools"
+
+tools:
+	@bash scripts/tools.sh
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+integration: tools
+	$(CARGO) test --workspace --tests
+
+# One profile (dev) for everything: clippy's check build plus one test build.
+test: fmt-check tools clippy
+	$(CARGO) test --workspace
+
+demo: tools
+	$(CARGO) build -p bmon
+	$(CARGO_TARGET_DIR)/debug/bmon testbed up
+
+testbed-down:
+	$(CARGO) run -q -p bmon -- testbed down

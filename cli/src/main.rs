@@ -1,0 +1,46 @@
+//! `bmon`: one command line in front of every bmon component.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// bmon: a Bitcoin network monitor built on a Kafka-style log.
+#[derive(Debug, Parser)]
+#[command(name = "bmon", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate or apply topology.yaml.
+    #[command(subcommand)]
+    Topology(commands::topology::TopologyCmd),
+    /// Bring the local test bed (broker and regtest nodes) up or down.
+    #[command(subcommand)]
+    Testbed(commands::testbed::TestbedCmd),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Topology(cmd) => commands::topology::run(cmd),
+        Command::Testbed(cmd) => commands::testbed::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
