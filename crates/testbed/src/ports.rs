@@ -32,12 +32,16 @@ impl PortBlock {
                 Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
             })
             .unwrap_or(DEFAULT_RANGE);
-        let locks = state_root.join("ports");
-        std::fs::create_dir_all(&locks)
-            .map_err(TestbedError::io(format!("create {}", locks.display())))?;
+        // Locks are machine-wide (not per cache), so runs with different caches cannot collide.
+        let locks = std::env::temp_dir().join("bmon-ports");
+        let dirs = state_root.join("ports");
+        for d in [&locks, &dirs] {
+            std::fs::create_dir_all(d)
+                .map_err(TestbedError::io(format!("create {}", d.display())))?;
+        }
         let mut start = range.0;
         while u32::from(start) + u32::from(BLOCK_SIZE) - 1 <= u32::from(range.1) {
-            if let Some(block) = Self::try_claim(&locks, start)? {
+            if let Some(block) = Self::try_claim(&locks, &dirs, start)? {
                 return Ok(block);
             }
             start += BLOCK_SIZE;
@@ -48,14 +52,14 @@ impl PortBlock {
         })
     }
 
-    fn try_claim(locks: &Path, start: u16) -> Result<Option<PortBlock>, TestbedError> {
+    fn try_claim(locks: &Path, dirs: &Path, start: u16) -> Result<Option<PortBlock>, TestbedError> {
         let path = locks.join(format!("{start}.lock"));
         let file =
             File::create(&path).map_err(TestbedError::io(format!("open {}", path.display())))?;
         if file.try_lock().is_err() {
             return Ok(None);
         }
-        let dir = locks.join(format!("{start}.d"));
+        let dir = dirs.join(format!("{start}.d"));
         // A previous owner died without cleaning up: stop what it recorded, then start afresh.
         stop_pid_files(&dir.join("pids"));
         if dir.exists() {
