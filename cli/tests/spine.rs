@@ -7,9 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bmon_schemas::{
-    Codec, LogLineFact, NodeImplementation, Record, RpcOk, RpcOutcome, RpcSnapshotFact, samples,
-};
+use bmon_schemas::{Codec, LogLineFact, NodeImplementation, Record, RpcOk, RpcOutcome, RpcSnapshotFact, samples};
 use bmon_testbed::{Implementation, TestBed};
 use bmon_topology::Topology;
 use rdkafka::config::ClientConfig;
@@ -22,11 +20,7 @@ fn repo_root() -> &'static Path {
 }
 
 fn bmon(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bmon"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bmon")).args(args).current_dir(repo_root()).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -36,26 +30,13 @@ fn bmon(args: &[&str]) -> (bool, String, String) {
 
 /// Partition count of every topic, from broker metadata.
 fn metadata(brokers: &str) -> HashMap<String, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap();
-    md.topics()
-        .iter()
-        .map(|t| (t.name().to_owned(), t.partitions().len()))
-        .collect()
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    md.topics().iter().map(|t| (t.name().to_owned(), t.partitions().len())).collect()
 }
 
 /// Every record of `topic`, read from the beginning of each partition until `want` arrived.
-fn consume_all(
-    brokers: &str,
-    topic: &str,
-    partitions: usize,
-    want: usize,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn consume_all(brokers: &str, topic: &str, partitions: usize, want: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("spine-{topic}"))
@@ -64,18 +45,14 @@ fn consume_all(
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut got = Vec::new();
     while got.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            got.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
+            got.push((m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec()));
         }
     }
     got
@@ -83,11 +60,7 @@ fn consume_all(
 
 /// The topic whose declared value schemas include `family`.
 fn topic_for<'t>(t: &'t Topology, family: &str) -> &'t str {
-    &t.topics
-        .iter()
-        .find(|tp| tp.value_schemas.iter().any(|f| f == family))
-        .unwrap()
-        .name
+    &t.topics.iter().find(|tp| tp.value_schemas.iter().any(|f| f == family)).unwrap().name
 }
 
 #[test]
@@ -100,36 +73,16 @@ fn topology_applies_and_every_record_type_round_trips_through_the_broker() {
     let topology = Topology::load(repo_root().join("topology.yaml")).unwrap();
 
     // First apply creates every topic with its declared partitions.
-    let (ok, out, err) = bmon(&[
-        "topology",
-        "apply",
-        "--brokers",
-        &brokers,
-        "--replication-factor",
-        "1",
-    ]);
+    let (ok, out, err) = bmon(&["topology", "apply", "--brokers", &brokers, "--replication-factor", "1"]);
     assert!(ok, "apply failed: {err}");
     let md = metadata(&brokers);
     for topic in &topology.topics {
         assert!(out.contains(&format!("created   {}", topic.name)), "{out}");
-        assert_eq!(
-            md.get(&topic.name),
-            Some(&(topic.partitions as usize)),
-            "topic {} in {md:?}",
-            topic.name
-        );
+        assert_eq!(md.get(&topic.name), Some(&(topic.partitions as usize)), "topic {} in {md:?}", topic.name);
     }
 
     // A second apply is idempotent: it creates nothing and reports nothing as differing.
-    let (ok, out, err) = bmon(&[
-        "topology",
-        "apply",
-        "--brokers",
-        &brokers,
-        "--replication-factor",
-        "1",
-        "--strict",
-    ]);
+    let (ok, out, err) = bmon(&["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--strict"]);
     assert!(ok, "second apply failed: {err}\n{out}");
     assert!(!out.contains("created"), "{out}");
     assert_eq!(metadata(&brokers).len(), md.len());
@@ -141,64 +94,32 @@ fn topology_applies_and_every_record_type_round_trips_through_the_broker() {
     let log_text = std::fs::read(node.log_path()).unwrap();
     let mut to_send: BTreeMap<&str, Vec<(String, Vec<u8>)>> = BTreeMap::new();
     let mut push = |family: &str, key: String, bytes: Vec<u8>| {
-        to_send
-            .entry(topic_for(&topology, family))
-            .or_default()
-            .push((key, bytes));
+        to_send.entry(topic_for(&topology, family)).or_default().push((key, bytes));
     };
-    for (i, line) in log_text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
+    for (i, line) in log_text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
         let mut fact = samples::log_line();
         fact.envelope.node_id = node.name().to_owned();
         fact.envelope.implementation = NodeImplementation::Core;
         fact.envelope.source.offset = i as i64;
         fact.line = line.to_vec();
-        push(
-            LogLineFact::FAMILY,
-            node.name().to_owned(),
-            codec.encode(&fact).unwrap(),
-        );
+        push(LogLineFact::FAMILY, node.name().to_owned(), codec.encode(&fact).unwrap());
     }
     let tips: serde_json::Value = node.call("getchaintips", &[]).unwrap();
     let mut rpc = samples::rpc_facts();
-    rpc.push(RpcSnapshotFact {
-        outcome: RpcOutcome::Ok(RpcOk {
-            json: tips.to_string(),
-        }),
-        ..rpc[0].clone()
-    });
+    rpc.push(RpcSnapshotFact { outcome: RpcOutcome::Ok(RpcOk { json: tips.to_string() }), ..rpc[0].clone() });
     for f in &rpc {
-        push(
-            RpcSnapshotFact::FAMILY,
-            f.envelope.node_id.clone(),
-            codec.encode(f).unwrap(),
-        );
+        push(RpcSnapshotFact::FAMILY, f.envelope.node_id.clone(), codec.encode(f).unwrap());
     }
     for f in samples::zmq_facts() {
-        push(
-            "zmq_fact",
-            f.envelope.node_id.clone(),
-            codec.encode(&f).unwrap(),
-        );
+        push("zmq_fact", f.envelope.node_id.clone(), codec.encode(&f).unwrap());
     }
     for e in samples::node_events() {
-        push(
-            "node_event",
-            e.envelope.node_id.clone(),
-            codec.encode(&e).unwrap(),
-        );
+        push("node_event", e.envelope.node_id.clone(), codec.encode(&e).unwrap());
     }
     let obs = samples::observation();
     push("observation", obs.hash.clone(), codec.encode(&obs).unwrap());
     let summary = samples::propagation_summary();
-    push(
-        "propagation_summary",
-        "propagation_summary".into(),
-        codec.encode(&summary).unwrap(),
-    );
+    push("propagation_summary", "propagation_summary".into(), codec.encode(&summary).unwrap());
     let dl = samples::dead_letter();
     push("dead_letter", dl.topic.clone(), codec.encode(&dl).unwrap());
 
@@ -213,10 +134,7 @@ fn topology_applies_and_every_record_type_round_trips_through_the_broker() {
         for (topic, records) in &to_send {
             for (key, bytes) in records {
                 producer
-                    .send(
-                        FutureRecord::to(topic).key(key).payload(bytes),
-                        Duration::from_secs(10),
-                    )
+                    .send(FutureRecord::to(topic).key(key).payload(bytes), Duration::from_secs(10))
                     .await
                     .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
             }
@@ -228,30 +146,19 @@ fn topology_applies_and_every_record_type_round_trips_through_the_broker() {
         let got = consume_all(&brokers, topic, partitions, records.len());
         assert_eq!(got.len(), records.len(), "records read back from {topic}");
         let mut sent: Vec<&(String, Vec<u8>)> = records.iter().collect();
-        let mut back: Vec<(String, Vec<u8>)> = got
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8(k).unwrap(), v))
-            .collect();
+        let mut back: Vec<(String, Vec<u8>)> =
+            got.into_iter().map(|(k, v)| (String::from_utf8(k).unwrap(), v)).collect();
         sent.sort();
         back.sort();
-        assert!(
-            sent.iter().zip(&back).all(|(a, b)| **a == *b),
-            "bytes differ on {topic}"
-        );
+        assert!(sent.iter().zip(&back).all(|(a, b)| **a == *b), "bytes differ on {topic}");
     }
     // Decoding what came back gives the values that went in.
     let log_topic = topic_for(&topology, "log_line_fact");
     let got = consume_all(&brokers, log_topic, 6, to_send[log_topic].len());
     let facts: Vec<LogLineFact> = got.iter().map(|(_, v)| codec.decode(v).unwrap()).collect();
-    assert!(
-        facts
-            .iter()
-            .any(|f| f.line.windows(10).any(|w| w == b"UpdateTip:")),
-        "real Core log lines lost"
-    );
-    let dl_back: bmon_schemas::DeadLetter = codec
-        .decode(&consume_all(&brokers, topic_for(&topology, "dead_letter"), 1, 1)[0].1)
-        .unwrap();
+    assert!(facts.iter().any(|f| f.line.windows(10).any(|w| w == b"UpdateTip:")), "real Core log lines lost");
+    let dl_back: bmon_schemas::DeadLetter =
+        codec.decode(&consume_all(&brokers, topic_for(&topology, "dead_letter"), 1, 1)[0].1).unwrap();
     assert_eq!(dl_back, dl);
 }
 
@@ -263,18 +170,12 @@ fn topology_check_rejects_a_bad_file_naming_the_field() {
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(repo_root().join("topology.yaml"))
         .unwrap()
-        .replace(
-            "schema_dir: schemas/avro",
-            &format!("schema_dir: {}/schemas/avro", repo_root().display()),
-        )
+        .replace("schema_dir: schemas/avro", &format!("schema_dir: {}/schemas/avro", repo_root().display()))
         .replace("inputs: [bmon.observations]", "inputs: [bmon.nope]");
     let file = dir.join("topology.yaml");
     std::fs::write(&file, text).unwrap();
     let (ok, _, err) = bmon(&["topology", "check", "--file", file.to_str().unwrap()]);
     assert!(!ok);
-    assert!(
-        err.contains("processors[1].inputs[0]: unknown topic `bmon.nope`"),
-        "{err}"
-    );
+    assert!(err.contains("processors[1].inputs[0]: unknown topic `bmon.nope`"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -132,21 +132,14 @@ impl Codec {
                 let key = (version.family.clone(), version.version);
                 let id = ids.by_version.get(&key).ok_or_else(|| CodecError::Encode {
                     family: T::FAMILY,
-                    reason: format!(
-                        "v{} is not registered with the schema registry",
-                        version.version
-                    ),
+                    reason: format!("v{} is not registered with the schema registry", version.version),
                 })?;
                 out.push(CONFLUENT_MAGIC);
                 out.extend_from_slice(&id.to_be_bytes());
             }
         }
-        let writer = GenericDatumWriter::builder(&version.schema)
-            .build()
-            .map_err(|e| encode_err::<T>(&e))?;
-        writer
-            .write_ser(&mut out, value)
-            .map_err(|e| encode_err::<T>(&e))?;
+        let writer = GenericDatumWriter::builder(&version.schema).build().map_err(|e| encode_err::<T>(&e))?;
+        writer.write_ser(&mut out, value).map_err(|e| encode_err::<T>(&e))?;
         Ok(out)
     }
 
@@ -155,31 +148,22 @@ impl Codec {
         let (&magic, _) = bytes.split_first().ok_or(CodecError::TooShort(0))?;
         match (&self.framing, magic) {
             (_, 0xC3) => {
-                let header: [u8; 10] = bytes
-                    .get(..10)
-                    .and_then(|h| h.try_into().ok())
-                    .ok_or(CodecError::TooShort(bytes.len()))?;
+                let header: [u8; 10] =
+                    bytes.get(..10).and_then(|h| h.try_into().ok()).ok_or(CodecError::TooShort(bytes.len()))?;
                 if header[1] != SINGLE_OBJECT_MAGIC[1] {
                     return Err(CodecError::BadMagic(header[1]));
                 }
                 let mut fp = [0u8; 8];
                 fp.copy_from_slice(&header[2..]);
                 let fp = u64::from_le_bytes(fp);
-                self.schemas
-                    .by_fingerprint(fp)
-                    .ok_or(CodecError::UnknownFingerprint(fp))
+                self.schemas.by_fingerprint(fp).ok_or(CodecError::UnknownFingerprint(fp))
             }
             (Framing::Confluent(ids), CONFLUENT_MAGIC) => {
-                let header: [u8; 5] = bytes
-                    .get(..5)
-                    .and_then(|h| h.try_into().ok())
-                    .ok_or(CodecError::TooShort(bytes.len()))?;
+                let header: [u8; 5] =
+                    bytes.get(..5).and_then(|h| h.try_into().ok()).ok_or(CodecError::TooShort(bytes.len()))?;
                 let id = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-                let (family, version) =
-                    ids.by_id.get(&id).ok_or(CodecError::UnknownSchemaId(id))?;
-                self.schemas
-                    .version(family, *version)
-                    .ok_or(CodecError::UnknownSchemaId(id))
+                let (family, version) = ids.by_id.get(&id).ok_or(CodecError::UnknownSchemaId(id))?;
+                self.schemas.version(family, *version).ok_or(CodecError::UnknownSchemaId(id))
             }
             (_, other) => Err(CodecError::BadMagic(other)),
         }
@@ -201,10 +185,8 @@ impl Codec {
         let header_len = if bytes[0] == CONFLUENT_MAGIC { 5 } else { 10 };
         let mut body = &bytes[header_len..];
         let reader = self.schemas.latest(T::FAMILY)?;
-        let body_err = |e: apache_avro::Error| CodecError::Body {
-            family: writer.family.clone(),
-            reason: e.to_string(),
-        };
+        let body_err =
+            |e: apache_avro::Error| CodecError::Body { family: writer.family.clone(), reason: e.to_string() };
         let value: T = if Arc::ptr_eq(writer, reader) {
             // Same schema: decode straight into T.
             GenericDatumReader::builder(&writer.schema)
@@ -230,8 +212,5 @@ impl Codec {
 }
 
 fn encode_err<T: Record>(e: &apache_avro::Error) -> CodecError {
-    CodecError::Encode {
-        family: T::FAMILY,
-        reason: e.to_string(),
-    }
+    CodecError::Encode { family: T::FAMILY, reason: e.to_string() }
 }

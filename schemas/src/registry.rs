@@ -16,38 +16,14 @@ pub trait Record: Serialize + DeserializeOwned {
 
 /// Every `.avsc` file shipped with bmon, as `(family, version, json)`.
 const BUILTIN: &[(&str, u32, &str)] = &[
-    (
-        "log_line_fact",
-        1,
-        include_str!("../avro/log_line_fact.v1.avsc"),
-    ),
+    ("log_line_fact", 1, include_str!("../avro/log_line_fact.v1.avsc")),
     ("zmq_fact", 1, include_str!("../avro/zmq_fact.v1.avsc")),
-    (
-        "rpc_snapshot_fact",
-        1,
-        include_str!("../avro/rpc_snapshot_fact.v1.avsc"),
-    ),
+    ("rpc_snapshot_fact", 1, include_str!("../avro/rpc_snapshot_fact.v1.avsc")),
     ("node_event", 1, include_str!("../avro/node_event.v1.avsc")),
-    (
-        "observation",
-        1,
-        include_str!("../avro/observation.v1.avsc"),
-    ),
-    (
-        "propagation_summary",
-        1,
-        include_str!("../avro/propagation_summary.v1.avsc"),
-    ),
-    (
-        "dead_letter",
-        1,
-        include_str!("../avro/dead_letter.v1.avsc"),
-    ),
-    (
-        "dead_letter",
-        2,
-        include_str!("../avro/dead_letter.v2.avsc"),
-    ),
+    ("observation", 1, include_str!("../avro/observation.v1.avsc")),
+    ("propagation_summary", 1, include_str!("../avro/propagation_summary.v1.avsc")),
+    ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
+    ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];
 
 /// A schema file could not be used.
@@ -102,29 +78,16 @@ pub struct SchemaSet {
 
 impl SchemaSet {
     /// Builds a set from `(family, version, json)` triples.
-    pub fn from_sources<'a>(
-        sources: impl IntoIterator<Item = (&'a str, u32, &'a str)>,
-    ) -> Result<Self, SchemaError> {
-        let mut set = SchemaSet {
-            versions: Vec::new(),
-            by_fingerprint: HashMap::new(),
-            latest: HashMap::new(),
-        };
+    pub fn from_sources<'a>(sources: impl IntoIterator<Item = (&'a str, u32, &'a str)>) -> Result<Self, SchemaError> {
+        let mut set = SchemaSet { versions: Vec::new(), by_fingerprint: HashMap::new(), latest: HashMap::new() };
         for (family, version, json) in sources {
             let schema = Schema::parse_str(json).map_err(|e| SchemaError::Parse {
                 family: family.to_owned(),
                 version,
                 source: Box::new(e),
             })?;
-            if set
-                .versions
-                .iter()
-                .any(|v| v.family == family && v.version == version)
-            {
-                return Err(SchemaError::Duplicate {
-                    family: family.to_owned(),
-                    version,
-                });
+            if set.versions.iter().any(|v| v.family == family && v.version == version) {
+                return Err(SchemaError::Duplicate { family: family.to_owned(), version });
             }
             let fingerprint = fingerprint_of(&schema);
             let v = Arc::new(SchemaVersion {
@@ -135,10 +98,7 @@ impl SchemaSet {
                 fingerprint,
             });
             set.by_fingerprint.insert(fingerprint, Arc::clone(&v));
-            let newer = set
-                .latest
-                .get(family)
-                .is_none_or(|cur| cur.version < version);
+            let newer = set.latest.get(family).is_none_or(|cur| cur.version < version);
             if newer {
                 set.latest.insert(family.to_owned(), Arc::clone(&v));
             }
@@ -156,17 +116,13 @@ impl SchemaSet {
         static SET: OnceLock<Arc<SchemaSet>> = OnceLock::new();
         Arc::clone(SET.get_or_init(|| {
             #[allow(clippy::expect_used)]
-            Arc::new(
-                SchemaSet::from_sources(BUILTIN.iter().copied()).expect("embedded schemas parse"),
-            )
+            Arc::new(SchemaSet::from_sources(BUILTIN.iter().copied()).expect("embedded schemas parse"))
         }))
     }
 
     /// The newest version of `family`.
     pub fn latest(&self, family: &str) -> Result<&Arc<SchemaVersion>, SchemaError> {
-        self.latest
-            .get(family)
-            .ok_or_else(|| SchemaError::UnknownFamily(family.to_owned()))
+        self.latest.get(family).ok_or_else(|| SchemaError::UnknownFamily(family.to_owned()))
     }
 
     /// The version whose canonical form has this fingerprint.
@@ -176,9 +132,7 @@ impl SchemaSet {
 
     /// One specific version of a family.
     pub fn version(&self, family: &str, version: u32) -> Option<&Arc<SchemaVersion>> {
-        self.versions
-            .iter()
-            .find(|v| v.family == family && v.version == version)
+        self.versions.iter().find(|v| v.family == family && v.version == version)
     }
 
     /// Every version, in declaration order.
@@ -210,11 +164,7 @@ mod tests {
     fn builtin_schemas_parse_with_distinct_fingerprints() {
         let set = SchemaSet::from_sources(BUILTIN.iter().copied()).unwrap();
         assert_eq!(set.versions().count(), BUILTIN.len());
-        assert_eq!(
-            set.by_fingerprint.len(),
-            BUILTIN.len(),
-            "two versions share a fingerprint"
-        );
+        assert_eq!(set.by_fingerprint.len(), BUILTIN.len(), "two versions share a fingerprint");
         assert_eq!(set.latest("dead_letter").unwrap().version, 2);
     }
 
@@ -227,24 +177,15 @@ mod tests {
             .filter(|n| n.ends_with(".avsc"))
             .collect();
         on_disk.sort();
-        let mut listed: Vec<String> = BUILTIN
-            .iter()
-            .map(|(f, v, _)| format!("{f}.v{v}.avsc"))
-            .collect();
+        let mut listed: Vec<String> = BUILTIN.iter().map(|(f, v, _)| format!("{f}.v{v}.avsc")).collect();
         listed.sort();
-        assert_eq!(
-            on_disk, listed,
-            "every .avsc file must be embedded, and only those"
-        );
+        assert_eq!(on_disk, listed, "every .avsc file must be embedded, and only those");
     }
 
     #[test]
     fn bad_schema_json_is_an_error() {
         let err = SchemaSet::from_sources([("x", 1, "{\"type\": \"record\"}")]).unwrap_err();
-        assert!(
-            matches!(err, SchemaError::Parse { version: 1, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, SchemaError::Parse { version: 1, .. }), "{err}");
         let err = SchemaSet::from_sources([("x", 1, "\"int\""), ("x", 1, "\"long\"")]).unwrap_err();
         assert!(matches!(err, SchemaError::Duplicate { .. }), "{err}");
     }

@@ -15,11 +15,7 @@ pub fn envelope(node_id: &str, stream: &str, offset: i64) -> Envelope {
         implementation: NodeImplementation::Core,
         node_version: "v31.99.0".to_owned(),
         received_at_us: 1_764_021_600_123_456 + offset,
-        source: SourceSeq {
-            stream: stream.to_owned(),
-            epoch: "dev=2049,ino=131".to_owned(),
-            offset,
-        },
+        source: SourceSeq { stream: stream.to_owned(), epoch: "dev=2049,ino=131".to_owned(), offset },
     }
 }
 
@@ -38,28 +34,12 @@ pub fn log_line() -> LogLineFact {
 /// ZMQ facts covering every payload branch.
 pub fn zmq_facts() -> Vec<ZmqFact> {
     let payloads = vec![
-        (
-            "hashblock",
-            ZmqPayload::Hash(ZmqHash {
-                hash: HASH.to_owned(),
-            }),
-        ),
+        ("hashblock", ZmqPayload::Hash(ZmqHash { hash: HASH.to_owned() })),
         (
             "rawblock",
-            ZmqPayload::RawBlock(ZmqRawBlock {
-                hash: HASH.to_owned(),
-                header: vec![7; 80],
-                size: 285,
-                tx_count: 1,
-            }),
+            ZmqPayload::RawBlock(ZmqRawBlock { hash: HASH.to_owned(), header: vec![7; 80], size: 285, tx_count: 1 }),
         ),
-        (
-            "rawtx",
-            ZmqPayload::RawTx(ZmqRawTx {
-                txid: HASH.to_owned(),
-                size: 191,
-            }),
-        ),
+        ("rawtx", ZmqPayload::RawTx(ZmqRawTx { txid: HASH.to_owned(), size: 191 })),
         (
             "sequence",
             ZmqPayload::Sequence(ZmqSequence {
@@ -68,27 +48,9 @@ pub fn zmq_facts() -> Vec<ZmqFact> {
                 mempool_sequence: Some(12),
             }),
         ),
-        (
-            "hashtx",
-            ZmqPayload::Gap(ZmqGap {
-                expected: 5,
-                received: 9,
-                missed: 4,
-            }),
-        ),
-        (
-            "hashtx",
-            ZmqPayload::SequenceReset(ZmqSequenceReset {
-                previous: 41,
-                received: 0,
-            }),
-        ),
-        (
-            "invalidtx",
-            ZmqPayload::Other(ZmqOther {
-                body: vec![0, 1, 2, 255],
-            }),
-        ),
+        ("hashtx", ZmqPayload::Gap(ZmqGap { expected: 5, received: 9, missed: 4 })),
+        ("hashtx", ZmqPayload::SequenceReset(ZmqSequenceReset { previous: 41, received: 0 })),
+        ("invalidtx", ZmqPayload::Other(ZmqOther { body: vec![0, 1, 2, 255] })),
     ];
     payloads
         .into_iter()
@@ -104,13 +66,9 @@ pub fn zmq_facts() -> Vec<ZmqFact> {
 
 /// An RPC success and an RPC failure.
 pub fn rpc_facts() -> Vec<RpcSnapshotFact> {
-    let ok = RpcOutcome::Ok(RpcOk {
-        json: r#"[{"height":101,"hash":"00","branchlen":0,"status":"active"}]"#.to_owned(),
-    });
-    let err = RpcOutcome::Err(RpcErr {
-        code: Some(-28),
-        message: "Loading block index…".to_owned(),
-    });
+    let ok =
+        RpcOutcome::Ok(RpcOk { json: r#"[{"height":101,"hash":"00","branchlen":0,"status":"active"}]"#.to_owned() });
+    let err = RpcOutcome::Err(RpcErr { code: Some(-28), message: "Loading block index…".to_owned() });
     [ok, err]
         .into_iter()
         .enumerate()
@@ -139,16 +97,8 @@ pub fn node_events() -> Vec<NodeEvent> {
             cache_txo: Some(101),
             warning: None,
         }),
-        EventBody::HeaderSeen(HeaderSeen {
-            hash: h(),
-            height: Some(102),
-            peer: Some(3),
-            compact: true,
-        }),
-        EventBody::BlockReceived(BlockReceived {
-            hash: h(),
-            peer: Some(3),
-        }),
+        EventBody::HeaderSeen(HeaderSeen { hash: h(), height: Some(102), peer: Some(3), compact: true }),
+        EventBody::BlockReceived(BlockReceived { hash: h(), peer: Some(3) }),
         EventBody::CompactBlockReconstructed(CompactBlockReconstructed {
             hash: h(),
             prefilled: 1,
@@ -161,24 +111,15 @@ pub fn node_events() -> Vec<NodeEvent> {
             duration_us: 1090,
             count: None,
         }),
-        EventBody::BlockConnected(BlockConnected {
-            hash: Some(h()),
-            height: Some(101),
-        }),
-        EventBody::BlockDisconnected(BlockDisconnected {
-            hash: Some(h()),
-            height: Some(101),
-        }),
+        EventBody::BlockConnected(BlockConnected { hash: Some(h()), height: Some(101) }),
+        EventBody::BlockDisconnected(BlockDisconnected { hash: Some(h()), height: Some(101) }),
         EventBody::InvalidBlock(InvalidBlock {
             hash: Some(h()),
             height: None,
             reason: "bad-cb-amount".to_owned(),
             origin: "ConnectBlock".to_owned(),
         }),
-        EventBody::BlockDownloadTimeout(BlockDownloadTimeout {
-            hash: Some(h()),
-            peer: Some(9),
-        }),
+        EventBody::BlockDownloadTimeout(BlockDownloadTimeout { hash: Some(h()), peer: Some(9) }),
         EventBody::MempoolAccept(MempoolAccept {
             txid: h(),
             wtxid: Some(h()),
@@ -203,17 +144,9 @@ pub fn node_events() -> Vec<NodeEvent> {
             inbound: false,
             conn_type: Some("manual".to_owned()),
         }),
-        EventBody::PeerDisconnected(PeerDisconnected {
-            peer: 4,
-            reason: Some("socket closed".to_owned()),
-        }),
-        EventBody::NodeStart(NodeStart {
-            version: "Bitcoin Core version v31.99.0".to_owned(),
-        }),
-        EventBody::Unknown(Unknown {
-            category: Some("net".to_owned()),
-            message: "something new".to_owned(),
-        }),
+        EventBody::PeerDisconnected(PeerDisconnected { peer: 4, reason: Some("socket closed".to_owned()) }),
+        EventBody::NodeStart(NodeStart { version: "Bitcoin Core version v31.99.0".to_owned() }),
+        EventBody::Unknown(Unknown { category: Some("net".to_owned()), message: "something new".to_owned() }),
     ];
     bodies
         .into_iter()
@@ -240,11 +173,7 @@ pub fn observation() -> Observation {
         observed_at_us: 1_764_021_600_200_000,
         source: ObservationSource::Log,
         height: Some(102),
-        fact: FactKey {
-            stream: "log".to_owned(),
-            epoch: "dev=2049,ino=131".to_owned(),
-            offset: 777,
-        },
+        fact: FactKey { stream: "log".to_owned(), epoch: "dev=2049,ino=131".to_owned(), offset: 777 },
     }
 }
 

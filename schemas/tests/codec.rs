@@ -29,15 +29,9 @@ fn confluent_codec() -> Codec {
 fn every_record_type_round_trips_in_both_framings() {
     for codec in [Codec::default(), confluent_codec()] {
         roundtrip(&codec, &samples::log_line());
-        samples::zmq_facts()
-            .iter()
-            .for_each(|f| roundtrip(&codec, f));
-        samples::rpc_facts()
-            .iter()
-            .for_each(|f| roundtrip(&codec, f));
-        samples::node_events()
-            .iter()
-            .for_each(|e| roundtrip(&codec, e));
+        samples::zmq_facts().iter().for_each(|f| roundtrip(&codec, f));
+        samples::rpc_facts().iter().for_each(|f| roundtrip(&codec, f));
+        samples::node_events().iter().for_each(|e| roundtrip(&codec, e));
         roundtrip(&codec, &samples::observation());
         roundtrip(&codec, &samples::propagation_summary());
         roundtrip(&codec, &samples::dead_letter());
@@ -49,10 +43,7 @@ fn single_object_header_is_magic_plus_fingerprint() {
     let codec = Codec::default();
     let bytes = codec.encode(&samples::observation()).unwrap();
     assert_eq!(&bytes[..2], &[0xC3, 0x01]);
-    let fp = SchemaSet::builtin()
-        .latest("observation")
-        .unwrap()
-        .fingerprint;
+    let fp = SchemaSet::builtin().latest("observation").unwrap().fingerprint;
     assert_eq!(&bytes[2..10], &fp.to_le_bytes());
 }
 
@@ -61,10 +52,7 @@ fn apache_avro_reads_our_single_object_frames() {
     // An independent reader (apache-avro's own single-object reader) accepts our framing.
     let set = SchemaSet::builtin();
     let schema = set.latest("observation").unwrap().schema.clone();
-    let reader = apache_avro::GenericSingleObjectReader::builder()
-        .schema(schema)
-        .build()
-        .unwrap();
+    let reader = apache_avro::GenericSingleObjectReader::builder().schema(schema).build().unwrap();
     let bytes = Codec::default().encode(&samples::observation()).unwrap();
     let value = reader.read_value(&mut bytes.as_slice()).unwrap();
     let back: Observation = apache_avro::from_value(&value).unwrap();
@@ -80,55 +68,28 @@ fn confluent_header_is_zero_plus_big_endian_id() {
     assert!(id >= 100);
     // A codec in Confluent mode still reads single-object records.
     let so = Codec::default().encode(&samples::dead_letter()).unwrap();
-    assert_eq!(
-        codec.decode::<DeadLetter>(&so).unwrap(),
-        samples::dead_letter()
-    );
+    assert_eq!(codec.decode::<DeadLetter>(&so).unwrap(), samples::dead_letter());
     // An unregistered id is an error value.
     let mut bad = bytes.clone();
     bad[1..5].copy_from_slice(&9999u32.to_be_bytes());
-    assert!(matches!(
-        codec.decode::<DeadLetter>(&bad),
-        Err(CodecError::UnknownSchemaId(9999))
-    ));
+    assert!(matches!(codec.decode::<DeadLetter>(&bad), Err(CodecError::UnknownSchemaId(9999))));
 }
 
 #[test]
 fn wrong_family_unknown_fingerprint_and_trailing_bytes_are_errors() {
     let codec = Codec::default();
     let bytes = codec.encode(&samples::observation()).unwrap();
-    assert!(matches!(
-        codec.decode::<DeadLetter>(&bytes),
-        Err(CodecError::WrongFamily { .. })
-    ));
+    assert!(matches!(codec.decode::<DeadLetter>(&bytes), Err(CodecError::WrongFamily { .. })));
     let mut unknown = bytes.clone();
     unknown[2] ^= 0xff;
-    assert!(matches!(
-        codec.decode::<Observation>(&unknown),
-        Err(CodecError::UnknownFingerprint(_))
-    ));
+    assert!(matches!(codec.decode::<Observation>(&unknown), Err(CodecError::UnknownFingerprint(_))));
     let mut trailing = bytes.clone();
     trailing.push(0);
-    assert!(matches!(
-        codec.decode::<Observation>(&trailing),
-        Err(CodecError::TrailingBytes(1))
-    ));
-    assert!(matches!(
-        codec.decode::<Observation>(&[]),
-        Err(CodecError::TooShort(0))
-    ));
-    assert!(matches!(
-        codec.decode::<Observation>(&[0xC3, 0x01, 1]),
-        Err(CodecError::TooShort(3))
-    ));
-    assert!(matches!(
-        codec.decode::<Observation>(&[0xC3, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]),
-        Err(CodecError::BadMagic(2))
-    ));
-    assert!(matches!(
-        codec.decode::<Observation>(&[0x00, 0, 0, 0, 1]),
-        Err(CodecError::BadMagic(0))
-    ));
+    assert!(matches!(codec.decode::<Observation>(&trailing), Err(CodecError::TrailingBytes(1))));
+    assert!(matches!(codec.decode::<Observation>(&[]), Err(CodecError::TooShort(0))));
+    assert!(matches!(codec.decode::<Observation>(&[0xC3, 0x01, 1]), Err(CodecError::TooShort(3))));
+    assert!(matches!(codec.decode::<Observation>(&[0xC3, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]), Err(CodecError::BadMagic(2))));
+    assert!(matches!(codec.decode::<Observation>(&[0x00, 0, 0, 0, 1]), Err(CodecError::BadMagic(0))));
 }
 
 /// Every version of every family can read data written with the version before it, both by the
@@ -138,18 +99,11 @@ fn each_version_reads_the_previous_one() {
     let set = SchemaSet::builtin();
     let mut pairs = 0;
     for newer in set.versions() {
-        let Some(older) = (newer.version > 1)
-            .then(|| set.version(&newer.family, newer.version - 1))
-            .flatten()
-        else {
+        let Some(older) = (newer.version > 1).then(|| set.version(&newer.family, newer.version - 1)).flatten() else {
             continue;
         };
-        SchemaCompatibility::can_read(&older.schema, &newer.schema).unwrap_or_else(|e| {
-            panic!(
-                "{} v{} cannot read v{}: {e}",
-                newer.family, newer.version, older.version
-            )
-        });
+        SchemaCompatibility::can_read(&older.schema, &newer.schema)
+            .unwrap_or_else(|e| panic!("{} v{} cannot read v{}: {e}", newer.family, newer.version, older.version));
         pairs += 1;
     }
     assert!(pairs >= 1, "no evolved schema family to check");
@@ -167,22 +121,13 @@ fn dead_letter_v1_bytes_decode_with_empty_headers() {
         ("offset".into(), d.offset.into()),
         (
             "key".into(),
-            apache_avro::types::Value::Union(
-                1,
-                Box::new(apache_avro::types::Value::Bytes(d.key.clone().unwrap())),
-            ),
+            apache_avro::types::Value::Union(1, Box::new(apache_avro::types::Value::Bytes(d.key.clone().unwrap()))),
         ),
-        (
-            "payload".into(),
-            apache_avro::types::Value::Bytes(d.payload.clone()),
-        ),
+        ("payload".into(), apache_avro::types::Value::Bytes(d.payload.clone())),
         ("reason".into(), d.reason.clone().into()),
         ("error_class".into(), d.error_class.clone().into()),
         ("processor".into(), d.processor.clone().into()),
-        (
-            "failed_at_us".into(),
-            apache_avro::types::Value::TimestampMicros(d.failed_at_us),
-        ),
+        ("failed_at_us".into(), apache_avro::types::Value::TimestampMicros(d.failed_at_us)),
     ]);
     let body = apache_avro::writer::datum::GenericDatumWriter::builder(&v1.schema)
         .build()
@@ -193,13 +138,7 @@ fn dead_letter_v1_bytes_decode_with_empty_headers() {
     framed.extend_from_slice(&v1.fingerprint.to_le_bytes());
     framed.extend_from_slice(&body);
     let back: DeadLetter = Codec::default().decode(&framed).unwrap();
-    assert_eq!(
-        back,
-        DeadLetter {
-            headers: Default::default(),
-            ..d
-        }
-    );
+    assert_eq!(back, DeadLetter { headers: Default::default(), ..d });
 }
 
 #[test]
@@ -207,18 +146,13 @@ fn rust_types_match_latest_schema_field_names() {
     // Encoding validates against the schema; this catches a renamed field on either side.
     let set = SchemaSet::builtin();
     for family in set.families() {
-        let Schema::Record(rec) = &set.latest(family).unwrap().schema else {
-            panic!("{family} is not a record")
-        };
+        let Schema::Record(rec) = &set.latest(family).unwrap().schema else { panic!("{family} is not a record") };
         assert!(!rec.fields.is_empty());
     }
 }
 
 fn any_codec() -> impl Strategy<Value = Arc<Codec>> {
-    prop_oneof![
-        Just(Arc::new(Codec::default())),
-        Just(Arc::new(confluent_codec()))
-    ]
+    prop_oneof![Just(Arc::new(Codec::default())), Just(Arc::new(confluent_codec()))]
 }
 
 proptest! {

@@ -41,11 +41,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<()> {
             let root = state_root();
             let mut stopped = 0;
             if let Ok(entries) = std::fs::read_dir(root.join("ports")) {
-                for dir in entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                {
+                for dir in entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()) {
                     stopped += stop_pid_files(&dir.join("pids")).len();
                 }
             }
@@ -56,11 +52,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<()> {
 }
 
 fn state_root() -> PathBuf {
-    Tools::from_env()
-        .root
-        .parent()
-        .map(|p| p.join("testbed"))
-        .unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"))
+    Tools::from_env().root.parent().map(|p| p.join("testbed")).unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"))
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -68,11 +60,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     let brokers = bed.broker().context("start tansu")?.bootstrap();
     println!("broker    {brokers}");
     let mut nets = Vec::new();
-    for (implementation, n) in [
-        (Implementation::Core, args.core),
-        (Implementation::Bsv, args.bsv),
-        (Implementation::Litecoin, args.litecoin),
-    ] {
+    for (implementation, n) in
+        [(Implementation::Core, args.core), (Implementation::Bsv, args.bsv), (Implementation::Litecoin, args.litecoin)]
+    {
         if n == 0 {
             continue;
         }
@@ -86,9 +76,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 node.rpc_url(),
                 node.cookie_path().display(),
                 node.log_path().display(),
-                node.zmq_endpoint()
-                    .map(|z| format!(" zmq {z}"))
-                    .unwrap_or_default()
+                node.zmq_endpoint().map(|z| format!(" zmq {z}")).unwrap_or_default()
             );
         }
         nets.push(idx);
@@ -96,9 +84,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("dir       {}", bed.dir().display());
     println!("running; Ctrl-C stops everything");
     let (tx, rx) = std::sync::mpsc::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::spawn(move || {
         runtime.block_on(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -106,11 +92,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = tx.send(());
     });
     let mut round = 0usize;
-    let tick = if args.mine_every == 0 {
-        Duration::from_secs(3600)
-    } else {
-        Duration::from_secs(args.mine_every)
-    };
+    let tick = if args.mine_every == 0 { Duration::from_secs(3600) } else { Duration::from_secs(args.mine_every) };
     while rx.recv_timeout(tick).is_err() {
         if args.mine_every == 0 || nets.is_empty() {
             continue;

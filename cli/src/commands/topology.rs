@@ -54,10 +54,7 @@ pub fn run(cmd: TopologyCmd) -> anyhow::Result<()> {
                 args.file.display(),
                 t.topics.len(),
                 t.processors.len(),
-                t.processors
-                    .iter()
-                    .map(|p| p.state_stores.len())
-                    .sum::<usize>()
+                t.processors.iter().map(|p| p.state_stores.len()).sum::<usize>()
             );
             Ok(())
         }
@@ -70,12 +67,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let settings = ClientSettings::plaintext(&args.brokers);
     let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
     let report = runtime
-        .block_on(apply_topology(
-            &topology,
-            &settings,
-            args.replication_factor,
-            Duration::from_secs(args.timeout),
-        ))
+        .block_on(apply_topology(&topology, &settings, args.replication_factor, Duration::from_secs(args.timeout)))
         .with_context(|| format!("apply topology to {}", args.brokers))?;
     let plan = &report.plan;
     for name in &plan.create {
@@ -88,10 +80,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         println!("unchecked {name} (the broker did not describe its configs)");
     }
     for d in &plan.differ {
-        println!(
-            "differs   {}: {} declared {} but is {}",
-            d.topic, d.setting, d.declared, d.actual
-        );
+        println!("differs   {}: {} declared {} but is {}", d.topic, d.setting, d.declared, d.actual);
     }
     if args.strict && !plan.differ.is_empty() {
         bail!("{} setting(s) differ from topology.yaml", plan.differ.len());

@@ -135,26 +135,19 @@ pub async fn describe_topics(
     names: &[String],
     timeout: Duration,
 ) -> Result<BTreeMap<String, ExistingTopic>, KafkaError> {
-    let config = settings
-        .client_config()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
-    let partitions =
-        tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, i32>, KafkaError> {
-            let consumer: BaseConsumer = config
-                .create()
-                .map_err(broker_err("create metadata client"))?;
-            let md = consumer
-                .fetch_metadata(None, timeout)
-                .map_err(broker_err("fetch metadata"))?;
-            Ok(md
-                .topics()
-                .iter()
-                .filter(|t| t.error().is_none())
-                .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-                .collect())
-        })
-        .await
-        .map_err(|e| KafkaError::Config(format!("metadata task failed: {e}")))??;
+    let config = settings.client_config().map_err(|e| KafkaError::Config(e.to_string()))?;
+    let partitions = tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, i32>, KafkaError> {
+        let consumer: BaseConsumer = config.create().map_err(broker_err("create metadata client"))?;
+        let md = consumer.fetch_metadata(None, timeout).map_err(broker_err("fetch metadata"))?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+            .collect())
+    })
+    .await
+    .map_err(|e| KafkaError::Config(format!("metadata task failed: {e}")))??;
 
     let admin = admin_client(settings)?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
@@ -163,10 +156,7 @@ pub async fn describe_topics(
         let Some(&count) = partitions.get(name) else {
             continue;
         };
-        let configs = match admin
-            .describe_configs(&[ResourceSpecifier::Topic(name)], &opts)
-            .await
-        {
+        let configs = match admin.describe_configs(&[ResourceSpecifier::Topic(name)], &opts).await {
             Ok(mut results) => match results.pop() {
                 Some(Ok(resource)) => Some(
                     resource
@@ -180,20 +170,12 @@ pub async fn describe_topics(
             Err(_) => None,
         };
         let configs = configs.filter(|c| !c.is_empty());
-        out.insert(
-            name.clone(),
-            ExistingTopic {
-                partitions: count,
-                configs,
-            },
-        );
+        out.insert(name.clone(), ExistingTopic { partitions: count, configs });
     }
     Ok(out)
 }
 
-fn admin_client(
-    settings: &ClientSettings,
-) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+fn admin_client(settings: &ClientSettings) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
     settings
         .client_config()
         .map_err(|e| KafkaError::Config(e.to_string()))?
@@ -201,20 +183,11 @@ fn admin_client(
         .map_err(broker_err("create admin client"))
 }
 
-fn new_topic<'a>(
-    topic: &'a Topic,
-    configs: &'a [(&'static str, String)],
-    default_rf: i16,
-) -> NewTopic<'a> {
+fn new_topic<'a>(topic: &'a Topic, configs: &'a [(&'static str, String)], default_rf: i16) -> NewTopic<'a> {
     let rf = topic.replication_factor.unwrap_or(default_rf);
-    configs.iter().fold(
-        NewTopic::new(
-            &topic.name,
-            topic.partitions,
-            TopicReplication::Fixed(rf.into()),
-        ),
-        |t, (k, v)| t.set(k, v),
-    )
+    configs
+        .iter()
+        .fold(NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(rf.into())), |t, (k, v)| t.set(k, v))
 }
 
 /// Creates every missing topic of `topology` and reports differing ones. Never deletes or alters
@@ -231,26 +204,12 @@ pub async fn apply_topology(
     let plan = plan(topology, &existing);
     if !plan.create.is_empty() {
         let admin = admin_client(settings)?;
-        let to_create: Vec<&Topic> = topology
-            .topics
-            .iter()
-            .filter(|t| plan.create.contains(&t.name))
-            .collect();
-        let configs: Vec<Vec<(&'static str, String)>> =
-            to_create.iter().map(|t| t.kafka_configs()).collect();
-        let specs: Vec<NewTopic> = to_create
-            .iter()
-            .zip(&configs)
-            .map(|(t, c)| new_topic(t, c, default_replication))
-            .collect();
-        let opts = AdminOptions::new()
-            .request_timeout(Some(timeout))
-            .operation_timeout(Some(timeout));
-        for result in admin
-            .create_topics(&specs, &opts)
-            .await
-            .map_err(broker_err("create topics"))?
-        {
+        let to_create: Vec<&Topic> = topology.topics.iter().filter(|t| plan.create.contains(&t.name)).collect();
+        let configs: Vec<Vec<(&'static str, String)>> = to_create.iter().map(|t| t.kafka_configs()).collect();
+        let specs: Vec<NewTopic> =
+            to_create.iter().zip(&configs).map(|(t, c)| new_topic(t, c, default_replication)).collect();
+        let opts = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
+        for result in admin.create_topics(&specs, &opts).await.map_err(broker_err("create topics"))? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => return Err(KafkaError::Create { topic, code }),
@@ -262,19 +221,11 @@ pub async fn apply_topology(
 }
 
 /// Polls metadata until every topic in `names` is visible, or the deadline passes.
-async fn wait_visible(
-    settings: &ClientSettings,
-    names: &[String],
-    timeout: Duration,
-) -> Result<(), KafkaError> {
+async fn wait_visible(settings: &ClientSettings, names: &[String], timeout: Duration) -> Result<(), KafkaError> {
     let deadline = Instant::now() + timeout;
     loop {
         let seen = describe_topics(settings, names, timeout).await?;
-        let missing: Vec<String> = names
-            .iter()
-            .filter(|n| !seen.contains_key(*n))
-            .cloned()
-            .collect();
+        let missing: Vec<String> = names.iter().filter(|n| !seen.contains_key(*n)).cloned().collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -297,12 +248,7 @@ mod tests {
     fn matching(t: &Topic) -> ExistingTopic {
         ExistingTopic {
             partitions: t.partitions,
-            configs: Some(
-                t.kafka_configs()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect(),
-            ),
+            configs: Some(t.kafka_configs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
         }
     }
 
@@ -317,11 +263,7 @@ mod tests {
     #[test]
     fn matching_cluster_is_unchanged() {
         let t = topology();
-        let existing = t
-            .topics
-            .iter()
-            .map(|tp| (tp.name.clone(), matching(tp)))
-            .collect();
+        let existing = t.topics.iter().map(|tp| (tp.name.clone(), matching(tp))).collect();
         let p = plan(&t, &existing);
         assert!(p.create.is_empty() && p.differ.is_empty());
         assert_eq!(p.unchanged.len(), t.topics.len());
@@ -330,17 +272,11 @@ mod tests {
     #[test]
     fn differences_are_reported_not_created() {
         let t = topology();
-        let mut existing: BTreeMap<String, ExistingTopic> = t
-            .topics
-            .iter()
-            .map(|tp| (tp.name.clone(), matching(tp)))
-            .collect();
+        let mut existing: BTreeMap<String, ExistingTopic> =
+            t.topics.iter().map(|tp| (tp.name.clone(), matching(tp))).collect();
         let obs = existing.get_mut("bmon.observations").unwrap();
         obs.partitions = 3;
-        obs.configs
-            .as_mut()
-            .unwrap()
-            .insert("retention.ms".into(), "1000".into());
+        obs.configs.as_mut().unwrap().insert("retention.ms".into(), "1000".into());
         existing.get_mut("bmon.events").unwrap().configs = None;
         existing.remove("bmon.deadletter");
         let p = plan(&t, &existing);

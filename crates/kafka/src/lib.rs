@@ -6,7 +6,5 @@
 pub mod admin;
 pub mod settings;
 
-pub use admin::{
-    ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan,
-};
+pub use admin::{ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan};
 pub use settings::{ClientSettings, Security};

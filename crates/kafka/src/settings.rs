@@ -60,11 +60,7 @@ fn default_client_id() -> String {
 impl ClientSettings {
     /// Plaintext settings for `brokers`.
     pub fn plaintext(brokers: impl Into<String>) -> Self {
-        ClientSettings {
-            brokers: brokers.into(),
-            client_id: default_client_id(),
-            security: Security::Plaintext,
-        }
+        ClientSettings { brokers: brokers.into(), client_id: default_client_id(), security: Security::Plaintext }
     }
 
     /// The rdkafka configuration for these settings. Reads the SASL password file, if any.
@@ -79,22 +75,13 @@ impl ClientSettings {
             Security::Plaintext => {
                 c.set("security.protocol", "plaintext");
             }
-            Security::Ssl {
-                ca_location,
-                certificate_location,
-                key_location,
-            } => {
+            Security::Ssl { ca_location, certificate_location, key_location } => {
                 c.set("security.protocol", "ssl");
                 set_path(&mut c, "ssl.ca.location", ca_location);
                 set_path(&mut c, "ssl.certificate.location", certificate_location);
                 set_path(&mut c, "ssl.key.location", key_location);
             }
-            Security::SaslSsl {
-                mechanism,
-                username,
-                password_file,
-                ca_location,
-            } => {
+            Security::SaslSsl { mechanism, username, password_file, ca_location } => {
                 let password = std::fs::read_to_string(password_file)?;
                 c.set("security.protocol", "sasl_ssl")
                     .set("sasl.mechanism", mechanism)
@@ -110,30 +97,20 @@ impl ClientSettings {
     /// avoided: some Kafka-protocol brokers cannot serve it back).
     pub fn producer_config(&self) -> std::io::Result<ClientConfig> {
         let mut c = self.client_config()?;
-        c.set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
+        c.set("acks", "all").set("compression.type", "lz4").set("linger.ms", "5").set("message.timeout.ms", "30000");
         Ok(c)
     }
 
     /// A consumer configuration for `group`, with offsets committed only when bmon stores them
     /// (after the outputs for a record are acknowledged) and cooperative-sticky assignment.
-    pub fn consumer_config(
-        &self,
-        group: &str,
-        session_timeout: Duration,
-    ) -> std::io::Result<ClientConfig> {
+    pub fn consumer_config(&self, group: &str, session_timeout: Duration) -> std::io::Result<ClientConfig> {
         let mut c = self.client_config()?;
         c.set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            .set(
-                "session.timeout.ms",
-                session_timeout.as_millis().to_string(),
-            );
+            .set("session.timeout.ms", session_timeout.as_millis().to_string());
         Ok(c)
     }
 }
@@ -187,14 +164,9 @@ mod tests {
 
     #[test]
     fn consumer_stores_offsets_manually_with_cooperative_sticky() {
-        let c = ClientSettings::plaintext("b:1")
-            .consumer_config("g", Duration::from_secs(6))
-            .unwrap();
+        let c = ClientSettings::plaintext("b:1").consumer_config("g", Duration::from_secs(6)).unwrap();
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
-        assert_eq!(
-            c.get("partition.assignment.strategy"),
-            Some("cooperative-sticky")
-        );
+        assert_eq!(c.get("partition.assignment.strategy"), Some("cooperative-sticky"));
         assert_eq!(c.get("session.timeout.ms"), Some("6000"));
     }
 }

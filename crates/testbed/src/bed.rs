@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use crate::node::NodePorts;
-use crate::{Broker, Implementation, Network, Node, PortBlock, TestbedError, Tools};
+use crate::{Broker, Implementation, Network, Node, PortBlock, Prometheus, TestbedError, Tools};
 
 /// Port plan within a block: 0 broker, 1-9 for services, nodes from 10 on, 3 ports each.
 const BROKER_PORT: u16 = 0;
+const PROMETHEUS_PORT: u16 = 9;
 const FIRST_NODE_PORT: u16 = 10;
 const PORTS_PER_NODE: u16 = 3;
 
@@ -16,6 +17,7 @@ pub struct TestBed {
     tools: Tools,
     networks: Vec<Network>,
     broker: Option<Broker>,
+    prometheus: Option<Prometheus>,
     next_node: u16,
     // Declared last: dropped after the processes above, so the lock outlives them.
     block: PortBlock,
@@ -25,19 +27,10 @@ impl TestBed {
     /// Claims a port block under `$BMON_CACHE/testbed` (default `~/.cache/bmon/testbed`).
     pub fn new() -> Result<TestBed, TestbedError> {
         let tools = Tools::from_env();
-        let state_root = tools
-            .root
-            .parent()
-            .map(|p| p.join("testbed"))
-            .unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"));
+        let state_root =
+            tools.root.parent().map(|p| p.join("testbed")).unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"));
         let block = PortBlock::acquire(&state_root)?;
-        Ok(TestBed {
-            tools,
-            networks: Vec::new(),
-            broker: None,
-            next_node: 0,
-            block,
-        })
+        Ok(TestBed { tools, networks: Vec::new(), broker: None, prometheus: None, next_node: 0, block })
     }
 
     /// The bed's working directory.
@@ -45,15 +38,29 @@ impl TestBed {
         self.block.dir().to_owned()
     }
 
-    /// The `i`th service port (1-9), for processes a test starts itself (exporters, Prometheus).
+    /// Starts Prometheus (once) scraping `targets` (`(job, host:port)`) and evaluating
+    /// `rule_files`, and returns it.
+    pub fn prometheus(
+        &mut self,
+        targets: &[(String, String)],
+        rule_files: &[PathBuf],
+    ) -> Result<&Prometheus, TestbedError> {
+        if self.prometheus.is_none() {
+            let dir = self.block.dir().join("prometheus");
+            let port = self.block.port(PROMETHEUS_PORT);
+            self.prometheus = Some(Prometheus::start(&dir, port, targets, rule_files, &self.block.pid_dir())?);
+        }
+        self.prometheus
+            .as_ref()
+            .ok_or_else(|| TestbedError::Timeout { what: "prometheus".into(), after: Default::default() })
+    }
+
+    /// The `i`th service port (1-8), for processes a test starts itself (exporters, Prometheus).
     ///
     /// # Panics
-    /// If `i` is not in 1..=9.
+    /// If `i` is not in 1..=8.
     pub fn service_port(&self, i: u16) -> u16 {
-        assert!(
-            (1..FIRST_NODE_PORT).contains(&i),
-            "service port index {i} must be 1-9"
-        );
+        assert!((1..PROMETHEUS_PORT).contains(&i), "service port index {i} must be 1-8");
         self.block.port(i)
     }
 
@@ -66,26 +73,14 @@ impl TestBed {
     pub fn broker(&mut self) -> Result<&mut Broker, TestbedError> {
         if self.broker.is_none() {
             let dir = self.block.dir().join("tansu");
-            self.broker = Some(Broker::start(
-                &self.tools,
-                &dir,
-                self.block.port(BROKER_PORT),
-                &self.block.pid_dir(),
-            )?);
+            self.broker = Some(Broker::start(&self.tools, &dir, self.block.port(BROKER_PORT), &self.block.pid_dir())?);
         }
-        self.broker.as_mut().ok_or_else(|| TestbedError::Timeout {
-            what: "broker".into(),
-            after: Default::default(),
-        })
+        self.broker.as_mut().ok_or_else(|| TestbedError::Timeout { what: "broker".into(), after: Default::default() })
     }
 
     /// Starts `n` connected nodes of `implementation`, mines 101 blocks and waits for sync.
     /// Returns the network's index for [`TestBed::network`].
-    pub fn start_network(
-        &mut self,
-        implementation: Implementation,
-        n: usize,
-    ) -> Result<usize, TestbedError> {
+    pub fn start_network(&mut self, implementation: Implementation, n: usize) -> Result<usize, TestbedError> {
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let slot = FIRST_NODE_PORT + self.next_node * PORTS_PER_NODE;

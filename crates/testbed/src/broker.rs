@@ -18,22 +18,10 @@ pub struct Broker {
 
 impl Broker {
     /// Starts tansu in `dir` (its sqlite file lives there) and waits until it answers.
-    pub(crate) fn start(
-        tools: &Tools,
-        dir: &Path,
-        port: u16,
-        pid_dir: &Path,
-    ) -> Result<Broker, TestbedError> {
+    pub(crate) fn start(tools: &Tools, dir: &Path, port: u16, pid_dir: &Path) -> Result<Broker, TestbedError> {
         let tansu = tools.tansu()?;
-        std::fs::create_dir_all(dir)
-            .map_err(TestbedError::io(format!("create {}", dir.display())))?;
-        let mut broker = Broker {
-            port,
-            dir: dir.to_owned(),
-            tansu,
-            process: None,
-            pid_dir: pid_dir.to_owned(),
-        };
+        std::fs::create_dir_all(dir).map_err(TestbedError::io(format!("create {}", dir.display())))?;
+        let mut broker = Broker { port, dir: dir.to_owned(), tansu, process: None, pid_dir: pid_dir.to_owned() };
         broker.launch()?;
         Ok(broker)
     }
@@ -49,28 +37,16 @@ impl Broker {
         let mut process = Managed::spawn("tansu", cmd, &self.pid_dir, &self.dir.join("tansu.log"))?;
         let tansu = self.tansu.clone();
         // Some(()) also when tansu died: the check below reports that with its log.
-        poll_until(
-            "tansu to answer `topic list`",
-            Duration::from_secs(60),
-            Duration::from_millis(200),
-            || {
-                if process.check_alive().is_err() {
-                    return Some(());
-                }
-                let ok = Command::new("timeout")
-                    .args([
-                        "2",
-                        &tansu.to_string_lossy(),
-                        "topic",
-                        "list",
-                        "--broker",
-                        &url,
-                    ])
-                    .output()
-                    .is_ok_and(|o| o.status.success());
-                ok.then_some(())
-            },
-        )?;
+        poll_until("tansu to answer `topic list`", Duration::from_secs(60), Duration::from_millis(200), || {
+            if process.check_alive().is_err() {
+                return Some(());
+            }
+            let ok = Command::new("timeout")
+                .args(["2", &tansu.to_string_lossy(), "topic", "list", "--broker", &url])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ok.then_some(())
+        })?;
         process.check_alive()?;
         self.process = Some(process);
         Ok(())

@@ -6,6 +6,7 @@
 //! - [`Managed`] is a child process recorded in a PID file and stopped by that PID on drop.
 //! - [`Broker`] runs tansu with sqlite storage; [`Network`] runs N connected regtest nodes of one
 //!   implementation (Bitcoin Core, BSV or Litecoin) and drives them: mine, send, reorg.
+//! - [`Prometheus`] (Debian's) scrapes targets on loopback and answers PromQL.
 //! - [`TestBed`] ties one port block, one directory, a broker and networks together.
 
 mod bed;
@@ -15,6 +16,7 @@ mod network;
 mod node;
 mod ports;
 mod process;
+mod prometheus;
 mod tools;
 mod wallet;
 
@@ -25,6 +27,7 @@ pub use network::{Network, Reorg};
 pub use node::{Implementation, Node};
 pub use ports::PortBlock;
 pub use process::{Managed, stop_pid_files};
+pub use prometheus::Prometheus;
 pub use tools::Tools;
 
 /// Polls `f` every `every` until it returns `Some`, or fails with a timeout naming `what`.
@@ -40,10 +43,7 @@ pub fn poll_until<T>(
             return Ok(v);
         }
         if std::time::Instant::now() >= deadline {
-            return Err(TestbedError::Timeout {
-                what: what.to_owned(),
-                after: timeout,
-            });
+            return Err(TestbedError::Timeout { what: what.to_owned(), after: timeout });
         }
         std::thread::sleep(every);
     }

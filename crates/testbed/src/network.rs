@@ -29,10 +29,7 @@ pub struct Network {
 
 impl Network {
     pub(crate) fn new(implementation: Implementation, nodes: Vec<Node>) -> Network {
-        Network {
-            implementation,
-            nodes,
-        }
+        Network { implementation, nodes }
     }
 
     /// Connects every pair of nodes, waits for the connections, then mines 101 blocks on the first
@@ -52,12 +49,9 @@ impl Network {
         }
         let want = self.nodes.len() - 1;
         for node in &self.nodes {
-            poll_until(
-                &format!("{} to have {want} peers", node.name()),
-                SYNC_TIMEOUT,
-                POLL,
-                || node.peer_count().ok().filter(|c| *c >= want),
-            )?;
+            poll_until(&format!("{} to have {want} peers", node.name()), SYNC_TIMEOUT, POLL, || {
+                node.peer_count().ok().filter(|c| *c >= want)
+            })?;
         }
         Ok(())
     }
@@ -96,25 +90,16 @@ impl Network {
     pub fn wait_synced(&self) -> Result<String, TestbedError> {
         poll_until("all nodes to share one tip", SYNC_TIMEOUT, POLL, || {
             let tips: Vec<String> = self.nodes.iter().filter_map(|n| n.tip().ok()).collect();
-            (tips.len() == self.nodes.len() && tips.windows(2).all(|w| w[0] == w[1]))
-                .then(|| tips[0].clone())
+            (tips.len() == self.nodes.len() && tips.windows(2).all(|w| w[0] == w[1])).then(|| tips[0].clone())
         })
     }
 
     /// Sends a transaction from node `i` and waits until every node's mempool has it.
     pub fn send_tx(&self, i: usize) -> Result<String, TestbedError> {
         let txid = self.nodes[i].send_tx()?;
-        poll_until(
-            &format!("tx {txid} in every mempool"),
-            SYNC_TIMEOUT,
-            POLL,
-            || {
-                self.nodes
-                    .iter()
-                    .all(|n| n.in_mempool(&txid).unwrap_or(false))
-                    .then_some(())
-            },
-        )?;
+        poll_until(&format!("tx {txid} in every mempool"), SYNC_TIMEOUT, POLL, || {
+            self.nodes.iter().all(|n| n.in_mempool(&txid).unwrap_or(false)).then_some(())
+        })?;
         Ok(txid)
     }
 
@@ -124,48 +109,25 @@ impl Network {
         let lone = &self.nodes[i];
         let other = (i + 1) % self.nodes.len();
         lone.set_network_active(false)?;
-        poll_until(
-            &format!("{} to drop its peers", lone.name()),
-            SYNC_TIMEOUT,
-            POLL,
-            || lone.peer_count().ok().filter(|c| *c == 0),
-        )?;
-        let rest: Vec<&Node> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, n)| n)
-            .collect();
-        poll_until(
-            "the others to drop the isolated node",
-            SYNC_TIMEOUT,
-            POLL,
-            || {
-                rest.iter()
-                    .all(|n| n.peer_count().ok() == Some(rest.len() - 1))
-                    .then_some(())
-            },
-        )?;
+        poll_until(&format!("{} to drop its peers", lone.name()), SYNC_TIMEOUT, POLL, || {
+            lone.peer_count().ok().filter(|c| *c == 0)
+        })?;
+        let rest: Vec<&Node> = self.nodes.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| n).collect();
+        poll_until("the others to drop the isolated node", SYNC_TIMEOUT, POLL, || {
+            rest.iter().all(|n| n.peer_count().ok() == Some(rest.len() - 1)).then_some(())
+        })?;
         let orphaned = lone.mine(depth)?;
         let old_tip = lone.tip()?;
         self.nodes[other].mine(depth + 1)?;
         let winner = self.nodes[other].tip()?;
         poll_until("the connected nodes to agree", SYNC_TIMEOUT, POLL, || {
-            rest.iter()
-                .all(|n| n.tip().ok().as_deref() == Some(winner.as_str()))
-                .then_some(())
+            rest.iter().all(|n| n.tip().ok().as_deref() == Some(winner.as_str())).then_some(())
         })?;
         lone.set_network_active(true)?;
         for peer in &rest {
             lone.call::<serde_json::Value>("addnode", &[peer.p2p_addr().into(), "onetry".into()])?;
         }
         let new_tip = self.wait_synced()?;
-        Ok(Reorg {
-            node: lone.name().to_owned(),
-            orphaned,
-            old_tip,
-            new_tip,
-        })
+        Ok(Reorg { node: lone.name().to_owned(), orphaned, old_tip, new_tip })
     }
 }

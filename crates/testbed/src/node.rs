@@ -102,9 +102,7 @@ fn rpc_client(url: &str, cookie: &Path) -> Result<Client, String> {
         .timeout(Duration::from_secs(30))
         .cookie_auth(cookie.trim())
         .build();
-    Ok(Client::from_jsonrpc(jsonrpc::Client::with_transport(
-        transport,
-    )))
+    Ok(Client::from_jsonrpc(jsonrpc::Client::with_transport(transport)))
 }
 
 /// A running regtest node.
@@ -122,10 +120,7 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("name", &self.name)
-            .field("rpc_port", &self.rpc_port)
-            .finish()
+        f.debug_struct("Node").field("name", &self.name).field("rpc_port", &self.rpc_port).finish()
     }
 }
 
@@ -154,8 +149,7 @@ impl Node {
             Implementation::Litecoin => tools.litecoind()?,
         };
         let datadir = dir.join(name);
-        std::fs::create_dir_all(&datadir)
-            .map_err(TestbedError::io(format!("create {}", datadir.display())))?;
+        std::fs::create_dir_all(&datadir).map_err(TestbedError::io(format!("create {}", datadir.display())))?;
         let zmq_port = (implementation == Implementation::Bsv).then_some(ports.zmq);
         let mut cmd = Command::new(bin);
         cmd.arg("-regtest")
@@ -163,39 +157,24 @@ impl Node {
             .arg(format!("-port={}", ports.p2p))
             .arg(format!("-bind=127.0.0.1:{}", ports.p2p))
             .arg(format!("-rpcport={}", ports.rpc))
-            .args([
-                "-rpcbind=127.0.0.1",
-                "-rpcallowip=127.0.0.1",
-                "-server=1",
-                "-listen=1",
-            ])
-            .args([
-                "-dnsseed=0",
-                "-discover=0",
-                "-printtoconsole=0",
-                "-rpcthreads=8",
-            ])
+            .args(["-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-server=1", "-listen=1"])
+            .args(["-dnsseed=0", "-discover=0", "-printtoconsole=0", "-rpcthreads=8"])
             .args(implementation.args(zmq_port))
             .current_dir(&datadir);
         let mut process = Managed::spawn(name, cmd, pid_dir, &dir.join(format!("{name}.stdout")))?;
         let cookie = datadir.join("regtest/.cookie");
         let url = format!("http://127.0.0.1:{}", ports.rpc);
         // Some(None): the process died, stop waiting; Some(Some(client)): ready.
-        let rpc = poll_until(
-            &format!("{name} RPC"),
-            Duration::from_secs(120),
-            Duration::from_millis(200),
-            || {
-                if process.check_alive().is_err() {
-                    return Some(None);
-                }
-                if !cookie.exists() {
-                    return None;
-                }
-                let client = rpc_client(&url, &cookie).ok()?;
-                client.get_block_count().ok().map(|_| Some(client))
-            },
-        );
+        let rpc = poll_until(&format!("{name} RPC"), Duration::from_secs(120), Duration::from_millis(200), || {
+            if process.check_alive().is_err() {
+                return Some(None);
+            }
+            if !cookie.exists() {
+                return None;
+            }
+            let client = rpc_client(&url, &cookie).ok()?;
+            client.get_block_count().ok().map(|_| Some(client))
+        });
         process.check_alive()?;
         let rpc = rpc?.ok_or_else(|| TestbedError::Rpc {
             node: name.to_owned(),
@@ -214,10 +193,7 @@ impl Node {
             process,
         };
         let wallet = Wallet::open(&node, index)?;
-        *node
-            .wallet
-            .lock()
-            .map_err(|_| node.rpc_err("wallet", "wallet lock poisoned"))? = wallet;
+        *node.wallet.lock().map_err(|_| node.rpc_err("wallet", "wallet lock poisoned"))? = wallet;
         Ok(node)
     }
 
@@ -267,22 +243,12 @@ impl Node {
     }
 
     pub(crate) fn rpc_err(&self, method: &str, message: impl std::fmt::Display) -> TestbedError {
-        TestbedError::Rpc {
-            node: self.name.clone(),
-            method: method.to_owned(),
-            message: message.to_string(),
-        }
+        TestbedError::Rpc { node: self.name.clone(), method: method.to_owned(), message: message.to_string() }
     }
 
     /// Calls an RPC method with JSON arguments.
-    pub fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        args: &[Value],
-    ) -> Result<T, TestbedError> {
-        self.rpc
-            .call(method, args)
-            .map_err(|e| self.rpc_err(method, e))
+    pub fn call<T: DeserializeOwned>(&self, method: &str, args: &[Value]) -> Result<T, TestbedError> {
+        self.rpc.call(method, args).map_err(|e| self.rpc_err(method, e))
     }
 
     /// Current tip height.
@@ -307,15 +273,12 @@ impl Node {
     }
 
     fn lock_wallet(&self) -> Result<std::sync::MutexGuard<'_, Wallet>, TestbedError> {
-        self.wallet
-            .lock()
-            .map_err(|_| self.rpc_err("wallet", "wallet lock poisoned"))
+        self.wallet.lock().map_err(|_| self.rpc_err("wallet", "wallet lock poisoned"))
     }
 
     /// Opens a persistent P2P connection to `other`.
     pub fn connect(&self, other: &Node) -> Result<(), TestbedError> {
-        self.call::<Value>("addnode", &[json!(other.p2p_addr()), json!("add")])
-            .map(|_| ())
+        self.call::<Value>("addnode", &[json!(other.p2p_addr()), json!("add")]).map(|_| ())
     }
 
     /// Number of connected peers.
@@ -325,8 +288,7 @@ impl Node {
 
     /// Turns all P2P networking off or on.
     pub fn set_network_active(&self, active: bool) -> Result<(), TestbedError> {
-        self.call::<Value>("setnetworkactive", &[json!(active)])
-            .map(|_| ())
+        self.call::<Value>("setnetworkactive", &[json!(active)]).map(|_| ())
     }
 
     /// Whether `txid` is in this node's mempool.

@@ -36,8 +36,7 @@ impl PortBlock {
         let locks = std::env::temp_dir().join("bmon-ports");
         let dirs = state_root.join("ports");
         for d in [&locks, &dirs] {
-            std::fs::create_dir_all(d)
-                .map_err(TestbedError::io(format!("create {}", d.display())))?;
+            std::fs::create_dir_all(d).map_err(TestbedError::io(format!("create {}", d.display())))?;
         }
         let mut start = range.0;
         while u32::from(start) + u32::from(BLOCK_SIZE) - 1 <= u32::from(range.1) {
@@ -46,16 +45,12 @@ impl PortBlock {
             }
             start += BLOCK_SIZE;
         }
-        Err(TestbedError::NoPorts {
-            range,
-            size: BLOCK_SIZE,
-        })
+        Err(TestbedError::NoPorts { range, size: BLOCK_SIZE })
     }
 
     fn try_claim(locks: &Path, dirs: &Path, start: u16) -> Result<Option<PortBlock>, TestbedError> {
         let path = locks.join(format!("{start}.lock"));
-        let file =
-            File::create(&path).map_err(TestbedError::io(format!("open {}", path.display())))?;
+        let file = File::create(&path).map_err(TestbedError::io(format!("open {}", path.display())))?;
         if file.try_lock().is_err() {
             return Ok(None);
         }
@@ -63,22 +58,15 @@ impl PortBlock {
         // A previous owner died without cleaning up: stop what it recorded, then start afresh.
         stop_pid_files(&dir.join("pids"));
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(TestbedError::io(format!("clean {}", dir.display())))?;
+            std::fs::remove_dir_all(&dir).map_err(TestbedError::io(format!("clean {}", dir.display())))?;
         }
         // Ports held by something outside our control make the block unusable.
-        let all_free =
-            (start..start + BLOCK_SIZE).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        let all_free = (start..start + BLOCK_SIZE).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
         if !all_free {
             return Ok(None);
         }
-        std::fs::create_dir_all(dir.join("pids"))
-            .map_err(TestbedError::io(format!("create {}", dir.display())))?;
-        Ok(Some(PortBlock {
-            start,
-            dir,
-            _lock: file,
-        }))
+        std::fs::create_dir_all(dir.join("pids")).map_err(TestbedError::io(format!("create {}", dir.display())))?;
+        Ok(Some(PortBlock { start, dir, _lock: file }))
     }
 
     /// The `i`th port of the block.

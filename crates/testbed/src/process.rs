@@ -23,38 +23,23 @@ pub struct Managed {
 impl Managed {
     /// Spawns `cmd` with stdout and stderr appended to `log`, recording its PID in
     /// `pid_dir/<name>.pid`.
-    pub fn spawn(
-        name: &str,
-        mut cmd: Command,
-        pid_dir: &Path,
-        log: &Path,
-    ) -> Result<Managed, TestbedError> {
+    pub fn spawn(name: &str, mut cmd: Command, pid_dir: &Path, log: &Path) -> Result<Managed, TestbedError> {
         let out = File::options()
             .create(true)
             .append(true)
             .open(log)
             .map_err(TestbedError::io(format!("open log {}", log.display())))?;
-        let err = out
-            .try_clone()
-            .map_err(TestbedError::io("dup log handle"))?;
+        let err = out.try_clone().map_err(TestbedError::io("dup log handle"))?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(TestbedError::io(format!(
-                "spawn {name} ({:?})",
-                cmd.get_program()
-            )))?;
+            .map_err(TestbedError::io(format!("spawn {name} ({:?})", cmd.get_program())))?;
         let pid_file = pid_dir.join(format!("{name}.pid"));
         std::fs::write(&pid_file, child.id().to_string())
             .map_err(TestbedError::io(format!("write {}", pid_file.display())))?;
-        Ok(Managed {
-            name: name.to_owned(),
-            child,
-            pid_file,
-            log: log.to_owned(),
-        })
+        Ok(Managed { name: name.to_owned(), child, pid_file, log: log.to_owned() })
     }
 
     /// The process id.
@@ -81,10 +66,7 @@ impl Managed {
                 status: status.to_string(),
                 log_tail: tail(&self.log, 20),
             }),
-            Err(e) => Err(TestbedError::Io {
-                what: format!("wait for {}", self.name),
-                source: e,
-            }),
+            Err(e) => Err(TestbedError::Io { what: format!("wait for {}", self.name), source: e }),
         }
     }
 
@@ -120,9 +102,7 @@ impl Drop for Managed {
 
 /// The last `n` lines of a file, for error messages.
 pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -138,18 +118,13 @@ pub fn stop_pid_files(dir: &Path) -> Vec<u32> {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "pid") {
             let owner = dir.parent().unwrap_or(dir);
-            let pid = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok());
+            let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
             if let Some(pid) = pid.filter(|pid| belongs_to(*pid, owner)) {
                 let p = Pid::from_raw(pid);
                 if kill(p, Signal::SIGTERM).is_ok() {
-                    let gone = poll_until(
-                        "exit",
-                        Duration::from_secs(10),
-                        Duration::from_millis(100),
-                        || kill(p, None).is_err().then_some(()),
-                    );
+                    let gone = poll_until("exit", Duration::from_secs(10), Duration::from_millis(100), || {
+                        kill(p, None).is_err().then_some(())
+                    });
                     if gone.is_err() {
                         let _ = kill(p, Signal::SIGKILL);
                     }
@@ -168,10 +143,7 @@ fn belongs_to(pid: i32, dir: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let cwd_inside = std::fs::read_link(proc_dir.join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
     let dir_text = dir.to_string_lossy();
-    let cmdline_mentions = std::fs::read(proc_dir.join("cmdline")).is_ok_and(|c| {
-        String::from_utf8_lossy(&c)
-            .replace('\0', " ")
-            .contains(dir_text.as_ref())
-    });
+    let cmdline_mentions = std::fs::read(proc_dir.join("cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(dir_text.as_ref()));
     cwd_inside || cmdline_mentions
 }

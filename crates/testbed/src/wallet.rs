@@ -31,11 +31,7 @@ pub(crate) enum Wallet {
     /// A raw key; coins tracked here (Core without a wallet).
     /// `keys[0]` receives mined coins; a coinbase is split across all keys (one output may not
     /// repeat an address).
-    Key {
-        keys: Vec<(String, String)>,
-        pool: Vec<Coin>,
-        used_coinbases: Vec<(String, u32)>,
-    },
+    Key { keys: Vec<(String, String)>, pool: Vec<Coin>, used_coinbases: Vec<(String, u32)> },
     /// The node's own wallet.
     Node { address: String },
 }
@@ -79,22 +75,14 @@ impl Wallet {
                         let mut seed = [0u8; 32];
                         seed[30] = u8::try_from(index % 250).unwrap_or(0) + 1;
                         seed[31] = j as u8 + 1;
-                        let sk =
-                            SecretKey::from_slice(&seed).map_err(|e| node.rpc_err("key", e))?;
+                        let sk = SecretKey::from_slice(&seed).map_err(|e| node.rpc_err("key", e))?;
                         let private = PrivateKey::new(sk, Network::Regtest);
                         let public = CompressedPublicKey::from_private_key(&secp, &private)
                             .map_err(|e| node.rpc_err("key", e))?;
-                        Ok((
-                            private.to_wif(),
-                            Address::p2wpkh(&public, Network::Regtest).to_string(),
-                        ))
+                        Ok((private.to_wif(), Address::p2wpkh(&public, Network::Regtest).to_string()))
                     })
                     .collect::<Result<Vec<_>, TestbedError>>()?;
-                Ok(Wallet::Key {
-                    keys,
-                    pool: Vec::new(),
-                    used_coinbases: Vec::new(),
-                })
+                Ok(Wallet::Key { keys, pool: Vec::new(), used_coinbases: Vec::new() })
             }
             Implementation::Litecoin => {
                 node.call::<Value>("createwallet", &[json!("bmon")])?;
@@ -121,14 +109,8 @@ impl Wallet {
     pub(crate) fn send(&mut self, node: &Node) -> Result<String, TestbedError> {
         match self {
             Wallet::Placeholder => Err(node.rpc_err("send", "wallet not opened")),
-            Wallet::Node { address } => {
-                node.call("sendtoaddress", &[json!(address.clone()), json!(0.1)])
-            }
-            Wallet::Key {
-                keys,
-                pool,
-                used_coinbases,
-            } => {
+            Wallet::Node { address } => node.call("sendtoaddress", &[json!(address.clone()), json!(0.1)]),
+            Wallet::Key { keys, pool, used_coinbases } => {
                 let wifs: Vec<&str> = keys.iter().map(|(w, _)| w.as_str()).collect();
                 let home = keys.first().map(|(_, a)| a.clone()).unwrap_or_default();
                 if let Some(coin) = pool.pop() {
@@ -139,59 +121,29 @@ impl Wallet {
                 let coinbase = mature_coinbase(node, &home, used_coinbases)?;
                 used_coinbases.push((coinbase.txid.clone(), coinbase.vout));
                 let each = (coinbase.sats - FEE_SATS) / SPLIT_OUTPUTS;
-                let outputs: Vec<Value> = keys
-                    .iter()
-                    .map(|(_, a)| json!({ a.clone(): btc(each) }))
-                    .collect();
+                let outputs: Vec<Value> = keys.iter().map(|(_, a)| json!({ a.clone(): btc(each) })).collect();
                 let txid = sign_and_send(node, &wifs, &coinbase, Value::Array(outputs))?;
-                pool.extend((0..SPLIT_OUTPUTS as u32).map(|vout| Coin {
-                    txid: txid.clone(),
-                    vout,
-                    sats: each,
-                }));
+                pool.extend((0..SPLIT_OUTPUTS as u32).map(|vout| Coin { txid: txid.clone(), vout, sats: each }));
                 Ok(txid)
             }
         }
     }
 }
 
-fn mature_coinbase(
-    node: &Node,
-    address: &str,
-    used: &[(String, u32)],
-) -> Result<Coin, TestbedError> {
+fn mature_coinbase(node: &Node, address: &str, used: &[(String, u32)]) -> Result<Coin, TestbedError> {
     let tip = node.height()?;
-    let scan: ScanResult = node.call(
-        "scantxoutset",
-        &[
-            json!("start"),
-            json!([{ "desc": format!("addr({address})") }]),
-        ],
-    )?;
+    let scan: ScanResult =
+        node.call("scantxoutset", &[json!("start"), json!([{ "desc": format!("addr({address})") }])])?;
     scan.unspents
         .into_iter()
         .filter(|u| u.coinbase && u.height + COINBASE_MATURITY <= tip)
         .filter(|u| !used.iter().any(|(t, v)| *t == u.txid && *v == u.vout))
-        .map(|u| Coin {
-            txid: u.txid,
-            vout: u.vout,
-            sats: (u.amount * 100_000_000.0).round() as u64,
-        })
+        .map(|u| Coin { txid: u.txid, vout: u.vout, sats: (u.amount * 100_000_000.0).round() as u64 })
         .find(|c| c.sats > FEE_SATS * (SPLIT_OUTPUTS + 1))
-        .ok_or_else(|| {
-            node.rpc_err(
-                "send",
-                "no mature coinbase left: mine more blocks to this node",
-            )
-        })
+        .ok_or_else(|| node.rpc_err("send", "no mature coinbase left: mine more blocks to this node"))
 }
 
-fn sign_and_send(
-    node: &Node,
-    wifs: &[&str],
-    coin: &Coin,
-    outputs: Value,
-) -> Result<String, TestbedError> {
+fn sign_and_send(node: &Node, wifs: &[&str], coin: &Coin, outputs: Value) -> Result<String, TestbedError> {
     let inputs = json!([{ "txid": coin.txid, "vout": coin.vout }]);
     let raw: String = node.call("createrawtransaction", &[inputs, outputs])?;
     let signed: Signed = node.call("signrawtransactionwithkey", &[json!(raw), json!(wifs)])?;

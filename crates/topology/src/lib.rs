@@ -69,39 +69,25 @@ impl Topology {
     /// file's directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Topology, TopologyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| TopologyError::Io { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         Topology::parse(&text, base).map_err(|e| match e {
-            TopologyError::Syntax { message, .. } => TopologyError::Syntax {
-                path: path.to_owned(),
-                message,
-            },
-            TopologyError::Invalid { problems, .. } => TopologyError::Invalid {
-                path: path.to_owned(),
-                problems,
-            },
+            TopologyError::Syntax { message, .. } => TopologyError::Syntax { path: path.to_owned(), message },
+            TopologyError::Invalid { problems, .. } => TopologyError::Invalid { path: path.to_owned(), problems },
             other => other,
         })
     }
 
     /// Parses and validates topology text; `base` is the directory `schema_dir` is relative to.
     pub fn parse(text: &str, base: &Path) -> Result<Topology, TopologyError> {
-        let topology: Topology =
-            serde_norway::from_str(text).map_err(|e| TopologyError::Syntax {
-                path: PathBuf::from("<topology>"),
-                message: e.to_string(),
-            })?;
+        let topology: Topology = serde_norway::from_str(text)
+            .map_err(|e| TopologyError::Syntax { path: PathBuf::from("<topology>"), message: e.to_string() })?;
         let problems = validate::validate(&topology, base);
         if problems.is_empty() {
             Ok(topology)
         } else {
-            Err(TopologyError::Invalid {
-                path: PathBuf::from("<topology>"),
-                problems,
-            })
+            Err(TopologyError::Invalid { path: PathBuf::from("<topology>"), problems })
         }
     }
 

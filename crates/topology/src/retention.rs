@@ -16,9 +16,7 @@ pub enum Retention {
 
 /// A duration string that is not `<n><unit>` or `forever`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a duration: write <number><unit> with unit ms, s, m, h, d or w (e.g. 7d), or `forever`"
-)]
+#[error("`{0}` is not a duration: write <number><unit> with unit ms, s, m, h, d or w (e.g. 7d), or `forever`")]
 pub struct ParseRetentionError(pub String);
 
 impl Retention {
@@ -52,10 +50,7 @@ impl FromStr for Retention {
             "w" => 604_800_000,
             _ => return Err(err()),
         };
-        let ms = n
-            .checked_mul(unit_ms)
-            .filter(|ms| *ms > 0)
-            .ok_or_else(err)?;
+        let ms = n.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(err)?;
         Ok(Retention::Millis(ms))
     }
 }
@@ -98,16 +93,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            "7",
-            "d",
-            "7 days",
-            "-1d",
-            "0s",
-            "99999999999999999999d",
-            "1y",
-        ] {
+        for bad in ["", "7", "d", "7 days", "-1d", "0s", "99999999999999999999d", "1y"] {
             assert!(bad.parse::<Retention>().is_err(), "{bad:?} parsed");
         }
     }

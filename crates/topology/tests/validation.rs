@@ -25,9 +25,7 @@ fn error_after(edit: impl Fn(String) -> String) -> TopologyError {
 
 fn assert_problem(err: &TopologyError, field: &str, needle: &str) {
     assert!(
-        err.problems()
-            .iter()
-            .any(|p| p.field == field && p.message.contains(needle)),
+        err.problems().iter().any(|p| p.field == field && p.message.contains(needle)),
         "expected a problem at `{field}` mentioning `{needle}`, got: {err}"
     );
 }
@@ -43,9 +41,7 @@ fn shipped_topology_is_valid() {
 #[test]
 fn unknown_field_is_a_syntax_error_naming_it() {
     let err = error_after(|s| s.replacen("    partitions: 6\n", "    partitons: 6\n", 1));
-    let TopologyError::Syntax { message, .. } = &err else {
-        panic!("{err}")
-    };
+    let TopologyError::Syntax { message, .. } = &err else { panic!("{err}") };
     assert!(message.contains("partitons"), "{message}");
     assert!(message.contains("topics[0]"), "{message}");
 }
@@ -53,30 +49,19 @@ fn unknown_field_is_a_syntax_error_naming_it() {
 #[test]
 fn missing_required_field_is_a_syntax_error() {
     let err = error_after(|s| s.replacen("    cleanup_policy: delete\n", "", 1));
-    assert!(
-        matches!(&err, TopologyError::Syntax { message, .. } if message.contains("cleanup_policy")),
-        "{err}"
-    );
+    assert!(matches!(&err, TopologyError::Syntax { message, .. } if message.contains("cleanup_policy")), "{err}");
 }
 
 #[test]
 fn bad_retention_is_a_syntax_error() {
     let err = error_after(|s| s.replacen("retention: 7d", "retention: 7 days", 1));
-    assert!(
-        matches!(&err, TopologyError::Syntax { message, .. } if message.contains("not a duration")),
-        "{err}"
-    );
+    assert!(matches!(&err, TopologyError::Syntax { message, .. } if message.contains("not a duration")), "{err}");
 }
 
 #[test]
 fn unknown_input_topic() {
-    let err =
-        error_after(|s| s.replace("inputs: [bmon.observations]", "inputs: [bmon.observatons]"));
-    assert_problem(
-        &err,
-        "processors[1].inputs[0]",
-        "unknown topic `bmon.observatons`",
-    );
+    let err = error_after(|s| s.replace("inputs: [bmon.observations]", "inputs: [bmon.observatons]"));
+    assert_problem(&err, "processors[1].inputs[0]", "unknown topic `bmon.observatons`");
 }
 
 #[test]
@@ -93,21 +78,14 @@ fn undeclared_key() {
 
 #[test]
 fn missing_schema_file() {
-    let err = error_after(|s| {
-        s.replacen(
-            "value_schemas: [observation]",
-            "value_schemas: [observaton]",
-            1,
-        )
-    });
+    let err = error_after(|s| s.replacen("value_schemas: [observation]", "value_schemas: [observaton]", 1));
     assert_problem(&err, "topics[4].value_schemas[0]", "observaton.v<N>.avsc");
 }
 
 #[test]
 fn duplicate_topic_and_zero_partitions() {
     let err = error_after(|s| {
-        s.replacen("name: bmon.node.zmq", "name: bmon.node.log", 1)
-            .replacen("partitions: 12", "partitions: 0", 1)
+        s.replacen("name: bmon.node.zmq", "name: bmon.node.log", 1).replacen("partitions: 12", "partitions: 0", 1)
     });
     assert_problem(&err, "topics[1].name", "declared twice");
     assert_problem(&err, "topics[4].partitions", "at least 1");
@@ -121,38 +99,20 @@ fn invalid_topic_name() {
 
 #[test]
 fn dead_letter_topic_must_carry_dead_letters() {
-    let err = error_after(|s| {
-        s.replacen(
-            "dead_letter: bmon.deadletter",
-            "dead_letter: bmon.events",
-            1,
-        )
-    });
-    assert_problem(
-        &err,
-        "processors[0].dead_letter",
-        "does not carry `dead_letter`",
-    );
+    let err = error_after(|s| s.replacen("dead_letter: bmon.deadletter", "dead_letter: bmon.events", 1));
+    assert_problem(&err, "processors[0].dead_letter", "does not carry `dead_letter`");
 }
 
 #[test]
 fn replay_window_longer_than_input_retention() {
     let err = error_after(|s| s.replacen("window: 70m", "window: 3d", 1));
-    assert_problem(
-        &err,
-        "processors[1].state_stores[0].window",
-        "exceeds the retention",
-    );
+    assert_problem(&err, "processors[1].state_stores[0].window", "exceeds the retention");
 }
 
 #[test]
 fn replay_store_without_window() {
     let err = error_after(|s| s.replacen("        window: 70m\n", "", 1));
-    assert_problem(
-        &err,
-        "processors[1].state_stores[0].window",
-        "required when recovery is `replay`",
-    );
+    assert_problem(&err, "processors[1].state_stores[0].window", "required when recovery is `replay`");
 }
 
 #[test]
@@ -164,49 +124,21 @@ fn changelog_store_needs_a_compacted_topic() {
             1,
         )
     });
-    assert_problem(
-        &err,
-        "processors[1].state_stores[0].changelog_topic",
-        "must have cleanup_policy: compact",
-    );
-    let err = error_after(|s| {
-        s.replacen(
-            "recovery: replay\n        window: 70m",
-            "recovery: changelog",
-            1,
-        )
-    });
-    assert_problem(
-        &err,
-        "processors[1].state_stores[0].changelog_topic",
-        "required",
-    );
+    assert_problem(&err, "processors[1].state_stores[0].changelog_topic", "must have cleanup_policy: compact");
+    let err = error_after(|s| s.replacen("recovery: replay\n        window: 70m", "recovery: changelog", 1));
+    assert_problem(&err, "processors[1].state_stores[0].changelog_topic", "required");
 }
 
 #[test]
 fn shared_consumer_group() {
-    let err = error_after(|s| {
-        s.replacen(
-            "consumer_group: bmon-propagation",
-            "consumer_group: bmon-logparse",
-            1,
-        )
-    });
-    assert_problem(
-        &err,
-        "processors[1].consumer_group",
-        "used by two processors",
-    );
+    let err = error_after(|s| s.replacen("consumer_group: bmon-propagation", "consumer_group: bmon-logparse", 1));
+    assert_problem(&err, "processors[1].consumer_group", "used by two processors");
 }
 
 #[test]
 fn unsupported_version_and_missing_schema_dir() {
     let err = error_after(|s| {
-        s.replacen("version: 1", "version: 2", 1).replacen(
-            "schema_dir: schemas/avro",
-            "schema_dir: nowhere",
-            1,
-        )
+        s.replacen("version: 1", "version: 2", 1).replacen("schema_dir: schemas/avro", "schema_dir: nowhere", 1)
     });
     assert_problem(&err, "version", "unsupported version 2");
     assert_problem(&err, "schema_dir", "no <family>.v<N>.avsc files");
@@ -215,8 +147,7 @@ fn unsupported_version_and_missing_schema_dir() {
 #[test]
 fn all_problems_are_reported_at_once() {
     let err = error_after(|s| {
-        s.replace("inputs: [bmon.observations]", "inputs: [x]")
-            .replacen("key: object_hash", "key: y", 1)
+        s.replace("inputs: [bmon.observations]", "inputs: [x]").replacen("key: object_hash", "key: y", 1)
     });
     assert!(err.problems().len() >= 2, "{err}");
     assert!(err.to_string().contains("problem(s)"));

@@ -45,9 +45,6 @@ pub struct Envelope {
 impl Envelope {
     /// The deduplication key: node, stream, epoch and offset joined by `/`.
     pub fn dedup_key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.node_id, self.source.stream, self.source.epoch, self.source.offset
-        )
+        format!("{}/{}/{}/{}", self.node_id, self.source.stream, self.source.epoch, self.source.offset)
     }
 }

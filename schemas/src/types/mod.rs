@@ -13,14 +13,13 @@ mod summary;
 pub use dead_letter::DeadLetter;
 pub use envelope::{Envelope, NodeImplementation, SourceSeq};
 pub use events::{
-    BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived,
-    CompactBlockReconstructed, ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock,
-    MempoolAccept, MempoolReject, NodeEvent, NodeStart, PeerConnected, PeerDisconnected, Unknown,
-    UpdateTip,
+    BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived, CompactBlockReconstructed,
+    ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock, MempoolAccept, MempoolReject, NodeEvent, NodeStart,
+    PeerConnected, PeerDisconnected, Unknown, UpdateTip,
 };
 pub use facts::{
-    LogLineFact, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther,
-    ZmqPayload, ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
+    LogLineFact, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
+    ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
 };
 pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
 pub use summary::{CloseReason, NodeLag, PropagationSummary};
