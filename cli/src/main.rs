@@ -19,6 +19,8 @@ enum Command {
     /// Validate or apply topology.yaml.
     #[command(subcommand)]
     Topology(commands::topology::TopologyCmd),
+    /// Publish one node's facts (debug.log lines) to the brokers.
+    Produce(commands::produce::ProduceArgs),
     /// Bring the local test bed (broker and regtest nodes) up or down.
     #[command(subcommand)]
     Testbed(commands::testbed::TestbedCmd),
@@ -28,11 +30,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Topology(cmd) => commands::topology::run(cmd),
         Command::Testbed(cmd) => commands::testbed::run(cmd),
+        Command::Produce(args) => commands::produce::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,31 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bmon_schemas::{Codec, LogLineFact, NodeImplementation, Record, RpcOk, RpcOutcome, RpcSnapshotFact, samples};
 use bmon_testbed::{Implementation, TestBed};
 use bmon_topology::Topology;
+use common::{bmon, repo_root};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-
-fn repo_root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn bmon(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bmon")).args(args).current_dir(repo_root()).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Partition count of every topic, from broker metadata.
 fn metadata(brokers: &str) -> HashMap<String, usize> {

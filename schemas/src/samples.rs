@@ -28,6 +28,7 @@ pub fn log_line() -> LogLineFact {
         path: "/data/regtest/debug.log".to_owned(),
         line: b"2026-11-24T22:00:00.123456Z [validation] UpdateTip: new best=\xff".to_vec(),
         truncated: false,
+        end_offset: 4096 + 63,
     }
 }
 

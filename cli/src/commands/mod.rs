@@ -1,4 +1,5 @@
 //! One module per subcommand group.
 
+pub mod produce;
 pub mod testbed;
 pub mod topology;

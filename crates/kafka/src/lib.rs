@@ -4,7 +4,9 @@
 //! Only the Kafka protocol is used, so anything that speaks it (Redpanda in production) works.
 
 pub mod admin;
+pub mod partition;
 pub mod settings;
 
 pub use admin::{ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan};
+pub use partition::partition_for;
 pub use settings::{ClientSettings, Security};

@@ -297,6 +297,11 @@ impl Node {
         Ok(pool.iter().any(|t| t == txid))
     }
 
+    /// Stops the node cleanly (SIGTERM is bitcoind's orderly shutdown) and waits for it to exit.
+    pub fn shutdown(&mut self) {
+        self.process.stop(Duration::from_secs(60));
+    }
+
     /// Stops the node hard (SIGKILL), as a crash would.
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();

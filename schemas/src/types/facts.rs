@@ -15,6 +15,9 @@ pub struct LogLineFact {
     pub line: Vec<u8>,
     /// The line was longer than the producer's limit and was cut.
     pub truncated: bool,
+    /// Byte offset just past the line's newline, where reading resumes (`envelope.source.offset`
+    /// is where the line starts).
+    pub end_offset: i64,
 }
 
 impl Record for LogLineFact {

@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests: running `bmon`, reading topics back.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bmon_schemas::{Codec, LogLineFact};
+use bmon_testbed::{Managed, TestBed};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Runs `bmon` with `args` in the repo root: (success, stdout, stderr).
+pub fn bmon(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bmon")).args(args).current_dir(repo_root()).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Applies topology.yaml to the bed's broker with replication factor 1.
+pub fn apply_topology(brokers: &str) {
+    let (ok, out, err) = bmon(&["topology", "apply", "--brokers", brokers, "--replication-factor", "1"]);
+    assert!(ok, "apply failed: {err}\n{out}");
+}
+
+/// Writes a producer config for `node_id` following `log` and starts `bmon produce` on it.
+pub fn start_producer(bed: &TestBed, node_id: &str, implementation: &str, log: &Path, brokers: &str) -> Managed {
+    let state = bed.dir().join(format!("producer-{node_id}"));
+    std::fs::create_dir_all(&state).unwrap();
+    let config = state.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"{node_id}\"\nnetwork = \"regtest\"\nimplementation = \"{implementation}\"\n\
+             [log]\npath = \"{}\"\npoll_ms = 50\n[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n",
+            log.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bmon"));
+    cmd.args(["produce", "--config", config.to_str().unwrap()]).env("RUST_LOG", "info");
+    Managed::spawn(&format!("producer-{node_id}"), cmd, &bed.pid_dir(), &state.join("producer.log")).unwrap()
+}
+
+/// Reads one topic from the beginning of every partition and keeps what it has read.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    codec: Codec,
+    /// Every log fact read so far, in partition order.
+    pub facts: Vec<LogLineFact>,
+}
+
+impl TopicReader {
+    /// A reader of `topic` (with `partitions` partitions) on `brokers`.
+    pub fn new(brokers: &str, topic: &str, partitions: i32) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        TopicReader { consumer, codec: Codec::default(), facts: Vec::new() }
+    }
+
+    /// Reads until `done(facts)` holds or `timeout` passes; returns whether it held.
+    pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[LogLineFact]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if done(&self.facts) {
+                return true;
+            }
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(200)) {
+                let fact: LogLineFact = self.codec.decode(m.payload().unwrap()).expect("a log fact that decodes");
+                self.facts.push(fact);
+            }
+        }
+        done(&self.facts)
+    }
+
+    /// The facts of one node, in order.
+    pub fn of(&self, node_id: &str) -> Vec<&LogLineFact> {
+        self.facts.iter().filter(|f| f.envelope.node_id == node_id).collect()
+    }
+}
+
+/// The lines of a file (split on `\n`; a final unterminated line counts).
+pub fn file_lines(path: &PathBuf) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// Asserts that `facts` are exactly `lines`, once each, in order, with offsets tiling the file.
+pub fn assert_exactly_once(facts: &[&LogLineFact], lines: &[Vec<u8>], what: &str) {
+    let got: Vec<&[u8]> = facts.iter().map(|f| f.line.as_slice()).collect();
+    let want: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
+    assert_eq!(got.len(), want.len(), "{what}: {} facts for {} lines", got.len(), want.len());
+    assert!(got == want, "{what}: line contents or order differ");
+    let mut keys: Vec<String> = facts.iter().map(|f| f.envelope.dedup_key()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), facts.len(), "{what}: duplicate envelope keys");
+}

@@ -1,0 +1,231 @@
+//! `node.toml`: what one producer publishes, and where.
+
+use std::path::{Path, PathBuf};
+
+use bmon_kafka::{ClientSettings, Security};
+use bmon_schemas::NodeImplementation;
+use serde::Deserialize;
+
+/// Why a config could not be used. The message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not fit (unknown field, wrong type, missing field).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the field.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The node this producer sits beside.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node id, unique in the fleet; the record key.
+    pub id: String,
+    /// Chain name (main, test, signet, regtest).
+    pub network: String,
+    /// core, bsv or litecoin.
+    pub implementation: Implementation,
+    /// Version string, if known (default: empty).
+    #[serde(default)]
+    pub version: String,
+}
+
+/// Node software, as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Implementation {
+    Core,
+    Bsv,
+    Litecoin,
+}
+
+impl From<Implementation> for NodeImplementation {
+    fn from(i: Implementation) -> Self {
+        match i {
+            Implementation::Core => NodeImplementation::Core,
+            Implementation::Bsv => NodeImplementation::Bsv,
+            Implementation::Litecoin => NodeImplementation::Litecoin,
+        }
+    }
+}
+
+/// The debug.log source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// debug.log (BSV: bitcoind.log).
+    pub path: PathBuf,
+    /// Lines longer than this are cut and marked truncated. Default 65536.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+    /// How often to look for new lines, in ms. Default 200.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_max_line() -> usize {
+    65_536
+}
+
+fn default_poll_ms() -> u64 {
+    200
+}
+
+/// Where facts go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// Bootstrap brokers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// `client.id`. Default `bmon-producer`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// TLS / SASL settings. Default plaintext.
+    #[serde(default)]
+    pub security: Security,
+    /// Topic for log facts. Default `bmon.node.log`.
+    #[serde(default = "default_log_topic")]
+    pub log_topic: String,
+}
+
+fn default_client_id() -> String {
+    "bmon-producer".into()
+}
+
+impl KafkaSection {
+    /// Client settings for rdkafka.
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            brokers: self.brokers.clone(),
+            client_id: self.client_id.clone(),
+            security: self.security.clone(),
+        }
+    }
+}
+
+fn default_log_topic() -> String {
+    "bmon.node.log".into()
+}
+
+/// Local state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Directory for the checkpoint.
+    pub dir: PathBuf,
+}
+
+/// The whole `node.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// The node.
+    pub node: NodeSection,
+    /// The log source.
+    pub log: LogSection,
+    /// The brokers.
+    pub kafka: KafkaSection,
+    /// Local state.
+    pub state: StateSection,
+}
+
+impl ProducerConfig {
+    /// Reads and validates a config file. `BMON_BROKERS`, when set, overrides `kafka.brokers`.
+    pub fn load(path: &Path) -> Result<ProducerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let mut c = Self::parse(&text).map_err(|message| ConfigError::Syntax { path: path.into(), message })?;
+        if let Ok(b) = std::env::var("BMON_BROKERS") {
+            c.kafka.brokers = b;
+        }
+        let invalid = |field, message: &str| ConfigError::Invalid { path: path.into(), field, message: message.into() };
+        if c.node.id.trim().is_empty() {
+            return Err(invalid("node.id", "must not be empty"));
+        }
+        if c.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one broker"));
+        }
+        if c.log.max_line_bytes < 256 {
+            return Err(invalid("log.max_line_bytes", "must be at least 256"));
+        }
+        if c.log.poll_ms == 0 {
+            return Err(invalid("log.poll_ms", "must be positive"));
+        }
+        Ok(c)
+    }
+
+    /// Parses config text without validation beyond its shape.
+    pub fn parse(text: &str) -> Result<ProducerConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+id = "core-0"
+network = "regtest"
+implementation = "core"
+[log]
+path = "/data/regtest/debug.log"
+[kafka]
+brokers = "127.0.0.1:9092"
+[state]
+dir = "/var/lib/bmon"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = ProducerConfig::parse(GOOD).unwrap();
+        assert_eq!(c.log.max_line_bytes, 65_536);
+        assert_eq!(c.kafka.log_topic, "bmon.node.log");
+        assert_eq!(c.node.implementation, Implementation::Core);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = ProducerConfig::parse(&GOOD.replace("[log]\n", "[log]\npoll = 1\n")).unwrap_err();
+        assert!(err.contains("poll"), "{err}");
+    }
+
+    #[test]
+    fn bad_implementation_is_named() {
+        let err = ProducerConfig::parse(&GOOD.replace("\"core\"", "\"btcd\"")).unwrap_err();
+        assert!(err.contains("btcd") || err.contains("implementation"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, GOOD.replace("[log]\n", "[log]\nmax_line_bytes = 10\n")).unwrap();
+        let err = ProducerConfig::load(&p).unwrap_err();
+        assert!(err.to_string().contains("log.max_line_bytes"), "{err}");
+    }
+}

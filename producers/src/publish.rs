@@ -1,0 +1,231 @@
+//! Publishing log lines as facts, and recovering the published position from the broker.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bmon_kafka::{ClientSettings, partition_for};
+use bmon_schemas::{Codec, Envelope, LogLineFact, NodeImplementation, SourceSeq};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::tail::{FileId, Line, Position};
+
+/// Publishing failures. All are retryable: the file is still there, so the caller backs off and
+/// resumes from the broker's position.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Settings or client creation failed.
+    #[error("kafka client: {0}")]
+    Client(String),
+    /// The topic is missing or has no partitions.
+    #[error("topic `{0}` does not exist: run `bmon topology apply`")]
+    NoTopic(String),
+    /// The broker did not acknowledge a fact.
+    #[error("delivery to {topic} failed: {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// rdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// Reading back the partition failed.
+    #[error("reading back {topic}/{partition}: {source}")]
+    ReadBack {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// rdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// A fact could not be encoded (a bug, not bad input).
+    #[error("encoding a fact: {0}")]
+    Encode(String),
+}
+
+/// Who the facts are about.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node id (the record key).
+    pub node_id: String,
+    /// Network.
+    pub network: String,
+    /// Node software.
+    pub implementation: NodeImplementation,
+    /// Its version string.
+    pub version: String,
+}
+
+/// Sends log facts for one node to its partition of the log topic.
+pub struct LogPublisher {
+    producer: FutureProducer,
+    settings: ClientSettings,
+    topic: String,
+    partition: i32,
+    codec: Codec,
+    node: NodeIdentity,
+    path: String,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+impl LogPublisher {
+    /// Connects, looks up the topic's partition count and picks this node's partition
+    /// (Kafka's murmur2 of the node id).
+    pub fn new(settings: &ClientSettings, topic: &str, node: NodeIdentity, path: &str) -> Result<Self, PublishError> {
+        let mut cfg = settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
+        // Idempotence keeps one node's facts in order with no gaps across retries.
+        cfg.set("enable.idempotence", "true");
+        let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+        let md = producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|e| PublishError::Client(e.to_string()))?;
+        let partitions = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
+        let partition = partition_for(node.node_id.as_bytes(), partitions);
+        Ok(LogPublisher {
+            producer,
+            settings: settings.clone(),
+            topic: topic.to_owned(),
+            partition,
+            codec: Codec::default(),
+            node,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The partition this node's facts go to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The fact for one line.
+    pub fn fact(&self, file: FileId, line: &Line) -> LogLineFact {
+        LogLineFact {
+            envelope: Envelope {
+                node_id: self.node.node_id.clone(),
+                network: self.node.network.clone(),
+                implementation: self.node.implementation,
+                node_version: self.node.version.clone(),
+                received_at_us: now_us(),
+                source: SourceSeq { stream: "log".into(), epoch: file.epoch(), offset: line.start as i64 },
+            },
+            path: self.path.clone(),
+            line: line.bytes.clone(),
+            truncated: line.truncated,
+            end_offset: line.end as i64,
+        }
+    }
+
+    /// Publishes `lines` of `file` and waits until the broker acknowledged all of them.
+    pub async fn publish(&self, file: FileId, lines: &[Line]) -> Result<(), PublishError> {
+        let mut pending = Vec::with_capacity(lines.len());
+        for line in lines {
+            let bytes = self.codec.encode(&self.fact(file, line)).map_err(|e| PublishError::Encode(e.to_string()))?;
+            let record =
+                FutureRecord::to(&self.topic).partition(self.partition).key(&self.node.node_id).payload(&bytes);
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(e, _)| PublishError::Delivery { topic: self.topic.clone(), source: e })?;
+            pending.push(delivery);
+        }
+        for d in pending {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(PublishError::Delivery { topic: self.topic.clone(), source: e }),
+                Err(_) => {
+                    return Err(PublishError::Delivery { topic: self.topic.clone(), source: KafkaError::Canceled });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The position after the newest log fact of this node in its partition: what was really
+    /// published, whatever the local checkpoint says. Scans backwards in chunks.
+    pub fn recover_position(&self, timeout: Duration) -> Result<Option<Position>, PublishError> {
+        let read_err = |source| PublishError::ReadBack { topic: self.topic.clone(), partition: self.partition, source };
+        let consumer: BaseConsumer = self
+            .settings
+            .client_config()
+            .map_err(|e| PublishError::Client(e.to_string()))?
+            .set("group.id", "bmon-producer-recovery")
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| PublishError::Client(e.to_string()))?;
+        let (low, high) = consumer.fetch_watermarks(&self.topic, self.partition, timeout).map_err(read_err)?;
+        const CHUNK: i64 = 512;
+        let mut end = high;
+        while end > low {
+            let start = (end - CHUNK).max(low);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(start)).map_err(read_err)?;
+            consumer.assign(&tpl).map_err(read_err)?;
+            let deadline = Instant::now() + timeout;
+            let mut found = None;
+            let mut next = start;
+            while next < end && Instant::now() < deadline {
+                let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+                let msg = msg.map_err(read_err)?;
+                next = msg.offset() + 1;
+                if msg.key() != Some(self.node.node_id.as_bytes()) {
+                    continue;
+                }
+                let fact = msg.payload().and_then(|p| self.codec.decode::<LogLineFact>(p).ok());
+                if let Some(fact) =
+                    fact.filter(|f| f.envelope.node_id == self.node.node_id && f.envelope.source.stream == "log")
+                {
+                    found = parse_epoch(&fact.envelope.source.epoch)
+                        .map(|file| Position { file, offset: fact.end_offset as u64 });
+                }
+            }
+            if next < end {
+                return Err(read_err(KafkaError::Canceled));
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+            end = start;
+        }
+        Ok(None)
+    }
+
+    /// Waits for everything sent to be acknowledged (on shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}
+
+/// Parses an epoch written by [`FileId::epoch`].
+pub fn parse_epoch(epoch: &str) -> Option<FileId> {
+    let mut it = epoch.split(':');
+    let file =
+        FileId { dev: it.next()?.parse().ok()?, ino: it.next()?.parse().ok()?, generation: it.next()?.parse().ok()? };
+    it.next().is_none().then_some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_round_trip_and_garbage_is_none() {
+        let f = FileId { dev: 2049, ino: 131, generation: 2 };
+        assert_eq!(parse_epoch(&f.epoch()), Some(f));
+        for bad in ["", "1:2", "1:2:3:4", "a:b:c"] {
+            assert_eq!(parse_epoch(bad), None);
+        }
+    }
+}

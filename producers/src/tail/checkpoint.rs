@@ -1,0 +1,43 @@
+//! The durable resume position of the log tailer.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::tail::Position;
+
+/// A checkpoint file: the position after the last line the broker acknowledged. Written atomically
+/// (temporary file, fsync, rename), so a crash leaves the old or the new position, never a torn one.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    path: PathBuf,
+}
+
+impl Checkpoint {
+    /// A checkpoint stored at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Checkpoint { path: path.into() }
+    }
+
+    /// The stored position; `None` if there is none yet. A corrupt file is reported, not trusted.
+    pub fn load(&self) -> std::io::Result<Option<Position>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `pos` durably.
+    pub fn store(&self, pos: &Position) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(pos).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}

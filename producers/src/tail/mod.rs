@@ -1,0 +1,9 @@
+//! Reading debug.log: line splitting (pure), file following, and durable checkpoints.
+
+pub mod checkpoint;
+pub mod follow;
+pub mod lines;
+
+pub use checkpoint::Checkpoint;
+pub use follow::{Batch, FileId, Follower, Position};
+pub use lines::{Line, LineSplitter};
