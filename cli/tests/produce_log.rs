@@ -160,3 +160,34 @@ fn producer_kill_9_and_restart_mid_stream() {
     reader.read_until(Duration::from_secs(2), |_| false);
     assert_exactly_once(&reader.of("crashing"), &written, "crashing producer");
 }
+
+/// The broker is stopped for a while during a stream and restarted on the same storage: the
+/// producer retries, then resumes from the broker's position; every line once, in order.
+#[test]
+fn broker_outage_during_a_stream() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let dir = bed.dir().join("outage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("debug.log");
+    let _producer = start_producer(&bed, "outage", "core", &log, &brokers);
+    let writer = start_writer(log.clone(), 4000, 500, Arc::new(Mutex::new(false)));
+    {
+        let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+        assert!(reader.read_until(Duration::from_secs(60), |f| f.len() >= 1000));
+    }
+    bed.broker().unwrap().stop();
+    std::thread::sleep(Duration::from_secs(3)); // the outage being simulated, not a synchronisation
+    bed.broker().unwrap().restart().unwrap();
+    let written = writer.handle.join().unwrap();
+    let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    assert!(
+        reader.read_until(Duration::from_secs(120), |f| f.len() >= written.len()),
+        "only {} of {}",
+        reader.facts.len(),
+        written.len()
+    );
+    reader.read_until(Duration::from_secs(2), |_| false);
+    assert_exactly_once(&reader.of("outage"), &written, "broker outage");
+}
