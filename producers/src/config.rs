@@ -131,6 +131,43 @@ fn default_log_topic() -> String {
     "bmon.node.log".into()
 }
 
+/// The ZMQ source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZmqSection {
+    /// Endpoints, e.g. `["tcp://127.0.0.1:28332"]`.
+    pub endpoints: Vec<String>,
+    /// Topics. Default hashblock, hashtx, rawblock, rawtx, sequence.
+    #[serde(default = "default_zmq_topics")]
+    pub topics: Vec<String>,
+    /// ZMQ receive high-water mark. Default 100000, enough for mainnet bursts.
+    #[serde(default = "default_rcvhwm")]
+    pub rcvhwm: i32,
+    /// Facts held while the broker is unreachable; beyond it they are counted as dropped.
+    /// Default 100000 (hours of mainnet-rate notifications).
+    #[serde(default = "default_max_queued")]
+    pub max_queued: u32,
+    /// Topic for ZMQ facts. Default `bmon.node.zmq`.
+    #[serde(default = "default_zmq_topic")]
+    pub topic: String,
+}
+
+fn default_zmq_topics() -> Vec<String> {
+    ["hashblock", "hashtx", "rawblock", "rawtx", "sequence"].map(String::from).to_vec()
+}
+
+fn default_rcvhwm() -> i32 {
+    100_000
+}
+
+fn default_max_queued() -> u32 {
+    100_000
+}
+
+fn default_zmq_topic() -> String {
+    "bmon.node.zmq".into()
+}
+
 /// Local state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,8 +182,12 @@ pub struct StateSection {
 pub struct ProducerConfig {
     /// The node.
     pub node: NodeSection,
-    /// The log source.
-    pub log: LogSection,
+    /// The log source (optional).
+    #[serde(default)]
+    pub log: Option<LogSection>,
+    /// The ZMQ source (optional).
+    #[serde(default)]
+    pub zmq: Option<ZmqSection>,
     /// The brokers.
     pub kafka: KafkaSection,
     /// Local state.
@@ -168,11 +209,24 @@ impl ProducerConfig {
         if c.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must name at least one broker"));
         }
-        if c.log.max_line_bytes < 256 {
-            return Err(invalid("log.max_line_bytes", "must be at least 256"));
+        if let Some(log) = &c.log {
+            if log.max_line_bytes < 256 {
+                return Err(invalid("log.max_line_bytes", "must be at least 256"));
+            }
+            if log.poll_ms == 0 {
+                return Err(invalid("log.poll_ms", "must be positive"));
+            }
         }
-        if c.log.poll_ms == 0 {
-            return Err(invalid("log.poll_ms", "must be positive"));
+        if let Some(z) = &c.zmq {
+            if z.endpoints.is_empty() {
+                return Err(invalid("zmq.endpoints", "must name at least one endpoint"));
+            }
+            if z.rcvhwm < 1 {
+                return Err(invalid("zmq.rcvhwm", "must be positive"));
+            }
+        }
+        if c.log.is_none() && c.zmq.is_none() {
+            return Err(invalid("log", "configure at least one source ([log] or [zmq])"));
         }
         Ok(c)
     }
@@ -203,7 +257,8 @@ dir = "/var/lib/bmon"
     #[test]
     fn parses_with_defaults() {
         let c = ProducerConfig::parse(GOOD).unwrap();
-        assert_eq!(c.log.max_line_bytes, 65_536);
+        assert_eq!(c.log.unwrap().max_line_bytes, 65_536);
+        assert!(c.zmq.is_none());
         assert_eq!(c.kafka.log_topic, "bmon.node.log");
         assert_eq!(c.node.implementation, Implementation::Core);
     }

@@ -6,8 +6,10 @@
 //! of its own partition, so a crash neither loses nor repeats a line.
 
 pub mod config;
+pub mod fact_sink;
 pub mod publish;
 pub mod run;
 pub mod tail;
+pub mod zmq;
 
 pub use config::ProducerConfig;

@@ -4,26 +4,85 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::ProducerConfig;
+use crate::config::LogSection;
+use crate::fact_sink::FactSink;
 use crate::publish::{LogPublisher, NodeIdentity, PublishError};
 use crate::tail::{Checkpoint, Follower, Position};
+use crate::zmq::subscriber::ZmqSettings;
+use crate::zmq::{ZmqStats, run_zmq_source};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Runs the log source until `shutdown` turns true: follow, publish, checkpoint. Broker failures
-/// are logged and retried with backoff; after each, the position is re-read from the broker, so
-/// nothing is lost or repeated.
-pub async fn run_log_source(config: &ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), PublishError> {
-    let node = NodeIdentity {
+fn identity(config: &ProducerConfig) -> NodeIdentity {
+    NodeIdentity {
         node_id: config.node.id.clone(),
         network: config.node.network.clone(),
         implementation: config.node.implementation.into(),
         version: config.node.version.clone(),
+    }
+}
+
+/// Runs every configured source until `shutdown` turns true, then flushes.
+pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<bool>) -> Result<(), PublishError> {
+    let zmq = match &config.zmq {
+        Some(z) => {
+            let sink = FactSink::new(&config.kafka.client(), &z.topic, &config.node.id, z.max_queued)?;
+            let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
+            let node = identity(config);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stats = Arc::new(ZmqStats::default());
+            let (s, st) = (Arc::clone(&stop), Arc::clone(&stats));
+            let handle = tokio::task::spawn_blocking(move || {
+                let result = run_zmq_source(&settings, &node, &sink, &st, &s);
+                if !sink.flush(Duration::from_secs(10)) {
+                    tracing::warn!(in_flight = sink.in_flight(), "ZMQ facts still unacknowledged at shutdown");
+                }
+                result
+            });
+            Some((stop, handle))
+        }
+        None => None,
     };
+    let log = match &config.log {
+        Some(log) => run_log_source(config, log, shutdown.clone()).await,
+        None => {
+            let mut s = shutdown.clone();
+            while !*s.borrow() {
+                if s.changed().await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    };
+    if let Some((stop, handle)) = zmq {
+        stop.store(true, Ordering::Relaxed);
+        match handle.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "ZMQ source failed"),
+            Err(e) => tracing::error!(error = %e, "ZMQ task panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    log
+}
+
+/// Runs the log source until `shutdown` turns true: follow, publish, checkpoint. Broker failures
+/// are logged and retried with backoff; after each, the position is re-read from the broker, so
+/// nothing is lost or repeated.
+pub async fn run_log_source(
+    config: &ProducerConfig,
+    log: &LogSection,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), PublishError> {
+    let node = identity(config);
     let checkpoint = Checkpoint::new(config.state.dir.join("log.checkpoint"));
-    let poll = Duration::from_millis(config.log.poll_ms);
+    let poll = Duration::from_millis(log.poll_ms);
     let mut backoff = Duration::from_millis(500);
-    let path = config.log.path.to_string_lossy().into_owned();
+    let path = log.path.to_string_lossy().into_owned();
     while !*shutdown.borrow() {
         let publisher = match LogPublisher::new(&config.kafka.client(), &config.kafka.log_topic, node.clone(), &path) {
             Ok(p) => p,
@@ -36,7 +95,7 @@ pub async fn run_log_source(config: &ProducerConfig, mut shutdown: watch::Receiv
                 continue;
             }
         };
-        match follow(&publisher, &checkpoint, config, poll, &mut shutdown).await {
+        match follow(&publisher, &checkpoint, log, poll, &mut shutdown).await {
             Ok(()) => {
                 publisher.flush(Duration::from_secs(10));
                 return Ok(());
@@ -74,16 +133,16 @@ fn resume_position(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<
 async fn follow(
     publisher: &LogPublisher,
     checkpoint: &Checkpoint,
-    config: &ProducerConfig,
+    log: &LogSection,
     poll: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
     let resume = resume_position(publisher, checkpoint)?;
-    tracing::info!(path = %config.log.path.display(), ?resume, partition = publisher.partition(), "following log");
-    let mut follower = Follower::open(&config.log.path, resume, config.log.max_line_bytes);
+    tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
+    let mut follower = Follower::open(&log.path, resume, log.max_line_bytes);
     loop {
         let batches =
-            follower.poll().map_err(|e| PublishError::Client(format!("reading {}: {e}", config.log.path.display())))?;
+            follower.poll().map_err(|e| PublishError::Client(format!("reading {}: {e}", log.path.display())))?;
         for batch in &batches {
             publisher.publish(batch.file, &batch.lines).await?;
             if let Some(last) = batch.lines.last() {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bmon_producer::ProducerConfig;
-use bmon_producer::run::run_log_source;
+use bmon_producer::run::run_producer;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -33,6 +33,6 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             let _ = tx.send(true);
         });
-        run_log_source(&config, rx).await.context("log source")
+        run_producer(&config, rx).await.context("producer")
     })
 }

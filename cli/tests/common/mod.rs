@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bmon_schemas::{Codec, LogLineFact};
+use bmon_schemas::{Codec, LogLineFact, Record, ZmqFact};
 use bmon_testbed::{Managed, TestBed};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,6 +35,18 @@ pub fn apply_topology(brokers: &str) {
 
 /// Writes a producer config for `node_id` following `log` and starts `bmon produce` on it.
 pub fn start_producer(bed: &TestBed, node_id: &str, implementation: &str, log: &Path, brokers: &str) -> Managed {
+    let section = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", log.display());
+    start_producer_with(bed, node_id, implementation, &section, brokers)
+}
+
+/// Starts `bmon produce` for `node_id` with the given source sections (TOML).
+pub fn start_producer_with(
+    bed: &TestBed,
+    node_id: &str,
+    implementation: &str,
+    sources: &str,
+    brokers: &str,
+) -> Managed {
     let state = bed.dir().join(format!("producer-{node_id}"));
     std::fs::create_dir_all(&state).unwrap();
     let config = state.join("node.toml");
@@ -42,8 +54,7 @@ pub fn start_producer(bed: &TestBed, node_id: &str, implementation: &str, log: &
         &config,
         format!(
             "[node]\nid = \"{node_id}\"\nnetwork = \"regtest\"\nimplementation = \"{implementation}\"\n\
-             [log]\npath = \"{}\"\npoll_ms = 50\n[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n",
-            log.display(),
+             {sources}[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n",
             state.display()
         ),
     )
@@ -54,16 +65,34 @@ pub fn start_producer(bed: &TestBed, node_id: &str, implementation: &str, log: &
 }
 
 /// Reads one topic from the beginning of every partition and keeps what it has read.
-pub struct TopicReader {
+pub struct TopicReader<T = LogLineFact> {
     consumer: BaseConsumer,
     codec: Codec,
-    /// Every log fact read so far, in partition order.
-    pub facts: Vec<LogLineFact>,
+    /// Every record read so far, in partition order.
+    pub facts: Vec<T>,
 }
 
-impl TopicReader {
+/// Facts that carry an envelope.
+pub trait HasNode {
+    /// The node id.
+    fn node_id(&self) -> &str;
+}
+
+impl HasNode for LogLineFact {
+    fn node_id(&self) -> &str {
+        &self.envelope.node_id
+    }
+}
+
+impl HasNode for ZmqFact {
+    fn node_id(&self) -> &str {
+        &self.envelope.node_id
+    }
+}
+
+impl<T: Record + HasNode> TopicReader<T> {
     /// A reader of `topic` (with `partitions` partitions) on `brokers`.
-    pub fn new(brokers: &str, topic: &str, partitions: i32) -> TopicReader {
+    pub fn new(brokers: &str, topic: &str, partitions: i32) -> TopicReader<T> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "test-reader")
@@ -79,14 +108,14 @@ impl TopicReader {
     }
 
     /// Reads until `done(facts)` holds or `timeout` passes; returns whether it held.
-    pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[LogLineFact]) -> bool) -> bool {
+    pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[T]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if done(&self.facts) {
                 return true;
             }
             if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(200)) {
-                let fact: LogLineFact = self.codec.decode(m.payload().unwrap()).expect("a log fact that decodes");
+                let fact: T = self.codec.decode(m.payload().unwrap()).expect("a fact that decodes");
                 self.facts.push(fact);
             }
         }
@@ -94,8 +123,8 @@ impl TopicReader {
     }
 
     /// The facts of one node, in order.
-    pub fn of(&self, node_id: &str) -> Vec<&LogLineFact> {
-        self.facts.iter().filter(|f| f.envelope.node_id == node_id).collect()
+    pub fn of(&self, node_id: &str) -> Vec<&T> {
+        self.facts.iter().filter(|f| f.node_id() == node_id).collect()
     }
 }
 

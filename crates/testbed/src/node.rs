@@ -116,6 +116,48 @@ pub struct Node {
     rpc: Client,
     wallet: Mutex<Wallet>,
     process: Managed,
+    launch: Launch,
+}
+
+/// How to (re)start a node process.
+#[derive(Debug)]
+struct Launch {
+    name: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    datadir: PathBuf,
+    pid_dir: PathBuf,
+    stdout: PathBuf,
+    url: String,
+}
+
+impl Launch {
+    /// Spawns the node and waits until its RPC answers.
+    fn start(&self) -> Result<(Managed, Client), TestbedError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args).current_dir(&self.datadir);
+        let mut process = Managed::spawn(&self.name, cmd, &self.pid_dir, &self.stdout)?;
+        let cookie = self.datadir.join("regtest/.cookie");
+        // Some(None): the process died, stop waiting; Some(Some(client)): ready.
+        let rpc =
+            poll_until(&format!("{} RPC", self.name), Duration::from_secs(120), Duration::from_millis(200), || {
+                if process.check_alive().is_err() {
+                    return Some(None);
+                }
+                if !cookie.exists() {
+                    return None;
+                }
+                let client = rpc_client(&self.url, &cookie).ok()?;
+                client.get_block_count().ok().map(|_| Some(client))
+            });
+        process.check_alive()?;
+        let rpc = rpc?.ok_or_else(|| TestbedError::Rpc {
+            node: self.name.clone(),
+            method: "getblockcount".into(),
+            message: "process exited".into(),
+        })?;
+        Ok((process, rpc))
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -151,36 +193,30 @@ impl Node {
         let datadir = dir.join(name);
         std::fs::create_dir_all(&datadir).map_err(TestbedError::io(format!("create {}", datadir.display())))?;
         let zmq_port = (implementation == Implementation::Bsv).then_some(ports.zmq);
-        let mut cmd = Command::new(bin);
-        cmd.arg("-regtest")
-            .arg(format!("-datadir={}", datadir.display()))
-            .arg(format!("-port={}", ports.p2p))
-            .arg(format!("-bind=127.0.0.1:{}", ports.p2p))
-            .arg(format!("-rpcport={}", ports.rpc))
-            .args(["-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-server=1", "-listen=1"])
-            .args(["-dnsseed=0", "-discover=0", "-printtoconsole=0", "-rpcthreads=8"])
-            .args(implementation.args(zmq_port))
-            .current_dir(&datadir);
-        let mut process = Managed::spawn(name, cmd, pid_dir, &dir.join(format!("{name}.stdout")))?;
-        let cookie = datadir.join("regtest/.cookie");
-        let url = format!("http://127.0.0.1:{}", ports.rpc);
-        // Some(None): the process died, stop waiting; Some(Some(client)): ready.
-        let rpc = poll_until(&format!("{name} RPC"), Duration::from_secs(120), Duration::from_millis(200), || {
-            if process.check_alive().is_err() {
-                return Some(None);
-            }
-            if !cookie.exists() {
-                return None;
-            }
-            let client = rpc_client(&url, &cookie).ok()?;
-            client.get_block_count().ok().map(|_| Some(client))
-        });
-        process.check_alive()?;
-        let rpc = rpc?.ok_or_else(|| TestbedError::Rpc {
-            node: name.to_owned(),
-            method: "getblockcount".into(),
-            message: "process exited".into(),
-        })?;
+        let mut args: Vec<String> = vec![
+            "-regtest".into(),
+            format!("-datadir={}", datadir.display()),
+            format!("-port={}", ports.p2p),
+            format!("-bind=127.0.0.1:{}", ports.p2p),
+            format!("-rpcport={}", ports.rpc),
+        ];
+        args.extend(
+            ["-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-server=1", "-listen=1"]
+                .into_iter()
+                .chain(["-dnsseed=0", "-discover=0", "-printtoconsole=0", "-rpcthreads=8"])
+                .map(String::from),
+        );
+        args.extend(implementation.args(zmq_port));
+        let launch = Launch {
+            name: name.to_owned(),
+            bin,
+            args,
+            datadir: datadir.clone(),
+            pid_dir: pid_dir.to_owned(),
+            stdout: dir.join(format!("{name}.stdout")),
+            url: format!("http://127.0.0.1:{}", ports.rpc),
+        };
+        let (process, rpc) = launch.start()?;
         let node = Node {
             name: name.to_owned(),
             implementation,
@@ -191,6 +227,7 @@ impl Node {
             rpc,
             wallet: Mutex::new(Wallet::placeholder()),
             process,
+            launch,
         };
         let wallet = Wallet::open(&node, index)?;
         *node.wallet.lock().map_err(|_| node.rpc_err("wallet", "wallet lock poisoned"))? = wallet;
@@ -300,6 +337,20 @@ impl Node {
     /// Stops the node cleanly (SIGTERM is bitcoind's orderly shutdown) and waits for it to exit.
     pub fn shutdown(&mut self) {
         self.process.stop(Duration::from_secs(60));
+    }
+
+    /// Stops the node cleanly and starts it again with the same data and ports (its ZMQ sequence
+    /// numbers start over). Reconnect peers yourself if the test needs them.
+    pub fn restart(&mut self) -> Result<(), TestbedError> {
+        self.process.stop(Duration::from_secs(60));
+        // The old cookie is deleted on shutdown; wait for the new one.
+        let (process, rpc) = self.launch.start()?;
+        self.process = process;
+        self.rpc = rpc;
+        if self.implementation == Implementation::Litecoin {
+            let _ = self.call::<Value>("loadwallet", &[json!("bmon")]);
+        }
+        Ok(())
     }
 
     /// Stops the node hard (SIGKILL), as a crash would.

@@ -1,0 +1,8 @@
+//! The ZMQ source: subscribe, stamp receive time, track sequences, publish facts.
+
+pub mod decode;
+pub mod seq;
+pub mod subscriber;
+
+pub use seq::{SequenceTracker, Verdict};
+pub use subscriber::{ZmqStats, run_zmq_source};

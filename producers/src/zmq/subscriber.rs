@@ -1,0 +1,143 @@
+//! The blocking ZMQ receive loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bmon_schemas::{Envelope, SourceSeq, ZmqFact, ZmqGap, ZmqPayload, ZmqSequenceReset};
+
+use crate::fact_sink::FactSink;
+use crate::publish::NodeIdentity;
+use crate::zmq::decode::decode;
+use crate::zmq::seq::{SequenceTracker, Verdict};
+
+/// Counters of one ZMQ source, also exported as metrics.
+#[derive(Debug, Default)]
+pub struct ZmqStats {
+    /// Messages received.
+    pub received: AtomicU64,
+    /// Messages lost, per detected gaps.
+    pub missed: AtomicU64,
+    /// Sequence resets (node restarts).
+    pub resets: AtomicU64,
+    /// Facts not published because the local queue was full.
+    pub dropped: AtomicU64,
+    /// Bodies that did not fit their topic (published as `ZmqOther`).
+    pub undecodable: AtomicU64,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Settings of the ZMQ source.
+#[derive(Debug, Clone)]
+pub struct ZmqSettings {
+    /// Endpoints to connect to, e.g. `tcp://127.0.0.1:28332`.
+    pub endpoints: Vec<String>,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Receive high-water mark (messages queued in ZMQ before it drops).
+    pub rcvhwm: i32,
+}
+
+/// Receives until `stop` is set. Runs on a blocking thread; publishing is non-blocking (rdkafka
+/// queues), so receiving never waits for the broker.
+pub fn run_zmq_source(
+    settings: &ZmqSettings,
+    node: &NodeIdentity,
+    sink: &FactSink,
+    stats: &Arc<ZmqStats>,
+    stop: &AtomicBool,
+) -> Result<(), zmq::Error> {
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::SUB)?;
+    socket.set_rcvhwm(settings.rcvhwm)?;
+    socket.set_reconnect_ivl(500)?;
+    socket.set_reconnect_ivl_max(10_000)?;
+    for t in &settings.topics {
+        socket.set_subscribe(t.as_bytes())?;
+    }
+    for e in &settings.endpoints {
+        socket.connect(e)?;
+    }
+    // One session per subscriber start; a node restart (sequence reset) starts a new epoch, so
+    // (stream, epoch, offset) never repeats.
+    let session = format!("{}-{}", now_us(), std::process::id());
+    let mut generation = 0u32;
+    let mut tracker = SequenceTracker::default();
+    let envelope = |stream: String, generation: u32, offset: u32, at: i64| Envelope {
+        node_id: node.node_id.clone(),
+        network: node.network.clone(),
+        implementation: node.implementation,
+        node_version: node.version.clone(),
+        received_at_us: at,
+        source: SourceSeq { stream, epoch: format!("{session}:{generation}"), offset: i64::from(offset) },
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if socket.poll(zmq::POLLIN, 200)? == 0 {
+            continue;
+        }
+        let parts = socket.recv_multipart(zmq::DONTWAIT)?;
+        let at = now_us();
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let [topic, body, rest @ ..] = parts.as_slice() else { continue };
+        let topic = String::from_utf8_lossy(topic).into_owned();
+        let seq = rest.first().and_then(|s| s.as_slice().try_into().ok()).map(u32::from_le_bytes);
+        let mut facts = Vec::with_capacity(2);
+        if let Some(seq) = seq {
+            match tracker.observe(&topic, seq) {
+                Verdict::Gap { expected, received, missed } => {
+                    stats.missed.fetch_add(u64::from(missed), Ordering::Relaxed);
+                    metrics::counter!("bmon_producer_zmq_missed_total", "topic" => topic.clone())
+                        .increment(u64::from(missed));
+                    tracing::warn!(%topic, expected, received, missed, "ZMQ sequence gap: messages were lost");
+                    facts.push(ZmqFact {
+                        envelope: envelope(format!("zmq-gap:{topic}"), generation, seq, at),
+                        topic: topic.clone(),
+                        zmq_sequence: Some(i64::from(seq)),
+                        payload: ZmqPayload::Gap(ZmqGap {
+                            expected: i64::from(expected),
+                            received: i64::from(received),
+                            missed: i64::from(missed),
+                        }),
+                    });
+                }
+                Verdict::Reset { previous, received } => {
+                    stats.resets.fetch_add(1, Ordering::Relaxed);
+                    generation += 1;
+                    tracing::info!(%topic, previous, received, "ZMQ sequence reset: the node restarted");
+                    facts.push(ZmqFact {
+                        envelope: envelope(format!("zmq-reset:{topic}"), generation, seq, at),
+                        topic: topic.clone(),
+                        zmq_sequence: Some(i64::from(seq)),
+                        payload: ZmqPayload::SequenceReset(ZmqSequenceReset {
+                            previous: i64::from(previous),
+                            received: i64::from(received),
+                        }),
+                    });
+                }
+                Verdict::First | Verdict::InOrder => {}
+            }
+        }
+        let payload = decode(&topic, body).unwrap_or_else(|e| {
+            stats.undecodable.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "undecodable ZMQ body; publishing it raw");
+            ZmqPayload::Other(bmon_schemas::ZmqOther { body: body.clone() })
+        });
+        facts.push(ZmqFact {
+            envelope: envelope(format!("zmq:{topic}"), generation, seq.unwrap_or(0), at),
+            topic: topic.clone(),
+            zmq_sequence: seq.map(i64::from),
+            payload,
+        });
+        metrics::counter!("bmon_producer_zmq_messages_total", "topic" => topic.clone()).increment(1);
+        for fact in &facts {
+            if !sink.send(fact) {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("bmon_producer_zmq_dropped_total").increment(1);
+            }
+        }
+    }
+    Ok(())
+}
