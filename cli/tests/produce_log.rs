@@ -40,7 +40,7 @@ fn core_bsv_and_litecoin_logs_arrive_exactly_once() {
         node.shutdown();
         expected.push((node.name().to_owned(), file_lines(&node.log_path())));
     }
-    let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
     let done = |facts: &[bmon_schemas::LogLineFact]| {
         expected.iter().all(|(id, lines)| facts.iter().filter(|f| &f.envelope.node_id == id).count() >= lines.len())
     };
@@ -101,7 +101,7 @@ fn rotation_and_copytruncate_during_a_stream() {
     let _producer = start_producer(&bed, "rotating", "core", &log, &brokers);
     let reopen = Arc::new(Mutex::new(false));
     let writer = start_writer(log.clone(), 3000, 1000, Arc::clone(&reopen));
-    let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
     let at_least = |n: usize| move |f: &[bmon_schemas::LogLineFact]| f.len() >= n;
     assert!(reader.read_until(Duration::from_secs(60), at_least(800)));
     // logrotate `create` style: rename, the writer keeps appending to the old file for a while,
@@ -142,7 +142,7 @@ fn producer_kill_9_and_restart_mid_stream() {
     let log = dir.join("debug.log");
     let mut producer = start_producer(&bed, "crashing", "core", &log, &brokers);
     let writer = start_writer(log.clone(), 3000, 1000, Arc::new(Mutex::new(false)));
-    let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
     for round in 1..=2 {
         assert!(reader.read_until(Duration::from_secs(60), |f| f.len() >= 1000 * round));
         producer.kill_hard();
@@ -174,14 +174,14 @@ fn broker_outage_during_a_stream() {
     let _producer = start_producer(&bed, "outage", "core", &log, &brokers);
     let writer = start_writer(log.clone(), 4000, 500, Arc::new(Mutex::new(false)));
     {
-        let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+        let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
         assert!(reader.read_until(Duration::from_secs(60), |f| f.len() >= 1000));
     }
     bed.broker().unwrap().stop();
     std::thread::sleep(Duration::from_secs(3)); // the outage being simulated, not a synchronisation
     bed.broker().unwrap().restart().unwrap();
     let written = writer.handle.join().unwrap();
-    let mut reader = TopicReader::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
     assert!(
         reader.read_until(Duration::from_secs(120), |f| f.len() >= written.len()),
         "only {} of {}",
