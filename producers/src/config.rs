@@ -168,6 +168,64 @@ fn default_zmq_topic() -> String {
     "bmon.node.zmq".into()
 }
 
+/// The RPC source. Credentials come from a cookie file, a password file or an environment
+/// variable; never from the command line, never logged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcSection {
+    /// `http://host:port`.
+    pub url: String,
+    /// The node's `.cookie` file.
+    #[serde(default)]
+    pub cookie_file: Option<PathBuf>,
+    /// RPC user, with `password_file` or `password_env`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// File holding the RPC password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the RPC password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Seconds between poll rounds. Default 10.
+    #[serde(default = "default_interval")]
+    pub interval_s: u64,
+    /// Per-call timeout in seconds. Default 30.
+    #[serde(default = "default_rpc_timeout")]
+    pub timeout_s: u64,
+    /// Snapshot gettxoutsetinfo on every new tip (expensive on mainnet). Default false.
+    #[serde(default)]
+    pub txoutset_on_new_tip: bool,
+    /// Topic for RPC facts. Default `bmon.node.rpc`.
+    #[serde(default = "default_rpc_topic")]
+    pub topic: String,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+
+fn default_rpc_timeout() -> u64 {
+    30
+}
+
+fn default_rpc_topic() -> String {
+    "bmon.node.rpc".into()
+}
+
+impl RpcSection {
+    /// The credentials source, or which fields are missing.
+    pub fn auth(&self) -> Result<crate::rpc::RpcAuth, &'static str> {
+        use crate::rpc::RpcAuth;
+        match (&self.cookie_file, &self.user, &self.password_file, &self.password_env) {
+            (Some(c), None, None, None) => Ok(RpcAuth::Cookie(c.clone())),
+            (None, Some(u), Some(f), None) => Ok(RpcAuth::PasswordFile { user: u.clone(), file: f.clone() }),
+            (None, Some(u), None, Some(v)) => Ok(RpcAuth::PasswordEnv { user: u.clone(), var: v.clone() }),
+            _ => Err("set exactly one of cookie_file, or user with password_file or password_env"),
+        }
+    }
+}
+
 /// Local state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +246,9 @@ pub struct ProducerConfig {
     /// The ZMQ source (optional).
     #[serde(default)]
     pub zmq: Option<ZmqSection>,
+    /// The RPC source (optional).
+    #[serde(default)]
+    pub rpc: Option<RpcSection>,
     /// The brokers.
     pub kafka: KafkaSection,
     /// Local state.
@@ -225,8 +286,14 @@ impl ProducerConfig {
                 return Err(invalid("zmq.rcvhwm", "must be positive"));
             }
         }
-        if c.log.is_none() && c.zmq.is_none() {
-            return Err(invalid("log", "configure at least one source ([log] or [zmq])"));
+        if let Some(r) = &c.rpc {
+            r.auth().map_err(|m| invalid("rpc", m))?;
+            if r.interval_s == 0 || r.timeout_s == 0 {
+                return Err(invalid("rpc.interval_s", "interval_s and timeout_s must be positive"));
+            }
+        }
+        if c.log.is_none() && c.zmq.is_none() && c.rpc.is_none() {
+            return Err(invalid("log", "configure at least one source ([log], [zmq] or [rpc])"));
         }
         Ok(c)
     }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod fact_sink;
 pub mod publish;
+pub mod rpc;
 pub mod run;
 pub mod tail;
 pub mod zmq;

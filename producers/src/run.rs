@@ -11,6 +11,7 @@ use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
 use crate::publish::{LogPublisher, NodeIdentity, PublishError};
+use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::tail::{Checkpoint, Follower, Position};
 use crate::zmq::subscriber::ZmqSettings;
 use crate::zmq::{ZmqStats, run_zmq_source};
@@ -47,6 +48,27 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
         }
         None => None,
     };
+    let rpc = match &config.rpc {
+        Some(r) => {
+            let sink = FactSink::new(&config.kafka.client(), &r.topic, &config.node.id, 10_000)?;
+            let settings = RpcSettings {
+                url: r.url.clone(),
+                auth: r.auth().map_err(|m| PublishError::Client(format!("rpc: {m}")))?,
+                interval: Duration::from_secs(r.interval_s),
+                timeout: Duration::from_secs(r.timeout_s),
+            };
+            let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
+            let node = identity(config);
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = Arc::clone(&stop);
+            let handle = tokio::task::spawn_blocking(move || {
+                run_rpc_source(&settings, plan, &node, &sink, &s);
+                sink.flush(Duration::from_secs(10));
+            });
+            Some((stop, handle))
+        }
+        None => None,
+    };
     let log = match &config.log {
         Some(log) => run_log_source(config, log, shutdown.clone()).await,
         None => {
@@ -59,6 +81,12 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
             Ok(())
         }
     };
+    if let Some((stop, handle)) = rpc {
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = handle.await {
+            tracing::error!(error = %e, "RPC task panicked");
+        }
+    }
     if let Some((stop, handle)) = zmq {
         stop.store(true, Ordering::Relaxed);
         match handle.await {

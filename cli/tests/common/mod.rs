@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bmon_schemas::{Codec, LogLineFact, Record, ZmqFact};
+use bmon_schemas::{Codec, LogLineFact, Record, RpcSnapshotFact, ZmqFact};
 use bmon_testbed::{Managed, TestBed};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -79,6 +79,12 @@ pub trait HasNode {
 }
 
 impl HasNode for LogLineFact {
+    fn node_id(&self) -> &str {
+        &self.envelope.node_id
+    }
+}
+
+impl HasNode for RpcSnapshotFact {
     fn node_id(&self) -> &str {
         &self.envelope.node_id
     }

@@ -1,0 +1,7 @@
+//! The RPC source: periodic snapshots of the node's state, published uninterpreted.
+
+pub mod plan;
+pub mod poller;
+
+pub use plan::{Call, PollPlan};
+pub use poller::{RpcAuth, RpcSettings, run_rpc_source};

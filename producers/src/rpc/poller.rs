@@ -1,0 +1,211 @@
+//! The blocking RPC poll loop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bmon_schemas::{Envelope, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, SourceSeq};
+use jsonrpc::Client;
+use serde_json::Value;
+
+use crate::fact_sink::FactSink;
+use crate::publish::NodeIdentity;
+use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan};
+
+/// How to authenticate. Secrets come from files or the environment, never the command line.
+#[derive(Debug, Clone)]
+pub enum RpcAuth {
+    /// The node's `.cookie` file (re-read on every connect: it changes when the node restarts).
+    Cookie(PathBuf),
+    /// A user and a password read from a file.
+    PasswordFile {
+        /// User name.
+        user: String,
+        /// File holding the password.
+        file: PathBuf,
+    },
+    /// A user and a password read from an environment variable.
+    PasswordEnv {
+        /// User name.
+        user: String,
+        /// Variable holding the password.
+        var: String,
+    },
+}
+
+/// Settings of the RPC source.
+#[derive(Debug, Clone)]
+pub struct RpcSettings {
+    /// `http://host:port`.
+    pub url: String,
+    /// Credentials.
+    pub auth: RpcAuth,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Per-call timeout.
+    pub timeout: Duration,
+}
+
+/// Why a call failed, in words an operator can act on.
+fn describe(e: &jsonrpc::Error) -> (Option<i64>, String) {
+    match e {
+        jsonrpc::Error::Rpc(r) => (Some(i64::from(r.code)), r.message.clone()),
+        other => {
+            let text = other.to_string();
+            let hint = if text.contains("401") || text.contains("403") {
+                "authentication failed: check the cookie file or user and password"
+            } else if text.contains("refused") {
+                "connection refused: is the node running and is rpcbind/rpcport right?"
+            } else if ["timed out", "timeout", "wouldblock"].iter().any(|t| text.to_lowercase().contains(t)) {
+                "timed out: the node is slow or busy"
+            } else {
+                "transport error"
+            };
+            (None, format!("{hint} ({text})"))
+        }
+    }
+}
+
+fn credentials(auth: &RpcAuth) -> Result<(String, String), String> {
+    match auth {
+        RpcAuth::Cookie(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read cookie file {}: {e}", path.display()))?;
+            let (u, p) =
+                text.trim().split_once(':').ok_or_else(|| format!("cookie file {} is malformed", path.display()))?;
+            Ok((u.to_owned(), p.to_owned()))
+        }
+        RpcAuth::PasswordFile { user, file } => std::fs::read_to_string(file)
+            .map(|p| (user.clone(), p.trim_end().to_owned()))
+            .map_err(|e| format!("cannot read password file {}: {e}", file.display())),
+        RpcAuth::PasswordEnv { user, var } => {
+            std::env::var(var).map(|p| (user.clone(), p)).map_err(|_| format!("environment variable {var} is not set"))
+        }
+    }
+}
+
+fn connect(settings: &RpcSettings) -> Result<Client, String> {
+    let (user, pass) = credentials(&settings.auth)?;
+    let transport = jsonrpc::http::minreq_http::Builder::new()
+        .url(&settings.url)
+        .map_err(|e| format!("bad RPC url {}: {e}", settings.url))?
+        .timeout(settings.timeout)
+        .basic_auth(user, Some(pass))
+        .build();
+    Ok(Client::with_transport(transport))
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Polls until `stop` is set. Each round publishes one fact per call, success or failure.
+pub fn run_rpc_source(
+    settings: &RpcSettings,
+    mut plan: PollPlan,
+    node: &NodeIdentity,
+    sink: &FactSink,
+    stop: &AtomicBool,
+) {
+    let session = format!("{}-{}", now_us(), std::process::id());
+    let mut client: Option<Client> = None;
+    let mut round: i64 = 0;
+    let mut backoff = settings.interval;
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        if client.is_none() {
+            match connect(settings) {
+                Ok(c) => client = Some(c),
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "RPC client not ready; retrying"),
+            }
+        }
+        let mut failures = 0;
+        let mut reconnect = false;
+        if let Some(c) = &client {
+            let mut calls: Vec<Call> = plan.calls().cloned().collect();
+            let mut i = 0;
+            while i < calls.len() {
+                let call = calls[i].clone();
+                i += 1;
+                let (outcome, result, took) = call_once(c, &call);
+                if let RpcOutcome::Err(e) = &outcome {
+                    if e.code == Some(METHOD_NOT_FOUND) {
+                        if plan.mark_missing(call.method) {
+                            tracing::info!(method = call.method, "the node has no such RPC; not polling it again");
+                        }
+                        continue;
+                    }
+                    failures += 1;
+                    tracing::warn!(method = call.method, error = %e.message, "RPC call failed; next round will retry");
+                }
+                // No answer at all (transport): the rest of the round would fail the same way.
+                let unreachable = matches!(&outcome, RpcOutcome::Err(e) if e.code.is_none());
+                let extra = result
+                    .as_ref()
+                    .filter(|_| call.method == "getblockchaininfo")
+                    .and_then(|r| plan.after_chain_info(r));
+                calls.extend(extra);
+                let fact = RpcSnapshotFact {
+                    envelope: Envelope {
+                        node_id: node.node_id.clone(),
+                        network: node.network.clone(),
+                        implementation: node.implementation,
+                        node_version: node.version.clone(),
+                        received_at_us: now_us(),
+                        source: SourceSeq {
+                            stream: format!("rpc:{}", call.method),
+                            epoch: session.clone(),
+                            offset: round,
+                        },
+                    },
+                    method: call.method.to_owned(),
+                    params: Value::Array(call.params.clone()).to_string(),
+                    duration_us: took.as_micros() as i64,
+                    outcome,
+                };
+                if !sink.send(&fact) {
+                    metrics::counter!("bmon_producer_rpc_dropped_total").increment(1);
+                }
+                if unreachable {
+                    // Reconnect next round, re-reading credentials (the cookie changes when the
+                    // node restarts).
+                    reconnect = true;
+                    break;
+                }
+            }
+        }
+        if reconnect {
+            client = None;
+        }
+        round += 1;
+        backoff = if failures == 0 && client.is_some() {
+            settings.interval
+        } else {
+            (backoff * 2).min(Duration::from_secs(60))
+        };
+        let wait = backoff.saturating_sub(started.elapsed());
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
+    }
+}
+
+/// Makes one call; returns the outcome, the parsed result on success, and how long it took.
+fn call_once(client: &Client, call: &Call) -> (RpcOutcome, Option<Value>, Duration) {
+    let t0 = Instant::now();
+    let params = match serde_json::value::to_raw_value(&call.params) {
+        Ok(p) => p,
+        Err(e) => {
+            return (RpcOutcome::Err(RpcErr { code: None, message: format!("bad params: {e}") }), None, t0.elapsed());
+        }
+    };
+    let request = client.build_request(call.method, Some(&params));
+    match client.send_request(request).and_then(|r| r.result::<Value>()) {
+        Ok(v) => (RpcOutcome::Ok(RpcOk { json: v.to_string() }), Some(v), t0.elapsed()),
+        Err(e) => {
+            let (code, message) = describe(&e);
+            (RpcOutcome::Err(RpcErr { code, message }), None, t0.elapsed())
+        }
+    }
+}
