@@ -226,6 +226,25 @@ impl RpcSection {
     }
 }
 
+/// The HTTP listener for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// Listen address. Default `127.0.0.1:9464`.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for ServiceSection {
+    fn default() -> Self {
+        ServiceSection { listen: default_listen() }
+    }
+}
+
 /// Local state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +272,9 @@ pub struct ProducerConfig {
     pub kafka: KafkaSection,
     /// Local state.
     pub state: StateSection,
+    /// Metrics and health listener.
+    #[serde(default)]
+    pub service: ServiceSection,
 }
 
 impl ProducerConfig {

@@ -11,6 +11,7 @@ pub mod publish;
 pub mod rpc;
 pub mod run;
 pub mod tail;
+pub mod telemetry;
 pub mod zmq;
 
 pub use config::ProducerConfig;

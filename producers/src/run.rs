@@ -13,6 +13,7 @@ use crate::fact_sink::FactSink;
 use crate::publish::{LogPublisher, NodeIdentity, PublishError};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::tail::{Checkpoint, Follower, Position};
+use crate::telemetry::{self, Health};
 use crate::zmq::subscriber::ZmqSettings;
 use crate::zmq::{ZmqStats, run_zmq_source};
 
@@ -28,7 +29,11 @@ fn identity(config: &ProducerConfig) -> NodeIdentity {
 }
 
 /// Runs every configured source until `shutdown` turns true, then flushes.
-pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<bool>) -> Result<(), PublishError> {
+pub async fn run_producer(
+    config: &ProducerConfig,
+    health: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), PublishError> {
     let zmq = match &config.zmq {
         Some(z) => {
             let sink = FactSink::new(&config.kafka.client(), &z.topic, &config.node.id, z.max_queued)?;
@@ -36,9 +41,9 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
             let node = identity(config);
             let stop = Arc::new(AtomicBool::new(false));
             let stats = Arc::new(ZmqStats::default());
-            let (s, st) = (Arc::clone(&stop), Arc::clone(&stats));
+            let (s, st, h) = (Arc::clone(&stop), Arc::clone(&stats), Arc::clone(&health));
             let handle = tokio::task::spawn_blocking(move || {
-                let result = run_zmq_source(&settings, &node, &sink, &st, &s);
+                let result = run_zmq_source(&settings, &node, &sink, &st, &s, &h.zmq);
                 if !sink.flush(Duration::from_secs(10)) {
                     tracing::warn!(in_flight = sink.in_flight(), "ZMQ facts still unacknowledged at shutdown");
                 }
@@ -60,9 +65,9 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
             let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
             let node = identity(config);
             let stop = Arc::new(AtomicBool::new(false));
-            let s = Arc::clone(&stop);
+            let (s, h) = (Arc::clone(&stop), Arc::clone(&health));
             let handle = tokio::task::spawn_blocking(move || {
-                run_rpc_source(&settings, plan, &node, &sink, &s);
+                run_rpc_source(&settings, plan, &node, &sink, &s, &h.rpc);
                 sink.flush(Duration::from_secs(10));
             });
             Some((stop, handle))
@@ -70,7 +75,7 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
         None => None,
     };
     let log = match &config.log {
-        Some(log) => run_log_source(config, log, shutdown.clone()).await,
+        Some(log) => run_log_source(config, log, &health, shutdown.clone()).await,
         None => {
             let mut s = shutdown.clone();
             while !*s.borrow() {
@@ -104,6 +109,7 @@ pub async fn run_producer(config: &ProducerConfig, shutdown: watch::Receiver<boo
 pub async fn run_log_source(
     config: &ProducerConfig,
     log: &LogSection,
+    health: &Health,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
     let node = identity(config);
@@ -113,7 +119,10 @@ pub async fn run_log_source(
     let path = log.path.to_string_lossy().into_owned();
     while !*shutdown.borrow() {
         let publisher = match LogPublisher::new(&config.kafka.client(), &config.kafka.log_topic, node.clone(), &path) {
-            Ok(p) => p,
+            Ok(p) => {
+                health.log.store(true, Ordering::Relaxed);
+                p
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the log topic; retrying");
                 if wait(&mut shutdown, backoff).await {
@@ -129,6 +138,8 @@ pub async fn run_log_source(
                 return Ok(());
             }
             Err(e) => {
+                health.log.store(false, Ordering::Relaxed);
+                metrics::counter!(telemetry::LOG_RETRIES).increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "publishing log facts failed; will resume from the broker's position");
                 if wait(&mut shutdown, backoff).await {
                     break;
@@ -172,7 +183,12 @@ async fn follow(
         let batches =
             follower.poll().map_err(|e| PublishError::Client(format!("reading {}: {e}", log.path.display())))?;
         for batch in &batches {
+            let t0 = std::time::Instant::now();
             publisher.publish(batch.file, &batch.lines).await?;
+            metrics::histogram!(telemetry::LOG_PUBLISH_SECONDS).record(t0.elapsed().as_secs_f64());
+            metrics::counter!(telemetry::LOG_LINES).increment(batch.lines.len() as u64);
+            let bytes: u64 = batch.lines.iter().map(|l| l.end - l.start).sum();
+            metrics::counter!(telemetry::LOG_BYTES).increment(bytes);
             if let Some(last) = batch.lines.last() {
                 let pos = Position { file: batch.file, offset: last.end };
                 if let Err(e) = checkpoint.store(&pos) {

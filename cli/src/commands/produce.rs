@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bmon_producer::ProducerConfig;
+use std::sync::Arc;
+
 use bmon_producer::run::run_producer;
+use bmon_producer::telemetry::{Health, install_recorder, serve};
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -33,6 +36,20 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             let _ = tx.send(true);
         });
-        run_producer(&config, rx).await.context("producer")
+        let metrics = install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+        let health = Arc::new(Health {
+            configured: (config.log.is_some(), config.zmq.is_some(), config.rpc.is_some()),
+            ..Health::default()
+        });
+        let listen = config.service.listen;
+        let server = tokio::spawn(serve(listen, metrics, Arc::clone(&health), rx.clone()));
+        tracing::info!(%listen, "serving /metrics, /healthz, /readyz");
+        let result = run_producer(&config, health, rx).await.context("producer");
+        match server.await {
+            Ok(Err(e)) => tracing::error!(error = %e, %listen, "metrics listener failed"),
+            Err(e) => tracing::error!(error = %e, "metrics listener panicked"),
+            Ok(Ok(())) => {}
+        }
+        result
     })
 }

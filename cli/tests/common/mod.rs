@@ -50,6 +50,9 @@ pub fn start_producer_with(
     let state = bed.dir().join(format!("producer-{node_id}"));
     std::fs::create_dir_all(&state).unwrap();
     let config = state.join("node.toml");
+    // Tests run many producers at once: let the OS pick the metrics port unless the test chose one.
+    let service = if sources.contains("[service]") { "" } else { "[service]\nlisten = \"127.0.0.1:0\"\n" };
+    let sources = format!("{sources}{service}");
     std::fs::write(
         &config,
         format!(

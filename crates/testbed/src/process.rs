@@ -70,6 +70,18 @@ impl Managed {
         }
     }
 
+    /// Sends SIGTERM and waits up to `grace` for the exit; returns the exit status, or `None` if it
+    /// had to be killed.
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let status = poll_until("exit", grace, Duration::from_millis(50), || self.child.try_wait().ok().flatten()).ok();
+        if status.is_none() {
+            self.kill_hard();
+        }
+        let _ = std::fs::remove_file(&self.pid_file);
+        status
+    }
+
     /// Sends SIGKILL and reaps the process (a crash, as `kill -9` would do).
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
 use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan};
+use crate::telemetry;
 
 /// How to authenticate. Secrets come from files or the environment, never the command line.
 #[derive(Debug, Clone)]
@@ -100,12 +101,14 @@ fn now_us() -> i64 {
 }
 
 /// Polls until `stop` is set. Each round publishes one fact per call, success or failure.
+/// `ready` is set once a call has succeeded.
 pub fn run_rpc_source(
     settings: &RpcSettings,
     mut plan: PollPlan,
     node: &NodeIdentity,
     sink: &FactSink,
     stop: &AtomicBool,
+    ready: &AtomicBool,
 ) {
     let session = format!("{}-{}", now_us(), std::process::id());
     let mut client: Option<Client> = None;
@@ -128,6 +131,12 @@ pub fn run_rpc_source(
                 let call = calls[i].clone();
                 i += 1;
                 let (outcome, result, took) = call_once(c, &call);
+                let label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
+                metrics::counter!(telemetry::RPC_CALLS, "method" => call.method, "outcome" => label).increment(1);
+                metrics::histogram!(telemetry::RPC_SECONDS, "method" => call.method).record(took.as_secs_f64());
+                if label == "ok" {
+                    ready.store(true, Ordering::Relaxed);
+                }
                 if let RpcOutcome::Err(e) = &outcome {
                     if e.code == Some(METHOD_NOT_FOUND) {
                         if plan.mark_missing(call.method) {
@@ -164,7 +173,7 @@ pub fn run_rpc_source(
                     outcome,
                 };
                 if !sink.send(&fact) {
-                    metrics::counter!("bmon_producer_rpc_dropped_total").increment(1);
+                    metrics::counter!(telemetry::DROPPED, "source" => "rpc").increment(1);
                 }
                 if unreachable {
                     // Reconnect next round, re-reading credentials (the cookie changes when the

@@ -8,6 +8,7 @@ use bmon_schemas::{Envelope, SourceSeq, ZmqFact, ZmqGap, ZmqPayload, ZmqSequence
 
 use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
+use crate::telemetry;
 use crate::zmq::decode::decode;
 use crate::zmq::seq::{SequenceTracker, Verdict};
 
@@ -49,6 +50,7 @@ pub fn run_zmq_source(
     sink: &FactSink,
     stats: &Arc<ZmqStats>,
     stop: &AtomicBool,
+    ready: &AtomicBool,
 ) -> Result<(), zmq::Error> {
     let ctx = zmq::Context::new();
     let socket = ctx.socket(zmq::SUB)?;
@@ -61,6 +63,7 @@ pub fn run_zmq_source(
     for e in &settings.endpoints {
         socket.connect(e)?;
     }
+    ready.store(true, Ordering::Relaxed);
     // One session per subscriber start; a node restart (sequence reset) starts a new epoch, so
     // (stream, epoch, offset) never repeats.
     let session = format!("{}-{}", now_us(), std::process::id());
@@ -89,8 +92,7 @@ pub fn run_zmq_source(
             match tracker.observe(&topic, seq) {
                 Verdict::Gap { expected, received, missed } => {
                     stats.missed.fetch_add(u64::from(missed), Ordering::Relaxed);
-                    metrics::counter!("bmon_producer_zmq_missed_total", "topic" => topic.clone())
-                        .increment(u64::from(missed));
+                    metrics::counter!(telemetry::ZMQ_MISSED, "topic" => topic.clone()).increment(u64::from(missed));
                     tracing::warn!(%topic, expected, received, missed, "ZMQ sequence gap: messages were lost");
                     facts.push(ZmqFact {
                         envelope: envelope(format!("zmq-gap:{topic}"), generation, seq, at),
@@ -105,6 +107,7 @@ pub fn run_zmq_source(
                 }
                 Verdict::Reset { previous, received } => {
                     stats.resets.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(telemetry::ZMQ_RESETS).increment(1);
                     generation += 1;
                     tracing::info!(%topic, previous, received, "ZMQ sequence reset: the node restarted");
                     facts.push(ZmqFact {
@@ -131,11 +134,11 @@ pub fn run_zmq_source(
             zmq_sequence: seq.map(i64::from),
             payload,
         });
-        metrics::counter!("bmon_producer_zmq_messages_total", "topic" => topic.clone()).increment(1);
+        metrics::counter!(telemetry::ZMQ_MESSAGES, "topic" => topic.clone()).increment(1);
         for fact in &facts {
             if !sink.send(fact) {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("bmon_producer_zmq_dropped_total").increment(1);
+                metrics::counter!(telemetry::DROPPED, "source" => "zmq").increment(1);
             }
         }
     }
