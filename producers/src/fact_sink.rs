@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bmon_kafka::{ClientSettings, partition_for};
+use bmon_kafka::{ClientSettings, partition_count, partition_for};
 use bmon_schemas::{Codec, Record};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
@@ -30,16 +30,8 @@ impl FactSink {
             .set("queue.buffering.max.messages", max_queued.to_string());
         let producer: ThreadedProducer<DefaultProducerContext> =
             cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
-        let md = producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|e| PublishError::Client(e.to_string()))?;
-        let partitions = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len() as i32)
-            .filter(|n| *n > 0)
+        let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
+            .map_err(|e| PublishError::Client(e.to_string()))?
             .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
         Ok(FactSink {
             producer,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bmon_kafka::{ClientSettings, partition_for};
+use bmon_kafka::{ClientSettings, partition_count, partition_for};
 use bmon_schemas::{Codec, Envelope, LogLineFact, NodeImplementation, SourceSeq};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -82,16 +82,8 @@ impl LogPublisher {
         // Idempotence keeps one node's facts in order with no gaps across retries.
         cfg.set("enable.idempotence", "true");
         let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
-        let md = producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|e| PublishError::Client(e.to_string()))?;
-        let partitions = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len() as i32)
-            .filter(|n| *n > 0)
+        let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
+            .map_err(|e| PublishError::Client(e.to_string()))?
             .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
         let partition = partition_for(node.node_id.as_bytes(), partitions);
         Ok(LogPublisher {

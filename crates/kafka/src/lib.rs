@@ -8,5 +8,5 @@ pub mod partition;
 pub mod settings;
 
 pub use admin::{ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan};
-pub use partition::partition_for;
+pub use partition::{partition_count, partition_for};
 pub use settings::{ClientSettings, Security};
