@@ -130,3 +130,66 @@ fn a_sequence_gap_becomes_a_gap_fact() {
         .unwrap();
     assert_eq!((gap.expected, gap.received, gap.missed), (i64::from(seq + 1), i64::from(seq + 3), 2));
 }
+
+/// ZMQ facts that arrive while the broker is down are spooled on disk; they survive a producer
+/// restart during the outage and all arrive, in order, once the broker is back.
+#[test]
+fn zmq_facts_survive_a_broker_outage_and_a_producer_restart() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let endpoint = format!("tcp://127.0.0.1:{}", bed.service_port(1));
+    let metrics = format!("http://127.0.0.1:{}/metrics", bed.service_port(2));
+    let ctx = zmq::Context::new();
+    let publisher = ctx.socket(zmq::PUB).unwrap();
+    publisher.bind(&endpoint).unwrap();
+    let sources =
+        format!("{}[service]\nlisten = \"127.0.0.1:{}\"\n", zmq_section(&endpoint, &["hashtx"]), bed.service_port(2));
+    let mut producer = start_producer_with(&bed, "spooler", "bsv", &sources, &brokers);
+    let send = |seq: u32| {
+        publisher
+            .send_multipart([b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()], 0)
+            .unwrap();
+    };
+    let mut seq = 0u32;
+    {
+        let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+        poll_until("the subscription", Duration::from_secs(60), Duration::from_millis(1), || {
+            send(seq);
+            seq += 1;
+            reader.read_until(Duration::from_millis(300), |f| !f.is_empty()).then_some(())
+        })
+        .unwrap();
+    }
+    bed.broker().unwrap().stop();
+    let outage_start = seq;
+    for _ in 0..100 {
+        send(seq);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let spooled = |want: f64| {
+        poll_until("facts spooled", Duration::from_secs(30), Duration::from_millis(100), || {
+            let body = minreq::get(&metrics).with_timeout(2).send().ok()?.as_str().ok()?.to_owned();
+            let line = body.lines().find(|l| l.starts_with("bmon_producer_queued_facts{source=\"zmq\"}"))?;
+            (line.rsplit(' ').next()?.parse::<f64>().ok()? >= want).then_some(())
+        })
+    };
+    spooled(100.0).unwrap();
+    // Restart the producer while the broker is still away: the spool is on disk.
+    assert!(producer.terminate(Duration::from_secs(60)).expect("exits on SIGTERM").success());
+    drop(producer);
+    let _producer = start_producer_with(&bed, "spooler", "bsv", &sources, &brokers);
+    spooled(100.0).unwrap();
+    bed.broker().unwrap().restart().unwrap();
+    let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+    let all = |f: &[ZmqFact]| {
+        f.iter().filter(|x| x.zmq_sequence.is_some_and(|s| s >= i64::from(outage_start))).count() >= 100
+    };
+    assert!(reader.read_until(Duration::from_secs(120), all), "spooled facts did not arrive");
+    reader.read_until(Duration::from_secs(2), |_| false);
+    let seqs: Vec<i64> =
+        reader.facts.iter().filter_map(|f| f.zmq_sequence).filter(|s| *s >= i64::from(outage_start)).collect();
+    let want: Vec<i64> = (i64::from(outage_start)..i64::from(seq)).collect();
+    assert_eq!(seqs, want, "every spooled fact once, in order");
+}

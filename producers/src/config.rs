@@ -143,10 +143,6 @@ pub struct ZmqSection {
     /// ZMQ receive high-water mark. Default 100000, enough for mainnet bursts.
     #[serde(default = "default_rcvhwm")]
     pub rcvhwm: i32,
-    /// Facts held while the broker is unreachable; beyond it they are counted as dropped.
-    /// Default 100000 (hours of mainnet-rate notifications).
-    #[serde(default = "default_max_queued")]
-    pub max_queued: u32,
     /// Topic for ZMQ facts. Default `bmon.node.zmq`.
     #[serde(default = "default_zmq_topic")]
     pub topic: String,
@@ -157,10 +153,6 @@ fn default_zmq_topics() -> Vec<String> {
 }
 
 fn default_rcvhwm() -> i32 {
-    100_000
-}
-
-fn default_max_queued() -> u32 {
     100_000
 }
 
@@ -249,8 +241,17 @@ impl Default for ServiceSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// Directory for the checkpoint.
+    /// Directory for the log checkpoint and the ZMQ/RPC spools.
     pub dir: PathBuf,
+    /// Disk bound of each spool (ZMQ, RPC), MiB. Default 1024: hours of mainnet-rate
+    /// notifications, and about an hour of mempool snapshots at a 10 s interval. Beyond it, facts
+    /// are counted as dropped.
+    #[serde(default = "default_spool_mb")]
+    pub spool_capacity_mb: u64,
+}
+
+fn default_spool_mb() -> u64 {
+    1024
 }
 
 /// The whole `node.toml`.

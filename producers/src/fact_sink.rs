@@ -1,61 +1,177 @@
-//! A non-blocking publisher of facts to one node's partition of a topic.
+//! Durable, non-blocking publishing of facts that cannot be re-read (ZMQ, RPC).
+//!
+//! Sources append encoded facts to a disk [`Spool`]; a drainer task publishes them in order to one
+//! node's partition and removes them only after the broker acknowledged. A broker outage, or a
+//! producer restart during one, loses nothing; when the spool is full the fact is refused and the
+//! caller counts it as dropped.
 
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bmon_kafka::{ClientSettings, partition_count, partition_for};
 use bmon_schemas::{Codec, Record};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
 
 use crate::publish::PublishError;
+use crate::spool::{Spool, SpoolError};
+use crate::telemetry;
 
-/// Sends facts without waiting; rdkafka's bounded queue absorbs broker outages and retries
-/// deliveries until the broker is back. When the queue is full, `send` says so and the caller counts
-/// the fact as dropped.
+/// Records sent per drain round before waiting for their acknowledgements.
+const WINDOW: usize = 500;
+
+/// The appending side, used by sources on any thread.
+#[derive(Clone)]
 pub struct FactSink {
-    producer: ThreadedProducer<DefaultProducerContext>,
-    topic: String,
-    partition: i32,
-    key: String,
+    spool: Arc<Mutex<Spool>>,
     codec: Codec,
+    source: &'static str,
 }
 
 impl FactSink {
-    /// A sink for `key`'s partition of `topic`. `max_queued` bounds the facts held while the broker
-    /// is unreachable.
-    pub fn new(settings: &ClientSettings, topic: &str, key: &str, max_queued: u32) -> Result<FactSink, PublishError> {
-        let mut cfg = settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
-        cfg.set("enable.idempotence", "true")
-            // Keep retrying while the broker is away; the queue bound is the limit, not time.
-            .set("message.timeout.ms", "0")
-            .set("queue.buffering.max.messages", max_queued.to_string());
-        let producer: ThreadedProducer<DefaultProducerContext> =
-            cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
-        let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
-            .map_err(|e| PublishError::Client(e.to_string()))?
-            .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
-        Ok(FactSink {
-            producer,
-            topic: topic.to_owned(),
-            partition: partition_for(key.as_bytes(), partitions),
-            key: key.to_owned(),
-            codec: Codec::default(),
-        })
+    /// Opens the spool in `dir` (at most `capacity` bytes) for facts of `source` (`zmq`, `rpc`).
+    pub fn open(dir: &Path, capacity: u64, source: &'static str) -> Result<FactSink, SpoolError> {
+        let spool = Spool::open(dir, capacity)?;
+        if !spool.is_empty() {
+            tracing::info!(source, records = spool.len(), "spooled facts from before a restart will be sent first");
+        }
+        metrics::gauge!(telemetry::QUEUED, "source" => source).set(spool.len() as f64);
+        metrics::gauge!(telemetry::SPOOL_AGE, "source" => source).set(spool.age_seconds());
+        Ok(FactSink { spool: Arc::new(Mutex::new(spool)), codec: Codec::default(), source })
     }
 
-    /// Queues `fact`; false if it could not be queued (queue full, or not encodable).
+    /// Spools `fact`; false if it could not be stored (spool full or disk error), which the caller
+    /// counts as dropped.
     pub fn send<T: Record>(&self, fact: &T) -> bool {
         let Ok(bytes) = self.codec.encode(fact) else { return false };
-        let record = BaseRecord::to(&self.topic).partition(self.partition).key(&self.key).payload(&bytes);
-        self.producer.send(record).is_ok()
+        let Ok(mut spool) = self.spool.lock() else { return false };
+        match spool.append(&bytes) {
+            Ok(()) => {
+                metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(spool.len() as f64);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(source = self.source, error = %e, "fact not spooled");
+                false
+            }
+        }
     }
 
-    /// Facts queued but not yet acknowledged.
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+    /// Facts waiting to be acknowledged.
+    pub fn queued(&self) -> u64 {
+        self.spool.lock().map(|s| s.len()).unwrap_or(0)
     }
 
-    /// Waits up to `timeout` for every queued fact to be acknowledged.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.producer.flush(timeout).is_ok()
+    /// Publishes spooled facts to `key`'s partition of `topic` until `shutdown`, then for up to
+    /// `grace` more while facts remain. Broker failures are retried with backoff.
+    pub async fn drain(
+        &self,
+        settings: &ClientSettings,
+        topic: &str,
+        key: &str,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut conn: Option<(FutureProducer, i32)> = None;
+        loop {
+            if deadline.is_none() && *shutdown.borrow() {
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break;
+            }
+            if conn.is_none() {
+                match connect(settings, topic, key) {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!(source = self.source, error = %e, retry_in = ?backoff, "cannot reach the broker; facts stay spooled");
+                        backoff = pause(&mut shutdown, backoff, deadline).await;
+                        continue;
+                    }
+                }
+            }
+            let frames = self.spool.lock().ok().and_then(|s| s.peek(WINDOW).ok()).unwrap_or_default();
+            if frames.is_empty() {
+                if deadline.is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let Some((producer, partition)) = conn.as_ref() else { continue };
+            let acked = publish_window(producer, topic, *partition, key, &frames).await;
+            if let Ok(mut spool) = self.spool.lock() {
+                if let Err(e) = spool.advance(acked) {
+                    tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
+                }
+                metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(spool.len() as f64);
+                metrics::gauge!(telemetry::SPOOL_AGE, "source" => self.source).set(spool.age_seconds());
+            }
+            if acked < frames.len() {
+                tracing::warn!(source = self.source, retry_in = ?backoff, "broker did not acknowledge; facts stay spooled");
+                conn = None;
+                backoff = pause(&mut shutdown, backoff, deadline).await;
+            } else {
+                backoff = Duration::from_millis(200);
+            }
+        }
     }
+}
+
+/// Sleeps `backoff` (not past `deadline`); returns the next, doubled backoff.
+async fn pause(
+    shutdown: &mut watch::Receiver<bool>,
+    backoff: Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> Duration {
+    let wake = tokio::time::Instant::now() + backoff;
+    let wake = deadline.map_or(wake, |d| wake.min(d));
+    tokio::select! {
+        _ = tokio::time::sleep_until(wake) => {}
+        _ = shutdown.changed() => {}
+    }
+    (backoff * 2).min(Duration::from_secs(5))
+}
+
+fn connect(settings: &ClientSettings, topic: &str, key: &str) -> Result<(FutureProducer, i32), PublishError> {
+    let mut cfg = settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
+    cfg.set("enable.idempotence", "true");
+    let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+    let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
+        .map_err(|e| PublishError::Client(e.to_string()))?
+        .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
+    Ok((producer, partition_for(key.as_bytes(), partitions)))
+}
+
+/// Sends `frames` and waits for their acknowledgements in order; returns how many, from the
+/// first, were acknowledged.
+async fn publish_window(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    frames: &[crate::spool::frame::Frame],
+) -> usize {
+    let mut pending = Vec::with_capacity(frames.len());
+    for f in frames {
+        let record = FutureRecord::to(topic).partition(partition).key(key).payload(&f.payload);
+        match producer.send_result(record) {
+            Ok(d) => pending.push(d),
+            Err(_) => break,
+        }
+    }
+    let mut acked = 0;
+    for d in pending {
+        match d.await {
+            Ok(Ok(_)) => acked += 1,
+            _ => break,
+        }
+    }
+    acked
 }

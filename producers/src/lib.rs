@@ -10,6 +10,7 @@ pub mod fact_sink;
 pub mod publish;
 pub mod rpc;
 pub mod run;
+pub mod spool;
 pub mod tail;
 pub mod telemetry;
 pub mod zmq;

@@ -28,6 +28,53 @@ fn identity(config: &ProducerConfig) -> NodeIdentity {
     }
 }
 
+/// A blocking source thread and the drainer of its spool.
+struct SpooledSource {
+    stop: Arc<AtomicBool>,
+    thread: tokio::task::JoinHandle<()>,
+    drainer: tokio::task::JoinHandle<()>,
+}
+
+impl SpooledSource {
+    /// Opens the spool `name` under the state dir, starts its drainer to `topic`, and runs `body`
+    /// (the receive or poll loop) on a blocking thread.
+    fn start(
+        config: &ProducerConfig,
+        name: &'static str,
+        topic: &str,
+        shutdown: &watch::Receiver<bool>,
+        body: impl FnOnce(&FactSink, &AtomicBool) + Send + 'static,
+    ) -> Result<SpooledSource, PublishError> {
+        let dir = config.state.dir.join("spool").join(name);
+        let capacity = config.state.spool_capacity_mb.saturating_mul(1024 * 1024);
+        let sink = FactSink::open(&dir, capacity, name).map_err(|e| PublishError::Client(e.to_string()))?;
+        let (drain_sink, settings, topic, key) =
+            (sink.clone(), config.kafka.client(), topic.to_owned(), config.node.id.clone());
+        let rx = shutdown.clone();
+        let drainer = tokio::spawn(async move {
+            drain_sink.drain(&settings, &topic, &key, rx, Duration::from_secs(10)).await;
+            let left = drain_sink.queued();
+            if left > 0 {
+                tracing::warn!(source = name, left, "facts still spooled at shutdown; they are sent after the restart");
+            }
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = tokio::task::spawn_blocking(move || body(&sink, &s));
+        Ok(SpooledSource { stop, thread, drainer })
+    }
+
+    async fn finish(self, name: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(e) = self.thread.await {
+            tracing::error!(source = name, error = %e, "source thread panicked");
+        }
+        if let Err(e) = self.drainer.await {
+            tracing::error!(source = name, error = %e, "drainer panicked");
+        }
+    }
+}
+
 /// Runs every configured source until `shutdown` turns true, then flushes.
 pub async fn run_producer(
     config: &ProducerConfig,
@@ -36,26 +83,20 @@ pub async fn run_producer(
 ) -> Result<(), PublishError> {
     let zmq = match &config.zmq {
         Some(z) => {
-            let sink = FactSink::new(&config.kafka.client(), &z.topic, &config.node.id, z.max_queued)?;
             let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
             let node = identity(config);
-            let stop = Arc::new(AtomicBool::new(false));
-            let stats = Arc::new(ZmqStats::default());
-            let (s, st, h) = (Arc::clone(&stop), Arc::clone(&stats), Arc::clone(&health));
-            let handle = tokio::task::spawn_blocking(move || {
-                let result = run_zmq_source(&settings, &node, &sink, &st, &s, &h.zmq);
-                if !sink.flush(Duration::from_secs(10)) {
-                    tracing::warn!(in_flight = sink.in_flight(), "ZMQ facts still unacknowledged at shutdown");
+            let h = Arc::clone(&health);
+            Some(SpooledSource::start(config, "zmq", &z.topic, &shutdown, move |sink, stop| {
+                let stats = Arc::new(ZmqStats::default());
+                if let Err(e) = run_zmq_source(&settings, &node, sink, &stats, stop, &h.zmq) {
+                    tracing::error!(error = %e, "ZMQ source failed");
                 }
-                result
-            });
-            Some((stop, handle))
+            })?)
         }
         None => None,
     };
     let rpc = match &config.rpc {
         Some(r) => {
-            let sink = FactSink::new(&config.kafka.client(), &r.topic, &config.node.id, 10_000)?;
             let settings = RpcSettings {
                 url: r.url.clone(),
                 auth: r.auth().map_err(|m| PublishError::Client(format!("rpc: {m}")))?,
@@ -64,13 +105,10 @@ pub async fn run_producer(
             };
             let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
             let node = identity(config);
-            let stop = Arc::new(AtomicBool::new(false));
-            let (s, h) = (Arc::clone(&stop), Arc::clone(&health));
-            let handle = tokio::task::spawn_blocking(move || {
-                run_rpc_source(&settings, plan, &node, &sink, &s, &h.rpc);
-                sink.flush(Duration::from_secs(10));
-            });
-            Some((stop, handle))
+            let h = Arc::clone(&health);
+            Some(SpooledSource::start(config, "rpc", &r.topic, &shutdown, move |sink, stop| {
+                run_rpc_source(&settings, plan, &node, sink, stop, &h.rpc);
+            })?)
         }
         None => None,
     };
@@ -86,19 +124,11 @@ pub async fn run_producer(
             Ok(())
         }
     };
-    if let Some((stop, handle)) = rpc {
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = handle.await {
-            tracing::error!(error = %e, "RPC task panicked");
-        }
+    if let Some(r) = rpc {
+        r.finish("rpc").await;
     }
-    if let Some((stop, handle)) = zmq {
-        stop.store(true, Ordering::Relaxed);
-        match handle.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "ZMQ source failed"),
-            Err(e) => tracing::error!(error = %e, "ZMQ task panicked"),
-            Ok(Ok(())) => {}
-        }
+    if let Some(z) = zmq {
+        z.finish("zmq").await;
     }
     log
 }

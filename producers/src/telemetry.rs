@@ -27,8 +27,10 @@ pub const ZMQ_MISSED: &str = "bmon_producer_zmq_missed_total";
 pub const ZMQ_RESETS: &str = "bmon_producer_zmq_resets_total";
 /// Facts not published because the local queue was full (counter).
 pub const DROPPED: &str = "bmon_producer_dropped_total";
-/// Facts queued and not yet acknowledged by the broker (gauge): the spool depth.
+/// Facts spooled and not yet acknowledged by the broker (gauge): the spool depth.
 pub const QUEUED: &str = "bmon_producer_queued_facts";
+/// Age of the oldest spooled fact, seconds (gauge).
+pub const SPOOL_AGE: &str = "bmon_producer_spool_age_seconds";
 /// RPC calls, by method and outcome (counter).
 pub const RPC_CALLS: &str = "bmon_producer_rpc_calls_total";
 /// RPC call duration (histogram).

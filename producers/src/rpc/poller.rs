@@ -186,7 +186,6 @@ pub fn run_rpc_source(
         if reconnect {
             client = None;
         }
-        metrics::gauge!(telemetry::QUEUED, "source" => "rpc").set(f64::from(sink.in_flight()));
         round += 1;
         backoff = if failures == 0 && client.is_some() {
             settings.interval

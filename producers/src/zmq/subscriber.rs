@@ -141,7 +141,6 @@ pub fn run_zmq_source(
                 metrics::counter!(telemetry::DROPPED, "source" => "zmq").increment(1);
             }
         }
-        metrics::gauge!(telemetry::QUEUED, "source" => "zmq").set(f64::from(sink.in_flight()));
     }
     Ok(())
 }
