@@ -9,12 +9,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bmon_kafka::{ClientSettings, partition_count, partition_for};
+use bmon_kafka::{partition_count, partition_for};
 use bmon_schemas::{Codec, Record};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
-use crate::publish::PublishError;
+use crate::publish::{PublishError, SharedProducer};
 use crate::spool::{Spool, SpoolError};
 use crate::telemetry;
 
@@ -27,6 +27,7 @@ pub struct FactSink {
     spool: Arc<Mutex<Spool>>,
     codec: Codec,
     source: &'static str,
+    appended: Arc<tokio::sync::Notify>,
 }
 
 impl FactSink {
@@ -38,7 +39,12 @@ impl FactSink {
         }
         metrics::gauge!(telemetry::QUEUED, "source" => source).set(spool.len() as f64);
         metrics::gauge!(telemetry::SPOOL_AGE, "source" => source).set(spool.age_seconds());
-        Ok(FactSink { spool: Arc::new(Mutex::new(spool)), codec: Codec::default(), source })
+        Ok(FactSink {
+            spool: Arc::new(Mutex::new(spool)),
+            codec: Codec::default(),
+            source,
+            appended: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// Spools `fact`; false if it could not be stored (spool full or disk error), which the caller
@@ -49,6 +55,7 @@ impl FactSink {
         match spool.append(&bytes) {
             Ok(()) => {
                 metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(spool.len() as f64);
+                self.appended.notify_one();
                 true
             }
             Err(e) => {
@@ -67,7 +74,7 @@ impl FactSink {
     /// `grace` more while facts remain. Broker failures are retried with backoff.
     pub async fn drain(
         &self,
-        settings: &ClientSettings,
+        shared: &SharedProducer,
         topic: &str,
         key: &str,
         mut shutdown: watch::Receiver<bool>,
@@ -84,7 +91,7 @@ impl FactSink {
                 break;
             }
             if conn.is_none() {
-                match connect(settings, topic, key) {
+                match connect(shared, topic, key) {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         tracing::warn!(source = self.source, error = %e, retry_in = ?backoff, "cannot reach the broker; facts stay spooled");
@@ -93,17 +100,20 @@ impl FactSink {
                     }
                 }
             }
-            let frames = self.spool.lock().ok().and_then(|s| s.peek(WINDOW).ok()).unwrap_or_default();
-            if frames.is_empty() {
+            let empty = self.spool.lock().map(|s| s.is_empty()).unwrap_or(true);
+            if empty {
                 if deadline.is_some() {
                     break;
                 }
+                // Idle: sleep until a source appends (the timeout only guards a missed wake-up).
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = self.appended.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
+            let frames = self.spool.lock().ok().and_then(|s| s.peek(WINDOW).ok()).unwrap_or_default();
             let Some((producer, partition)) = conn.as_ref() else { continue };
             let acked = publish_window(producer, topic, *partition, key, &frames).await;
             if let Ok(mut spool) = self.spool.lock() {
@@ -116,6 +126,7 @@ impl FactSink {
             if acked < frames.len() {
                 tracing::warn!(source = self.source, retry_in = ?backoff, "broker did not acknowledge; facts stay spooled");
                 conn = None;
+                shared.reset();
                 backoff = pause(&mut shutdown, backoff, deadline).await;
             } else {
                 backoff = Duration::from_millis(200);
@@ -139,10 +150,8 @@ async fn pause(
     (backoff * 2).min(Duration::from_secs(5))
 }
 
-fn connect(settings: &ClientSettings, topic: &str, key: &str) -> Result<(FutureProducer, i32), PublishError> {
-    let mut cfg = settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
-    cfg.set("enable.idempotence", "true");
-    let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+fn connect(shared: &SharedProducer, topic: &str, key: &str) -> Result<(FutureProducer, i32), PublishError> {
+    let producer = shared.get()?;
     let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
         .map_err(|e| PublishError::Client(e.to_string()))?
         .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;

@@ -46,6 +46,50 @@ pub enum PublishError {
     Encode(String),
 }
 
+/// One librdkafka producer shared by every source of the process (fewer threads and buffers than
+/// one per source). If it fails fatally (e.g. the broker lost idempotence state), the next
+/// [`SharedProducer::get`] builds a fresh one.
+#[derive(Clone)]
+pub struct SharedProducer {
+    settings: ClientSettings,
+    current: std::sync::Arc<std::sync::Mutex<Option<FutureProducer>>>,
+}
+
+impl SharedProducer {
+    /// A holder that creates its producer on first use.
+    pub fn new(settings: &ClientSettings) -> SharedProducer {
+        SharedProducer { settings: settings.clone(), current: Default::default() }
+    }
+
+    /// The client settings.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// Drops the producer so the next [`SharedProducer::get`] builds a fresh one (with a new
+    /// producer id). Called after delivery failures: a broker that restarted may not know the old
+    /// id (tansu 0.6.0 even fails hard on it).
+    pub fn reset(&self) {
+        if let Ok(mut slot) = self.current.lock() {
+            *slot = None;
+        }
+    }
+
+    /// The producer, rebuilt if it failed fatally.
+    pub fn get(&self) -> Result<FutureProducer, PublishError> {
+        let mut slot = self.current.lock().map_err(|_| PublishError::Client("producer lock poisoned".into()))?;
+        if let Some(p) = slot.as_ref().filter(|p| p.client().fatal_error().is_none()) {
+            return Ok(p.clone());
+        }
+        let mut cfg = self.settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
+        // Idempotence keeps each partition's facts in order with no gaps across retries.
+        cfg.set("enable.idempotence", "true");
+        let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+        *slot = Some(producer.clone());
+        Ok(producer)
+    }
+}
+
 /// Who the facts are about.
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {
@@ -77,11 +121,9 @@ fn now_us() -> i64 {
 impl LogPublisher {
     /// Connects, looks up the topic's partition count and picks this node's partition
     /// (Kafka's murmur2 of the node id).
-    pub fn new(settings: &ClientSettings, topic: &str, node: NodeIdentity, path: &str) -> Result<Self, PublishError> {
-        let mut cfg = settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
-        // Idempotence keeps one node's facts in order with no gaps across retries.
-        cfg.set("enable.idempotence", "true");
-        let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+    pub fn new(shared: &SharedProducer, topic: &str, node: NodeIdentity, path: &str) -> Result<Self, PublishError> {
+        let producer = shared.get()?;
+        let settings = shared.settings();
         let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
             .map_err(|e| PublishError::Client(e.to_string()))?
             .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
-use crate::publish::{LogPublisher, NodeIdentity, PublishError};
+use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::tail::{Checkpoint, Follower, Position};
 use crate::telemetry::{self, Health};
@@ -40,6 +40,7 @@ impl SpooledSource {
     /// (the receive or poll loop) on a blocking thread.
     fn start(
         config: &ProducerConfig,
+        shared: &SharedProducer,
         name: &'static str,
         topic: &str,
         shutdown: &watch::Receiver<bool>,
@@ -48,11 +49,10 @@ impl SpooledSource {
         let dir = config.state.dir.join("spool").join(name);
         let capacity = config.state.spool_capacity_mb.saturating_mul(1024 * 1024);
         let sink = FactSink::open(&dir, capacity, name).map_err(|e| PublishError::Client(e.to_string()))?;
-        let (drain_sink, settings, topic, key) =
-            (sink.clone(), config.kafka.client(), topic.to_owned(), config.node.id.clone());
+        let (drain_sink, shared, topic, key) = (sink.clone(), shared.clone(), topic.to_owned(), config.node.id.clone());
         let rx = shutdown.clone();
         let drainer = tokio::spawn(async move {
-            drain_sink.drain(&settings, &topic, &key, rx, Duration::from_secs(10)).await;
+            drain_sink.drain(&shared, &topic, &key, rx, Duration::from_secs(10)).await;
             let left = drain_sink.queued();
             if left > 0 {
                 tracing::warn!(source = name, left, "facts still spooled at shutdown; they are sent after the restart");
@@ -81,12 +81,13 @@ pub async fn run_producer(
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
+    let shared = SharedProducer::new(&config.kafka.client());
     let zmq = match &config.zmq {
         Some(z) => {
             let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
             let node = identity(config);
             let h = Arc::clone(&health);
-            Some(SpooledSource::start(config, "zmq", &z.topic, &shutdown, move |sink, stop| {
+            Some(SpooledSource::start(config, &shared, "zmq", &z.topic, &shutdown, move |sink, stop| {
                 let stats = Arc::new(ZmqStats::default());
                 if let Err(e) = run_zmq_source(&settings, &node, sink, &stats, stop, &h.zmq) {
                     tracing::error!(error = %e, "ZMQ source failed");
@@ -106,14 +107,14 @@ pub async fn run_producer(
             let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
             let node = identity(config);
             let h = Arc::clone(&health);
-            Some(SpooledSource::start(config, "rpc", &r.topic, &shutdown, move |sink, stop| {
+            Some(SpooledSource::start(config, &shared, "rpc", &r.topic, &shutdown, move |sink, stop| {
                 run_rpc_source(&settings, plan, &node, sink, stop, &h.rpc);
             })?)
         }
         None => None,
     };
     let log = match &config.log {
-        Some(log) => run_log_source(config, log, &health, shutdown.clone()).await,
+        Some(log) => run_log_source(config, &shared, log, &health, shutdown.clone()).await,
         None => {
             let mut s = shutdown.clone();
             while !*s.borrow() {
@@ -138,6 +139,7 @@ pub async fn run_producer(
 /// nothing is lost or repeated.
 pub async fn run_log_source(
     config: &ProducerConfig,
+    shared: &SharedProducer,
     log: &LogSection,
     health: &Health,
     mut shutdown: watch::Receiver<bool>,
@@ -148,7 +150,7 @@ pub async fn run_log_source(
     let mut backoff = Duration::from_millis(500);
     let path = log.path.to_string_lossy().into_owned();
     while !*shutdown.borrow() {
-        let publisher = match LogPublisher::new(&config.kafka.client(), &config.kafka.log_topic, node.clone(), &path) {
+        let publisher = match LogPublisher::new(shared, &config.kafka.log_topic, node.clone(), &path) {
             Ok(p) => {
                 health.log.store(true, Ordering::Relaxed);
                 p
@@ -168,6 +170,7 @@ pub async fn run_log_source(
                 return Ok(());
             }
             Err(e) => {
+                shared.reset();
                 health.log.store(false, Ordering::Relaxed);
                 metrics::counter!(telemetry::LOG_RETRIES).increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "publishing log facts failed; will resume from the broker's position");
