@@ -14,9 +14,13 @@ fn codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(1));
     g.bench_function("encode_log_line_fact", |b| b.iter(|| codec.encode(std::hint::black_box(&line)).unwrap()));
-    g.bench_function("decode_log_line_fact", |b| b.iter(|| codec.decode::<LogLineFact>(std::hint::black_box(&line_bytes)).unwrap()));
+    g.bench_function("decode_log_line_fact", |b| {
+        b.iter(|| codec.decode::<LogLineFact>(std::hint::black_box(&line_bytes)).unwrap())
+    });
     g.bench_function("encode_observation", |b| b.iter(|| codec.encode(std::hint::black_box(&obs)).unwrap()));
-    g.bench_function("decode_observation", |b| b.iter(|| codec.decode::<Observation>(std::hint::black_box(&obs_bytes)).unwrap()));
+    g.bench_function("decode_observation", |b| {
+        b.iter(|| codec.decode::<Observation>(std::hint::black_box(&obs_bytes)).unwrap())
+    });
     g.finish();
 }
 
