@@ -2,7 +2,6 @@
 
 use bitcoincore_rpc::bitcoin::block::Header;
 use bitcoincore_rpc::bitcoin::consensus::Decodable;
-use bitcoincore_rpc::bitcoin::hashes::{Hash, sha256d};
 use bitcoincore_rpc::bitcoin::{Transaction, VarInt};
 use bmon_schemas::{ZmqHash, ZmqOther, ZmqPayload, ZmqRawBlock, ZmqRawTx, ZmqSequence};
 
@@ -19,13 +18,6 @@ pub struct DecodeError {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn display_hash(h: sha256d::Hash) -> String {
-    // Bitcoin shows hashes byte-reversed.
-    let mut b = h.to_byte_array();
-    b.reverse();
-    hex(&b)
 }
 
 /// Decodes `body` of `topic`. Unknown topics become `ZmqOther`.
@@ -68,11 +60,6 @@ pub fn decode(topic: &str, body: &[u8]) -> Result<ZmqPayload, DecodeError> {
         }
         _ => Ok(ZmqPayload::Other(ZmqOther { body: body.to_vec() })),
     }
-}
-
-/// The double-SHA256 of `bytes` in display order (used by tests to check txids).
-pub fn dsha256_display(bytes: &[u8]) -> String {
-    display_hash(sha256d::Hash::hash(bytes))
 }
 
 #[cfg(test)]
