@@ -107,6 +107,9 @@ pub struct KafkaSection {
     /// TLS / SASL settings. Default plaintext.
     #[serde(default)]
     pub security: Security,
+    /// Extra librdkafka properties, applied last (tuning).
+    #[serde(default)]
+    pub librdkafka: std::collections::BTreeMap<String, String>,
     /// Topic for log facts. Default `bmon.node.log`.
     #[serde(default = "default_log_topic")]
     pub log_topic: String,
@@ -123,6 +126,7 @@ impl KafkaSection {
             brokers: self.brokers.clone(),
             client_id: self.client_id.clone(),
             security: self.security.clone(),
+            librdkafka: self.librdkafka.clone(),
         }
     }
 }

@@ -9,9 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bmon_kafka::{partition_count, partition_for};
+use bmon_kafka::{AckingProducer, partition_count, partition_for};
 use bmon_schemas::{Codec, Record};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
 use crate::publish::{PublishError, SharedProducer};
@@ -82,7 +81,7 @@ impl FactSink {
     ) {
         let mut backoff = Duration::from_millis(200);
         let mut deadline: Option<tokio::time::Instant> = None;
-        let mut conn: Option<(FutureProducer, i32)> = None;
+        let mut conn: Option<(AckingProducer, i32)> = None;
         loop {
             if deadline.is_none() && *shutdown.borrow() {
                 deadline = Some(tokio::time::Instant::now() + grace);
@@ -150,7 +149,7 @@ async fn pause(
     (backoff * 2).min(Duration::from_secs(5))
 }
 
-fn connect(shared: &SharedProducer, topic: &str, key: &str) -> Result<(FutureProducer, i32), PublishError> {
+fn connect(shared: &SharedProducer, topic: &str, key: &str) -> Result<(AckingProducer, i32), PublishError> {
     let producer = shared.get()?;
     let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
         .map_err(|e| PublishError::Client(e.to_string()))?
@@ -161,7 +160,7 @@ fn connect(shared: &SharedProducer, topic: &str, key: &str) -> Result<(FuturePro
 /// Sends `frames` and waits for their acknowledgements in order; returns how many, from the
 /// first, were acknowledged.
 async fn publish_window(
-    producer: &FutureProducer,
+    producer: &AckingProducer,
     topic: &str,
     partition: i32,
     key: &str,
@@ -169,16 +168,15 @@ async fn publish_window(
 ) -> usize {
     let mut pending = Vec::with_capacity(frames.len());
     for f in frames {
-        let record = FutureRecord::to(topic).partition(partition).key(key).payload(&f.payload);
-        match producer.send_result(record) {
-            Ok(d) => pending.push(d),
+        match producer.send(topic, partition, key.as_bytes(), &f.payload) {
+            Ok(ack) => pending.push(ack),
             Err(_) => break,
         }
     }
     let mut acked = 0;
-    for d in pending {
-        match d.await {
-            Ok(Ok(_)) => acked += 1,
+    for ack in pending {
+        match ack.await {
+            Ok(Ok(())) => acked += 1,
             _ => break,
         }
     }

@@ -2,11 +2,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bmon_kafka::{ClientSettings, partition_count, partition_for};
+use bmon_kafka::{AckingProducer, ClientSettings, partition_count, partition_for};
 use bmon_schemas::{Codec, Envelope, LogLineFact, NodeImplementation, SourceSeq};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::tail::{FileId, Line, Position};
@@ -52,7 +51,7 @@ pub enum PublishError {
 #[derive(Clone)]
 pub struct SharedProducer {
     settings: ClientSettings,
-    current: std::sync::Arc<std::sync::Mutex<Option<FutureProducer>>>,
+    current: std::sync::Arc<std::sync::Mutex<Option<AckingProducer>>>,
 }
 
 impl SharedProducer {
@@ -76,7 +75,7 @@ impl SharedProducer {
     }
 
     /// The producer, rebuilt if it failed fatally.
-    pub fn get(&self) -> Result<FutureProducer, PublishError> {
+    pub fn get(&self) -> Result<AckingProducer, PublishError> {
         let mut slot = self.current.lock().map_err(|_| PublishError::Client("producer lock poisoned".into()))?;
         if let Some(p) = slot.as_ref().filter(|p| p.client().fatal_error().is_none()) {
             return Ok(p.clone());
@@ -84,7 +83,7 @@ impl SharedProducer {
         let mut cfg = self.settings.producer_config().map_err(|e| PublishError::Client(e.to_string()))?;
         // Idempotence keeps each partition's facts in order with no gaps across retries.
         cfg.set("enable.idempotence", "true");
-        let producer: FutureProducer = cfg.create().map_err(|e| PublishError::Client(e.to_string()))?;
+        let producer = AckingProducer::new(&cfg).map_err(|e| PublishError::Client(e.to_string()))?;
         *slot = Some(producer.clone());
         Ok(producer)
     }
@@ -105,7 +104,7 @@ pub struct NodeIdentity {
 
 /// Sends log facts for one node to its partition of the log topic.
 pub struct LogPublisher {
-    producer: FutureProducer,
+    producer: AckingProducer,
     settings: ClientSettings,
     topic: String,
     partition: i32,
@@ -167,18 +166,16 @@ impl LogPublisher {
         let mut pending = Vec::with_capacity(lines.len());
         for line in lines {
             let bytes = self.codec.encode(&self.fact(file, line)).map_err(|e| PublishError::Encode(e.to_string()))?;
-            let record =
-                FutureRecord::to(&self.topic).partition(self.partition).key(&self.node.node_id).payload(&bytes);
-            let delivery = self
+            let ack = self
                 .producer
-                .send_result(record)
-                .map_err(|(e, _)| PublishError::Delivery { topic: self.topic.clone(), source: e })?;
-            pending.push(delivery);
+                .send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes)
+                .map_err(|e| PublishError::Delivery { topic: self.topic.clone(), source: e })?;
+            pending.push(ack);
         }
-        for d in pending {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(PublishError::Delivery { topic: self.topic.clone(), source: e }),
+        for ack in pending {
+            match ack.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(PublishError::Delivery { topic: self.topic.clone(), source: e }),
                 Err(_) => {
                     return Err(PublishError::Delivery { topic: self.topic.clone(), source: KafkaError::Canceled });
                 }

@@ -3,10 +3,12 @@
 //!
 //! Only the Kafka protocol is used, so anything that speaks it (Redpanda in production) works.
 
+pub mod acking;
 pub mod admin;
 pub mod partition;
 pub mod settings;
 
+pub use acking::{Ack, AckingProducer};
 pub use admin::{ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan};
 pub use partition::{partition_count, partition_for};
 pub use settings::{ClientSettings, Security};

@@ -51,6 +51,9 @@ pub struct ClientSettings {
     /// Security settings.
     #[serde(default)]
     pub security: Security,
+    /// Extra librdkafka properties, applied last (tuning; e.g. `linger.ms`).
+    #[serde(default)]
+    pub librdkafka: std::collections::BTreeMap<String, String>,
 }
 
 fn default_client_id() -> String {
@@ -60,7 +63,12 @@ fn default_client_id() -> String {
 impl ClientSettings {
     /// Plaintext settings for `brokers`.
     pub fn plaintext(brokers: impl Into<String>) -> Self {
-        ClientSettings { brokers: brokers.into(), client_id: default_client_id(), security: Security::Plaintext }
+        ClientSettings {
+            brokers: brokers.into(),
+            client_id: default_client_id(),
+            security: Security::Plaintext,
+            librdkafka: Default::default(),
+        }
     }
 
     /// The rdkafka configuration for these settings. Reads the SASL password file, if any.
@@ -111,7 +119,16 @@ impl ClientSettings {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session_timeout.as_millis().to_string());
+        self.apply_extra(&mut c);
         Ok(c)
+    }
+}
+
+impl ClientSettings {
+    fn apply_extra(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.librdkafka {
+            c.set(k, v);
+        }
     }
 }
 
@@ -140,6 +157,7 @@ mod tests {
                 password_file: pw,
                 ca_location: None,
             },
+            librdkafka: Default::default(),
         };
         let c = s.client_config().unwrap();
         assert_eq!(c.get("sasl.password"), Some("s3cret"));
@@ -158,6 +176,7 @@ mod tests {
                 password_file: "/nonexistent/pw".into(),
                 ca_location: None,
             },
+            librdkafka: Default::default(),
         };
         assert!(s.client_config().is_err());
     }
