@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bmon_kafka::{ClientSettings, Security};
+use bmon_kafka::ClientSettings;
 use bmon_schemas::NodeImplementation;
 use serde::Deserialize;
 
@@ -85,6 +85,9 @@ pub struct LogSection {
     /// How often to look for new lines, in ms. Default 200.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// Topic for log facts. Default `bmon.node.log`.
+    #[serde(default = "default_log_topic")]
+    pub topic: String,
 }
 
 fn default_max_line() -> usize {
@@ -93,42 +96,6 @@ fn default_max_line() -> usize {
 
 fn default_poll_ms() -> u64 {
     200
-}
-
-/// Where facts go.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSection {
-    /// Bootstrap brokers, `host:port[,host:port]`.
-    pub brokers: String,
-    /// `client.id`. Default `bmon-producer`.
-    #[serde(default = "default_client_id")]
-    pub client_id: String,
-    /// TLS / SASL settings. Default plaintext.
-    #[serde(default)]
-    pub security: Security,
-    /// Extra librdkafka properties, applied last (tuning).
-    #[serde(default)]
-    pub librdkafka: std::collections::BTreeMap<String, String>,
-    /// Topic for log facts. Default `bmon.node.log`.
-    #[serde(default = "default_log_topic")]
-    pub log_topic: String,
-}
-
-fn default_client_id() -> String {
-    "bmon-producer".into()
-}
-
-impl KafkaSection {
-    /// Client settings for rdkafka.
-    pub fn client(&self) -> ClientSettings {
-        ClientSettings {
-            brokers: self.brokers.clone(),
-            client_id: self.client_id.clone(),
-            security: self.security.clone(),
-            librdkafka: self.librdkafka.clone(),
-        }
-    }
 }
 
 fn default_log_topic() -> String {
@@ -273,8 +240,8 @@ pub struct ProducerConfig {
     /// The RPC source (optional).
     #[serde(default)]
     pub rpc: Option<RpcSection>,
-    /// The brokers.
-    pub kafka: KafkaSection,
+    /// Brokers, client id, TLS/SASL and extra librdkafka properties.
+    pub kafka: ClientSettings,
     /// Local state.
     pub state: StateSection,
     /// Metrics and health listener.
@@ -351,9 +318,10 @@ dir = "/var/lib/bmon"
     #[test]
     fn parses_with_defaults() {
         let c = ProducerConfig::parse(GOOD).unwrap();
-        assert_eq!(c.log.unwrap().max_line_bytes, 65_536);
+        let log = c.log.unwrap();
+        assert_eq!(log.max_line_bytes, 65_536);
+        assert_eq!(log.topic, "bmon.node.log");
         assert!(c.zmq.is_none());
-        assert_eq!(c.kafka.log_topic, "bmon.node.log");
         assert_eq!(c.node.implementation, Implementation::Core);
     }
 

@@ -14,8 +14,8 @@ use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::tail::{Checkpoint, Follower, Position};
 use crate::telemetry::{self, Health};
+use crate::zmq::run_zmq_source;
 use crate::zmq::subscriber::ZmqSettings;
-use crate::zmq::{ZmqStats, run_zmq_source};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -81,15 +81,14 @@ pub async fn run_producer(
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
-    let shared = SharedProducer::new(&config.kafka.client());
+    let shared = SharedProducer::new(&config.kafka);
     let zmq = match &config.zmq {
         Some(z) => {
             let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
             let node = identity(config);
             let h = Arc::clone(&health);
             Some(SpooledSource::start(config, &shared, "zmq", &z.topic, &shutdown, move |sink, stop| {
-                let stats = Arc::new(ZmqStats::default());
-                if let Err(e) = run_zmq_source(&settings, &node, sink, &stats, stop, &h.zmq) {
+                if let Err(e) = run_zmq_source(&settings, &node, sink, stop, &h.zmq) {
                     tracing::error!(error = %e, "ZMQ source failed");
                 }
             })?)
@@ -150,7 +149,7 @@ pub async fn run_log_source(
     let mut backoff = Duration::from_millis(500);
     let path = log.path.to_string_lossy().into_owned();
     while !*shutdown.borrow() {
-        let publisher = match LogPublisher::new(shared, &config.kafka.log_topic, node.clone(), &path) {
+        let publisher = match LogPublisher::new(shared, &log.topic, node.clone(), &path) {
             Ok(p) => {
                 health.log.store(true, Ordering::Relaxed);
                 p

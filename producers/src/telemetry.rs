@@ -25,6 +25,8 @@ pub const ZMQ_MESSAGES: &str = "bmon_producer_zmq_messages_total";
 pub const ZMQ_MISSED: &str = "bmon_producer_zmq_missed_total";
 /// ZMQ sequence resets (node restarts) (counter).
 pub const ZMQ_RESETS: &str = "bmon_producer_zmq_resets_total";
+/// ZMQ bodies that did not fit their topic, published raw, by topic (counter).
+pub const ZMQ_UNDECODABLE: &str = "bmon_producer_zmq_undecodable_total";
 /// Facts not published because the local queue was full (counter).
 pub const DROPPED: &str = "bmon_producer_dropped_total";
 /// Facts spooled and not yet acknowledged by the broker (gauge): the spool depth.

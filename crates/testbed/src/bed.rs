@@ -45,14 +45,15 @@ impl TestBed {
         targets: &[(String, String)],
         rule_files: &[PathBuf],
     ) -> Result<&Prometheus, TestbedError> {
-        if self.prometheus.is_none() {
-            let dir = self.block.dir().join("prometheus");
-            let port = self.block.port(PROMETHEUS_PORT);
-            self.prometheus = Some(Prometheus::start(&dir, port, targets, rule_files, &self.block.pid_dir())?);
-        }
-        self.prometheus
-            .as_ref()
-            .ok_or_else(|| TestbedError::Timeout { what: "prometheus".into(), after: Default::default() })
+        let prometheus = match self.prometheus.take() {
+            Some(p) => p,
+            None => {
+                let dir = self.block.dir().join("prometheus");
+                let port = self.block.port(PROMETHEUS_PORT);
+                Prometheus::start(&dir, port, targets, rule_files, &self.block.pid_dir())?
+            }
+        };
+        Ok(self.prometheus.insert(prometheus))
     }
 
     /// The `i`th service port (1-8), for processes a test starts itself (exporters, Prometheus).
@@ -71,11 +72,14 @@ impl TestBed {
 
     /// Starts the broker (once) and returns it.
     pub fn broker(&mut self) -> Result<&mut Broker, TestbedError> {
-        if self.broker.is_none() {
-            let dir = self.block.dir().join("tansu");
-            self.broker = Some(Broker::start(&self.tools, &dir, self.block.port(BROKER_PORT), &self.block.pid_dir())?);
-        }
-        self.broker.as_mut().ok_or_else(|| TestbedError::Timeout { what: "broker".into(), after: Default::default() })
+        let broker = match self.broker.take() {
+            Some(b) => b,
+            None => {
+                let dir = self.block.dir().join("tansu");
+                Broker::start(&self.tools, &dir, self.block.port(BROKER_PORT), &self.block.pid_dir())?
+            }
+        };
+        Ok(self.broker.insert(broker))
     }
 
     /// Starts `n` connected nodes of `implementation`, mines 101 blocks and waits for sync.

@@ -5,4 +5,4 @@ pub mod seq;
 pub mod subscriber;
 
 pub use seq::{SequenceTracker, Verdict};
-pub use subscriber::{ZmqStats, run_zmq_source};
+pub use subscriber::run_zmq_source;

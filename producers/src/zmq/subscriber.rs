@@ -1,7 +1,6 @@
 //! The blocking ZMQ receive loop.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bmon_schemas::{Envelope, SourceSeq, ZmqFact, ZmqGap, ZmqPayload, ZmqSequenceReset};
@@ -11,21 +10,6 @@ use crate::publish::NodeIdentity;
 use crate::telemetry;
 use crate::zmq::decode::decode;
 use crate::zmq::seq::{SequenceTracker, Verdict};
-
-/// Counters of one ZMQ source, also exported as metrics.
-#[derive(Debug, Default)]
-pub struct ZmqStats {
-    /// Messages received.
-    pub received: AtomicU64,
-    /// Messages lost, per detected gaps.
-    pub missed: AtomicU64,
-    /// Sequence resets (node restarts).
-    pub resets: AtomicU64,
-    /// Facts not published because the local queue was full.
-    pub dropped: AtomicU64,
-    /// Bodies that did not fit their topic (published as `ZmqOther`).
-    pub undecodable: AtomicU64,
-}
 
 fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
@@ -48,7 +32,6 @@ pub fn run_zmq_source(
     settings: &ZmqSettings,
     node: &NodeIdentity,
     sink: &FactSink,
-    stats: &Arc<ZmqStats>,
     stop: &AtomicBool,
     ready: &AtomicBool,
 ) -> Result<(), zmq::Error> {
@@ -83,7 +66,6 @@ pub fn run_zmq_source(
         }
         let parts = socket.recv_multipart(zmq::DONTWAIT)?;
         let at = now_us();
-        stats.received.fetch_add(1, Ordering::Relaxed);
         let [topic, body, rest @ ..] = parts.as_slice() else { continue };
         let topic = String::from_utf8_lossy(topic).into_owned();
         let seq = rest.first().and_then(|s| s.as_slice().try_into().ok()).map(u32::from_le_bytes);
@@ -91,7 +73,6 @@ pub fn run_zmq_source(
         if let Some(seq) = seq {
             match tracker.observe(&topic, seq) {
                 Verdict::Gap { expected, received, missed } => {
-                    stats.missed.fetch_add(u64::from(missed), Ordering::Relaxed);
                     metrics::counter!(telemetry::ZMQ_MISSED, "topic" => topic.clone()).increment(u64::from(missed));
                     tracing::warn!(%topic, expected, received, missed, "ZMQ sequence gap: messages were lost");
                     facts.push(ZmqFact {
@@ -106,7 +87,6 @@ pub fn run_zmq_source(
                     });
                 }
                 Verdict::Reset { previous, received } => {
-                    stats.resets.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(telemetry::ZMQ_RESETS).increment(1);
                     generation += 1;
                     tracing::info!(%topic, previous, received, "ZMQ sequence reset: the node restarted");
@@ -124,7 +104,7 @@ pub fn run_zmq_source(
             }
         }
         let payload = decode(&topic, body).unwrap_or_else(|e| {
-            stats.undecodable.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(telemetry::ZMQ_UNDECODABLE, "topic" => topic.clone()).increment(1);
             tracing::warn!(error = %e, "undecodable ZMQ body; publishing it raw");
             ZmqPayload::Other(bmon_schemas::ZmqOther { body: body.clone() })
         });
@@ -137,7 +117,6 @@ pub fn run_zmq_source(
         metrics::counter!(telemetry::ZMQ_MESSAGES, "topic" => topic.clone()).increment(1);
         for fact in &facts {
             if !sink.send(fact) {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(telemetry::DROPPED, "source" => "zmq").increment(1);
             }
         }
