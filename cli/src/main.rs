@@ -21,6 +21,8 @@ enum Command {
     Topology(commands::topology::TopologyCmd),
     /// Publish one node's facts (debug.log lines) to the brokers.
     Produce(commands::produce::ProduceArgs),
+    /// Parse a node's debug.log into typed events, one JSON object per line.
+    ParseLog(commands::parse_log::ParseLogArgs),
     /// Bring the local test bed (broker and regtest nodes) up or down.
     #[command(subcommand)]
     Testbed(commands::testbed::TestbedCmd),
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Topology(cmd) => commands::topology::run(cmd),
         Command::Testbed(cmd) => commands::testbed::run(cmd),
         Command::Produce(args) => commands::produce::run(args),
+        Command::ParseLog(args) => commands::parse_log::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

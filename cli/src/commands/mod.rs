@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod parse_log;
 pub mod produce;
 pub mod testbed;
 pub mod topology;

@@ -56,6 +56,7 @@ impl Implementation {
                 "-debug=bench",
             ],
             Implementation::Bsv => vec![
+                "-logtimemicros=1",
                 "-excessiveblocksize=0",
                 "-maxstackmemoryusageconsensus=0",
                 "-minminingtxfee=0.00000500",
@@ -65,6 +66,9 @@ impl Implementation {
                 "-debug=bench",
                 "-debug=cmpctblock",
                 "-debug=zmq",
+                "-debug=txnval",
+                "-debug=txnsrc",
+                "-debug=doublespend",
                 "-invalidtxsink=ZMQ",
             ],
             Implementation::Litecoin => vec![
@@ -307,6 +311,17 @@ impl Node {
     /// Sends a transaction paying this node's own key or wallet; returns its txid.
     pub fn send_tx(&self) -> Result<String, TestbedError> {
         self.lock_wallet()?.send(self)
+    }
+
+    /// Two signed, unsent transactions that spend the same coin (raw hex), for double-spend
+    /// scenarios.
+    pub fn conflicting_pair(&self) -> Result<(String, String), TestbedError> {
+        self.lock_wallet()?.conflicting_pair(self)
+    }
+
+    /// Submits a raw transaction; returns its txid.
+    pub fn send_raw(&self, hex: &str) -> Result<String, TestbedError> {
+        self.call("sendrawtransaction", &[json!(hex)])
     }
 
     fn lock_wallet(&self) -> Result<std::sync::MutexGuard<'_, Wallet>, TestbedError> {

@@ -130,6 +130,38 @@ impl Wallet {
     }
 }
 
+impl Wallet {
+    /// Two signed transactions spending the same coin with different fees (a double spend), as
+    /// raw hex; neither is sent.
+    pub(crate) fn conflicting_pair(&mut self, node: &Node) -> Result<(String, String), TestbedError> {
+        if matches!(self, Wallet::Key { pool, .. } if pool.is_empty()) {
+            // Refills the pool with the split of a coinbase.
+            self.send(node)?;
+        }
+        let (coin, wifs, home) = match self {
+            Wallet::Placeholder => return Err(node.rpc_err("double spend", "wallet not opened")),
+            Wallet::Key { keys, pool, .. } => {
+                let coin = pool.pop().ok_or_else(|| node.rpc_err("double spend", "no coin to spend"))?;
+                let wifs: Vec<String> = keys.iter().map(|(w, _)| w.clone()).collect();
+                (coin, Some(wifs), keys.first().map(|(_, a)| a.clone()).unwrap_or_default())
+            }
+            Wallet::Node { address } => {
+                let unspent: Vec<WalletUnspent> = node.call("listunspent", &[json!(1)])?;
+                let u = unspent
+                    .into_iter()
+                    .find(|u| u.amount > 0.01)
+                    .ok_or_else(|| node.rpc_err("double spend", "no confirmed coin in the wallet"))?;
+                let coin = Coin { txid: u.txid, vout: u.vout, sats: (u.amount * 100_000_000.0).round() as u64 };
+                (coin, None, address.clone())
+            }
+        };
+        let wifs: Option<Vec<&str>> = wifs.as_ref().map(|w| w.iter().map(String::as_str).collect());
+        let a = sign(node, wifs.as_deref(), &coin, json!({ home.clone(): btc(coin.sats - FEE_SATS) }))?;
+        let b = sign(node, wifs.as_deref(), &coin, json!({ home: btc(coin.sats - 2 * FEE_SATS) }))?;
+        Ok((a, b))
+    }
+}
+
 fn mature_coinbase(node: &Node, address: &str, used: &[(String, u32)]) -> Result<Coin, TestbedError> {
     let tip = node.height()?;
     let scan: ScanResult =
@@ -144,11 +176,30 @@ fn mature_coinbase(node: &Node, address: &str, used: &[(String, u32)]) -> Result
 }
 
 fn sign_and_send(node: &Node, wifs: &[&str], coin: &Coin, outputs: Value) -> Result<String, TestbedError> {
+    let hex = sign(node, Some(wifs), coin, outputs)?;
+    node.call("sendrawtransaction", &[json!(hex)])
+}
+
+/// Builds and signs a transaction spending `coin`: with `wifs` when given, else with the node's
+/// wallet. Returns the raw hex.
+fn sign(node: &Node, wifs: Option<&[&str]>, coin: &Coin, outputs: Value) -> Result<String, TestbedError> {
     let inputs = json!([{ "txid": coin.txid, "vout": coin.vout }]);
     let raw: String = node.call("createrawtransaction", &[inputs, outputs])?;
-    let signed: Signed = node.call("signrawtransactionwithkey", &[json!(raw), json!(wifs)])?;
+    let (method, args) = match (wifs, node.implementation()) {
+        (Some(wifs), _) => ("signrawtransactionwithkey", vec![json!(raw), json!(wifs)]),
+        (None, Implementation::Bsv) => ("signrawtransaction", vec![json!(raw)]),
+        (None, _) => ("signrawtransactionwithwallet", vec![json!(raw)]),
+    };
+    let signed: Signed = node.call(method, &args)?;
     if !signed.complete {
-        return Err(node.rpc_err("signrawtransactionwithkey", "signature incomplete"));
+        return Err(node.rpc_err(method, "signature incomplete"));
     }
-    node.call("sendrawtransaction", &[json!(signed.hex)])
+    Ok(signed.hex)
+}
+
+#[derive(Deserialize)]
+struct WalletUnspent {
+    txid: String,
+    vout: u32,
+    amount: f64,
 }
