@@ -1,14 +1,11 @@
-//! Metric names, the Prometheus recorder, and the `/metrics`, `/healthz`, `/readyz` listener.
+//! Metric names, readiness, and the producer's use of the shared `/metrics`, `/healthz`, `/readyz`
+//! listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 /// Log lines published (counter).
@@ -38,16 +35,9 @@ pub const RPC_CALLS: &str = "bmon_producer_rpc_calls_total";
 /// RPC call duration (histogram).
 pub const RPC_SECONDS: &str = "bmon_producer_rpc_call_seconds";
 
-/// Buckets for sub-second latencies.
-const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
 /// Installs the global Prometheus recorder with explicit histogram buckets.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| e.to_string())
+    bmon_service::install_recorder(&[])
 }
 
 /// Readiness of each source: set once it has reached the broker (and, for RPC, the node).
@@ -73,41 +63,12 @@ impl Health {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    metrics: PrometheusHandle,
-    health: Arc<Health>,
-}
-
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     metrics: PrometheusHandle,
     health: Arc<Health>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(s): State<AppState>| async move {
-                if s.health.ready() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
-            }),
-        )
-        .with_state(AppState { metrics, health });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await
+    bmon_service::serve(addr, metrics, Arc::new(move || health.ready()), shutdown).await
 }

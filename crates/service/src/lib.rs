@@ -1,0 +1,73 @@
+//! What every bmon process serves: the Prometheus recorder with explicit histogram buckets (the
+//! exporter renders summaries otherwise), and `/metrics`, `/healthz` and `/readyz` on one axum
+//! listener with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+/// Buckets for sub-second latencies, seconds.
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Installs the global Prometheus recorder. Every metric ending in `_seconds` gets
+/// [`LATENCY_BUCKETS`] unless `buckets` names it (by full name) with buckets of its own.
+pub fn install_recorder(buckets: &[(&str, &[f64])]) -> Result<PrometheusHandle, String> {
+    let mut builder = PrometheusBuilder::new();
+    for (name, b) in buckets {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), b).map_err(|e| e.to_string())?;
+    }
+    builder
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())
+}
+
+/// Whether the process is ready to serve (`/readyz`).
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    metrics: PrometheusHandle,
+    ready: Readiness,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: PrometheusHandle,
+    ready: Readiness,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<AppState>| async move {
+                if (s.ready)() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .with_state(AppState { metrics, ready });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+}
