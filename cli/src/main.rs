@@ -21,6 +21,8 @@ enum Command {
     Topology(commands::topology::TopologyCmd),
     /// Publish one node's facts (debug.log lines) to the brokers.
     Produce(commands::produce::ProduceArgs),
+    /// Run a stream processor (logparse, propagation).
+    Process(commands::process::ProcessArgs),
     /// Parse a node's debug.log into typed events, one JSON object per line.
     ParseLog(commands::parse_log::ParseLogArgs),
     /// Bring the local test bed (broker and regtest nodes) up or down.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Testbed(cmd) => commands::testbed::run(cmd),
         Command::Produce(args) => commands::produce::run(args),
         Command::ParseLog(args) => commands::parse_log::run(args),
+        Command::Process(args) => commands::process::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

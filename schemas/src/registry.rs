@@ -21,6 +21,7 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("rpc_snapshot_fact", 1, include_str!("../avro/rpc_snapshot_fact.v1.avsc")),
     ("node_event", 1, include_str!("../avro/node_event.v1.avsc")),
     ("observation", 1, include_str!("../avro/observation.v1.avsc")),
+    ("observation", 2, include_str!("../avro/observation.v2.avsc")),
     ("propagation_summary", 1, include_str!("../avro/propagation_summary.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),

@@ -175,6 +175,7 @@ pub fn observation() -> Observation {
         source: ObservationSource::Log,
         height: Some(102),
         fact: FactKey { stream: "log".to_owned(), epoch: "dev=2049,ino=131".to_owned(), offset: 777 },
+        received_at_us: Some(1_700_000_000_050_000),
     }
 }
 

@@ -181,3 +181,23 @@ proptest! {
         }
     }
 }
+
+/// Observations written as v1 (before the receive time) decode with `received_at_us: None`.
+#[test]
+fn observation_v1_bytes_decode_without_receive_time() {
+    let set = SchemaSet::builtin();
+    let v1 = set.version("observation", 1).unwrap();
+    let mut o = samples::observation();
+    o.received_at_us = None;
+    // Encode with v1 by writing the v2 value minus its new field through v1's schema.
+    let v2_value = apache_avro::to_value(&o).unwrap();
+    let apache_avro::types::Value::Record(fields) = v2_value else { panic!("not a record") };
+    let fields: Vec<_> = fields.into_iter().filter(|(n, _)| n != "received_at_us").collect();
+    let resolved = apache_avro::types::Value::Record(fields).resolve(&v1.schema).unwrap();
+    let body = apache_avro::to_avro_datum(&v1.schema, resolved).unwrap();
+    let mut framed = vec![0xC3, 0x01];
+    framed.extend_from_slice(&v1.fingerprint.to_le_bytes());
+    framed.extend_from_slice(&body);
+    let back: Observation = Codec::default().decode(&framed).unwrap();
+    assert_eq!(back, o);
+}

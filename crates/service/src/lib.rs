@@ -52,11 +52,7 @@ pub async fn serve(
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move {
-                if (s.ready)() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
+                if (s.ready)() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
             }),
         )
         .with_state(AppState { metrics, ready });

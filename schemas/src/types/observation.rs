@@ -13,7 +13,7 @@ pub enum ObjectKind {
 }
 
 /// When in its life an object was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Stage {
     /// Header arrived.
@@ -73,6 +73,8 @@ pub struct Observation {
     pub height: Option<i64>,
     /// Source fact key.
     pub fact: FactKey,
+    /// The producer's receive time of the source fact, µs (v2; `None` from v1 data).
+    pub received_at_us: Option<i64>,
 }
 
 impl Record for Observation {

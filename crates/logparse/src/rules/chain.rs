@@ -77,17 +77,40 @@ pub fn compact_reconstructed(m: &str) -> Option<EventBody> {
 }
 
 /// Bench lines: `- Connect block: 111.80ms [...]`, `- Connect 1996 transactions: 34.40ms (...)`,
-/// `- Verify 4055 txins: …`, BSV's `- Disconnect block: 0.03ms, hash=…, height=N`.
-pub fn timing(trimmed: &str) -> Option<EventBody> {
-    let rest = trimmed.strip_prefix("- ")?;
-    let (stage, value) = rest.split_once(": ")?;
-    let (duration_us, _) = millis_to_micros(value)?;
+/// `- Verify 4055 txins: …`; BSV's `- Disconnect block: 0.03ms, hash=…, height=N` is also a
+/// disconnection (the only one BSV logs for `invalidateblock`).
+pub fn timing(trimmed: &str, out: &mut Vec<EventBody>) -> bool {
+    let Some(rest) = trimmed.strip_prefix("- ") else { return false };
+    let Some((stage, value)) = rest.split_once(": ") else { return false };
+    let Some((duration_us, tail)) = millis_to_micros(value) else { return false };
     let (stage, count) = counted_stage(stage);
-    Some(EventBody::ConnectBlockTimings(ConnectBlockTimings { stage: stage.to_owned(), duration_us, count }))
+    out.push(EventBody::ConnectBlockTimings(ConnectBlockTimings { stage: stage.to_owned(), duration_us, count }));
+    if stage == "Disconnect block"
+        && let Some(hash) = hash_field(tail, "hash")
+    {
+        out.push(EventBody::BlockDisconnected(BlockDisconnected {
+            hash: Some(hash.to_owned()),
+            height: int_field(tail, "height"),
+        }));
+    }
+    true
+}
+
+/// BSV: `Got compact block for <hash> from peer=N`, its record of a compact block (and so the
+/// header) arriving.
+pub fn bsv_compact_block(m: &str) -> Option<EventBody> {
+    let rest = m.strip_prefix("Got compact block for ")?;
+    Some(EventBody::HeaderSeen(HeaderSeen {
+        hash: hash_at(rest)?.to_owned(),
+        height: None,
+        peer: int_field(rest, "peer"),
+        compact: true,
+    }))
 }
 
 /// BSV: `Performing best chain tip <hash> rollback to older fork point <hash>.`, logged
-/// unconditionally when the active tip is disconnected.
+/// unconditionally when the active tip is disconnected (with `-debug=bench` the tip's
+/// `- Disconnect block` line reports it again, with its height).
 pub fn bsv_rollback(m: &str) -> Option<EventBody> {
     let rest = m.strip_prefix("Performing best chain tip ")?;
     let hash = hash_at(rest)?;

@@ -13,7 +13,10 @@ pub fn apply(implementation: NodeImplementation, msg: &str, out: &mut Vec<EventB
     let trimmed = msg.trim_start();
     let single = match trimmed.as_bytes().first() {
         None => return false,
-        Some(b'-') => chain::timing(trimmed),
+        Some(b'-') => {
+            chain::timing(trimmed, out);
+            None
+        }
         Some(b'U') => chain::update_tip(msg),
         Some(b'S') => chain::header_seen(msg).or_else(|| chain::compact_reconstructed(msg)),
         Some(b'r') => chain::block_received(msg),
@@ -21,6 +24,7 @@ pub fn apply(implementation: NodeImplementation, msg: &str, out: &mut Vec<EventB
         Some(b'L') => peers::node_start(msg),
         Some(b'E') => chain::invalid_block(msg).or_else(|| mempool::validation_accept(msg)),
         Some(b'I') | Some(b'C') => chain::invalid_block(msg),
+        Some(b'G') => chain::bsv_compact_block(msg),
         Some(b'P') => chain::invalid_block(msg).or_else(|| chain::bsv_rollback(msg)),
         Some(b'T') => {
             chain::download_timeout(msg, out);

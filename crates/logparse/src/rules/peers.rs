@@ -17,21 +17,29 @@ pub fn connected(m: &str) -> Option<EventBody> {
     let rest = m.strip_prefix("New ")?;
     let (kind, fields) = rest.split_once(" peer connected: ")?;
     let peer = int_field(fields, "peer")?;
-    let mut conn_type = kind.trim().to_owned();
-    if let Some(open) = fields.rfind(" (")
-        && fields.ends_with(')')
-    {
-        let detail = &fields[open + 2..fields.len() - 1];
-        conn_type = format!("{conn_type}-{detail}");
-    }
+    let conn_type = connection_type(kind, fields);
     Some(EventBody::PeerConnected(PeerConnected {
         peer,
         addr: crate::scan::field(fields, "peeraddr").map(str::to_owned),
         version: labelled(fields, "version: ").and_then(int_prefix),
         subver: labelled(fields, "subver: ").map(str::to_owned),
         inbound: kind.starts_with("inbound"),
-        conn_type: Some(conn_type),
+        conn_type: Some(conn_type.to_owned()),
     }))
+}
+
+/// The connection type in v31's words, from `New <words> peer connected: … [(<type>)]`: the
+/// transport (`v1`, `v2`) is dropped, and the 0.21–v24 form `outbound … (manual)` becomes
+/// `manual`, `(full-relay)` `outbound-full-relay`, `(block-relay)` `block-relay-only`.
+fn connection_type<'a>(kind: &'a str, fields: &'a str) -> &'a str {
+    let words = kind.trim().trim_end_matches(" v1").trim_end_matches(" v2");
+    let detail = fields.rfind(" (").filter(|_| fields.ends_with(')')).map(|i| &fields[i + 2..fields.len() - 1]);
+    match (words, detail) {
+        ("outbound", Some("full-relay")) => "outbound-full-relay",
+        ("outbound", Some("block-relay")) => "block-relay-only",
+        ("outbound", Some(other)) => other,
+        (w, _) => w,
+    }
 }
 
 /// `[<reason>, ]disconnecting peer=N`.
@@ -61,4 +69,38 @@ pub fn node_start(m: &str) -> Option<EventBody> {
         return None;
     }
     Some(EventBody::NodeStart(NodeStart { version: format!("{name} {version}") }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn_type(m: &str) -> Option<String> {
+        match connected(m) {
+            Some(EventBody::PeerConnected(p)) => p.conn_type,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn connection_types_use_v31_names() {
+        assert_eq!(
+            conn_type("New outbound peer connected: version: 70016, blocks=3, peer=0 (manual)").as_deref(),
+            Some("manual")
+        );
+        assert_eq!(
+            conn_type("New outbound peer connected: version: 70016, blocks=0, peer=0 (full-relay)").as_deref(),
+            Some("outbound-full-relay")
+        );
+        assert_eq!(
+            conn_type("New outbound peer connected: version: 70016, blocks=0, peer=0 (block-relay)").as_deref(),
+            Some("block-relay-only")
+        );
+        assert_eq!(
+            conn_type("New outbound-full-relay v2 peer connected: transport: v2, version: 70016, blocks=1, peer=3")
+                .as_deref(),
+            Some("outbound-full-relay")
+        );
+        assert_eq!(conn_type("New inbound v1 peer connected: version: 70016, peer=4").as_deref(), Some("inbound"));
+    }
 }

@@ -1,0 +1,113 @@
+//! The processor config file (TOML), shared by every processor binary entry point.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bmon_kafka::ClientSettings;
+use serde::Deserialize;
+
+use crate::logparse::LogParseConfig;
+use crate::propagation::PropagationConfig;
+
+/// `[service]`: the metrics and health listener.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSection {
+    /// Address of `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9400`.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServiceSection {
+    fn default() -> Self {
+        ServiceSection { listen: SocketAddr::from(([127, 0, 0, 1], 9400)) }
+    }
+}
+
+/// `[runtime]`: consumer settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Consumer group; default: the processor's `consumer_group` in topology.yaml.
+    pub group: Option<String>,
+    /// Consumer session timeout, ms. Default 10000.
+    pub session_timeout_ms: u64,
+    /// Input records whose outputs may await acknowledgement at once. Default 20000.
+    pub max_in_flight: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection { group: None, session_timeout_ms: 10_000, max_in_flight: 20_000 }
+    }
+}
+
+impl RuntimeSection {
+    /// The session timeout as a duration.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+}
+
+/// A processor config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorFile {
+    /// topology.yaml, relative to the working directory. Default `topology.yaml`.
+    #[serde(default = "default_topology")]
+    pub topology: PathBuf,
+    /// Brokers and client settings.
+    pub kafka: ClientSettings,
+    /// Listener.
+    #[serde(default)]
+    pub service: ServiceSection,
+    /// Consumer settings.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    /// logparse settings.
+    #[serde(default)]
+    pub logparse: LogParseConfig,
+    /// propagation settings.
+    #[serde(default)]
+    pub propagation: PropagationConfig,
+}
+
+fn default_topology() -> PathBuf {
+    PathBuf::from("topology.yaml")
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or not the expected fields (the message names the field).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ProcessorFile {
+    /// Reads and validates `path`; `BMON_BROKERS` overrides `kafka.brokers`.
+    pub fn load(path: &Path) -> Result<ProcessorFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut file: ProcessorFile =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        if let Ok(brokers) = std::env::var("BMON_BROKERS")
+            && !brokers.is_empty()
+        {
+            file.kafka.brokers = brokers;
+        }
+        Ok(file)
+    }
+}

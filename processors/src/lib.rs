@@ -1,0 +1,16 @@
+//! bmon's stream processors and the runtime they share.
+//!
+//! - [`runtime`]: consumer-group plumbing: one loop per process that feeds records to a
+//!   [`runtime::Processor`], publishes its outputs, and stores an input offset only after every
+//!   output of that record was acknowledged (at-least-once in, idempotent processing, so
+//!   exactly-once results). State is rebuilt on assignment by replaying the input from the
+//!   store's window (DESIGN.md §4, the `replay` recovery in topology.yaml).
+//! - [`logparse`]: log and ZMQ facts to typed node events and hash-keyed arrival observations.
+//! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
+//!
+//! Each processor keeps its pure logic (no rdkafka, no RocksDB) apart from its wiring.
+
+pub mod config;
+pub mod logparse;
+pub mod propagation;
+pub mod runtime;

@@ -1,0 +1,157 @@
+//! Pure logparse logic: facts to events and observations. No rdkafka, no I/O.
+
+use std::collections::HashMap;
+
+use bmon_logparse::Parser;
+use bmon_schemas::{
+    EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation, ObservationSource, Stage, ZmqFact, ZmqPayload,
+};
+
+use super::config::LogParseConfig;
+use super::tracker::StageTracker;
+
+/// What one fact turns into.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Derived {
+    /// Typed node events, in line order.
+    pub events: Vec<NodeEvent>,
+    /// Arrival observations, each once per (node, hash, stage).
+    pub observations: Vec<Observation>,
+}
+
+/// Per-node state: the stages already reported.
+#[derive(Debug)]
+struct NodeState {
+    tracker: StageTracker,
+}
+
+/// The logparse operator.
+#[derive(Debug)]
+pub struct LogParse {
+    config: LogParseConfig,
+    nodes: HashMap<String, NodeState>,
+}
+
+/// The object kind and stage a typed event reports, with its hash and height.
+fn arrival(event: &EventBody) -> Option<(&str, ObjectKind, Stage, Option<i64>)> {
+    match event {
+        EventBody::HeaderSeen(e) => Some((&e.hash, ObjectKind::Block, Stage::Header, e.height)),
+        EventBody::BlockReceived(e) => Some((&e.hash, ObjectKind::Block, Stage::Block, None)),
+        EventBody::CompactBlockReconstructed(e) => Some((&e.hash, ObjectKind::Block, Stage::Block, None)),
+        EventBody::UpdateTip(e) => Some((&e.hash, ObjectKind::Block, Stage::Tip, Some(e.height))),
+        EventBody::MempoolAccept(e) => Some((&e.txid, ObjectKind::Tx, Stage::TxAccept, None)),
+        _ => None,
+    }
+}
+
+impl LogParse {
+    /// A logparse operator with `config`.
+    pub fn new(config: LogParseConfig) -> LogParse {
+        LogParse { config, nodes: HashMap::new() }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &LogParseConfig {
+        &self.config
+    }
+
+    fn tracker(&mut self, node: &str) -> &mut StageTracker {
+        let capacity = self.config.tracked_objects_per_node;
+        &mut self
+            .nodes
+            .entry(node.to_owned())
+            .or_insert_with(|| NodeState { tracker: StageTracker::new(capacity) })
+            .tracker
+    }
+
+    /// Parses one log line fact. Its time is the node's own timestamp for the line (µs), or the
+    /// producer's receive time when the line has none.
+    pub fn log_fact(&mut self, fact: &LogLineFact) -> Derived {
+        let text = String::from_utf8_lossy(&fact.line);
+        let mut bodies = Vec::new();
+        let header = Parser::new(fact.envelope.implementation).parse_line(&text, &mut bodies);
+        let at = header.logged_at_us.unwrap_or(fact.envelope.received_at_us);
+        let mut derived = Derived::default();
+        for (index, body) in bodies.into_iter().enumerate() {
+            if let Some((hash, object, stage, height)) = arrival(&body) {
+                let node = fact.envelope.node_id.clone();
+                for s in self.tracker(&node).report(hash, stage) {
+                    derived.observations.push(observation(fact, hash, object, s, at, height, ObservationSource::Log));
+                }
+            }
+            if matches!(body, EventBody::Unknown(_)) && !self.config.emit_unknown {
+                continue;
+            }
+            derived.events.push(NodeEvent {
+                envelope: fact.envelope.clone(),
+                index: index as i32,
+                logged_at_us: header.logged_at_us,
+                thread: header.thread.map(str::to_owned),
+                category: header.category.map(str::to_owned),
+                event: body,
+            });
+        }
+        derived
+    }
+
+    /// Turns a ZMQ notification into an observation of its own stage (receive time).
+    pub fn zmq_fact(&mut self, fact: &ZmqFact) -> Derived {
+        let (hash, object, stage) = match &fact.payload {
+            ZmqPayload::Hash(h) if fact.topic == "hashblock" => (h.hash.as_str(), ObjectKind::Block, Stage::ZmqBlock),
+            ZmqPayload::Hash(h) if fact.topic == "hashtx" => (h.hash.as_str(), ObjectKind::Tx, Stage::ZmqTx),
+            ZmqPayload::RawBlock(b) => (b.hash.as_str(), ObjectKind::Block, Stage::ZmqBlock),
+            ZmqPayload::RawTx(t) => (t.txid.as_str(), ObjectKind::Tx, Stage::ZmqTx),
+            ZmqPayload::Sequence(s) if s.label == "C" => (s.hash.as_str(), ObjectKind::Block, Stage::ZmqBlock),
+            ZmqPayload::Sequence(s) if s.label == "A" => (s.hash.as_str(), ObjectKind::Tx, Stage::ZmqTx),
+            _ => return Derived::default(),
+        };
+        let node = fact.envelope.node_id.clone();
+        let mut derived = Derived::default();
+        if !self.tracker(&node).report(hash, stage).is_empty() {
+            derived.observations.push(Observation {
+                hash: hash.to_owned(),
+                object,
+                stage,
+                node_id: node,
+                network: fact.envelope.network.clone(),
+                observed_at_us: fact.envelope.received_at_us,
+                source: ObservationSource::Zmq,
+                height: None,
+                received_at_us: Some(fact.envelope.received_at_us),
+                fact: FactKey {
+                    stream: fact.envelope.source.stream.clone(),
+                    epoch: fact.envelope.source.epoch.clone(),
+                    offset: fact.envelope.source.offset,
+                },
+            });
+        }
+        derived
+    }
+}
+
+fn observation(
+    fact: &LogLineFact,
+    hash: &str,
+    object: ObjectKind,
+    stage: Stage,
+    at: i64,
+    height: Option<i64>,
+    source: ObservationSource,
+) -> Observation {
+    Observation {
+        hash: hash.to_owned(),
+        object,
+        stage,
+        node_id: fact.envelope.node_id.clone(),
+        network: fact.envelope.network.clone(),
+        observed_at_us: at,
+        source,
+        height: if stage == Stage::Tip || stage == Stage::Header { height } else { None },
+        received_at_us: Some(fact.envelope.received_at_us),
+        fact: FactKey {
+            stream: fact.envelope.source.stream.clone(),
+            epoch: fact.envelope.source.epoch.clone(),
+            offset: fact.envelope.source.offset,
+        },
+    }
+}

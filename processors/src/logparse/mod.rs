@@ -1,0 +1,10 @@
+//! The `logparse` processor: log and ZMQ facts in; typed node events and hash-keyed arrival
+//! observations out.
+
+pub mod config;
+pub mod logic;
+pub mod tracker;
+pub mod wiring;
+
+pub use config::LogParseConfig;
+pub use logic::{Derived, LogParse};

@@ -1,0 +1,55 @@
+//! `propagation` settings.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Settings of the propagation processor (the `[propagation]` table).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PropagationConfig {
+    /// Observation topic. Default `bmon.observations`.
+    pub observations_topic: String,
+    /// Where summaries go. Default `bmon.events`.
+    pub events_topic: String,
+    /// Block window timeout, seconds. Default 600.
+    pub block_timeout_s: u64,
+    /// Transaction window timeout, seconds. Default 3600.
+    pub tx_timeout_s: u64,
+    /// Closed windows are kept this long to take late observations, seconds. Default 3600.
+    pub closed_retention_s: u64,
+    /// A node counts as alive (expected in new windows) this long after its last observation,
+    /// seconds. Default 1800.
+    pub alive_s: u64,
+    /// The fleet, if known: these nodes are always expected. Empty: nodes seen alive recently.
+    pub nodes: Vec<String>,
+    /// Recent spreads kept per network and stage for the anomaly baseline. Default 200.
+    pub baseline_size: usize,
+    /// A spread above this quantile of the baseline is anomalous. Default 0.99.
+    pub anomaly_quantile: f64,
+    /// Baseline samples needed before anomalies are judged. Default 20.
+    pub baseline_min: usize,
+    /// Clock offsets (|offset| above this, ms) are corrected in lags. Default 1000.
+    pub clock_correction_threshold_ms: i64,
+    /// RocksDB directory for window state. Default `state/propagation`.
+    pub state_dir: PathBuf,
+}
+
+impl Default for PropagationConfig {
+    fn default() -> Self {
+        PropagationConfig {
+            observations_topic: "bmon.observations".into(),
+            events_topic: "bmon.events".into(),
+            block_timeout_s: 600,
+            tx_timeout_s: 3600,
+            closed_retention_s: 3600,
+            alive_s: 1800,
+            nodes: Vec::new(),
+            baseline_size: 200,
+            anomaly_quantile: 0.99,
+            baseline_min: 20,
+            clock_correction_threshold_ms: 1000,
+            state_dir: PathBuf::from("state/propagation"),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! RocksDB window state: one column family per input partition holding its windows, the alive
+//! table, the watermark and the next offset, all written in one batch per checkpoint, so the
+//! state and its offset never disagree.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
+
+use super::window::Window;
+
+const OFFSET: &[u8] = b"meta/offset";
+const ALIVE: &[u8] = b"meta/alive";
+const WATERMARK: &[u8] = b"meta/watermark";
+const WINDOW_PREFIX: &[u8] = b"w/";
+
+/// State store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value could not be read back.
+    #[error("corrupt state value: {0}")]
+    Corrupt(String),
+}
+
+/// A partition's saved state.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Open and recently closed windows.
+    pub windows: Vec<Window>,
+    /// Network → node → last observation.
+    pub alive: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Highest event time.
+    pub watermark_us: i64,
+}
+
+/// The processor's RocksDB.
+pub struct Store {
+    db: DB,
+}
+
+fn cf_name(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` with every column family it already has.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let existing = DB::list_cf(&opts, dir).unwrap_or_default();
+        let cfs = existing.into_iter().map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        Ok(Store { db })
+    }
+
+    /// Loads a partition's state, if saved.
+    pub fn load(&self, topic: &str, partition: i32) -> Result<Option<Saved>, StoreError> {
+        let Some(cf) = self.db.cf_handle(&cf_name(topic, partition)) else { return Ok(None) };
+        let Some(offset) = self.db.get_cf(&cf, OFFSET)? else { return Ok(None) };
+        let mut saved = Saved { offset: decode_i64(&offset)?, ..Saved::default() };
+        if let Some(a) = self.db.get_cf(&cf, ALIVE)? {
+            saved.alive = serde_json::from_slice(&a).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        if let Some(w) = self.db.get_cf(&cf, WATERMARK)? {
+            saved.watermark_us = decode_i64(&w)?;
+        }
+        for item in self.db.iterator_cf(&cf, IteratorMode::From(WINDOW_PREFIX, rocksdb::Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(WINDOW_PREFIX) {
+                break;
+            }
+            saved.windows.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(Some(saved))
+    }
+
+    /// Writes changed windows (`None`: delete), the alive table, the watermark and the offset in
+    /// one batch.
+    pub fn checkpoint(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        changed: &[(Vec<u8>, Option<Window>)],
+        alive: &BTreeMap<String, BTreeMap<String, i64>>,
+        watermark_us: i64,
+        offset: i64,
+    ) -> Result<(), StoreError> {
+        let name = cf_name(topic, partition);
+        if self.db.cf_handle(&name).is_none() {
+            self.db.create_cf(&name, &Options::default())?;
+        }
+        let cf = self.db.cf_handle(&name).ok_or_else(|| StoreError::Corrupt(format!("no column family {name}")))?;
+        let mut batch = WriteBatch::default();
+        for (key, w) in changed {
+            match w {
+                Some(w) => {
+                    let v = serde_json::to_vec(w).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    batch.put_cf(&cf, key, v);
+                }
+                None => batch.delete_cf(&cf, key),
+            }
+        }
+        batch.put_cf(&cf, ALIVE, serde_json::to_vec(alive).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        batch.put_cf(&cf, WATERMARK, watermark_us.to_be_bytes());
+        batch.put_cf(&cf, OFFSET, offset.to_be_bytes());
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Forgets a partition's state (it moved to another instance, or went stale).
+    pub fn drop_partition(&mut self, topic: &str, partition: i32) -> Result<(), StoreError> {
+        let name = cf_name(topic, partition);
+        if self.db.cf_handle(&name).is_some() {
+            self.db.drop_cf(&name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The storage key of a window.
+pub fn key_of(stage: bmon_schemas::Stage, hash: &str) -> Vec<u8> {
+    let mut k = WINDOW_PREFIX.to_vec();
+    k.extend_from_slice(format!("{stage:?}/{hash}").as_bytes());
+    k
+}
+
+fn decode_i64(b: &[u8]) -> Result<i64, StoreError> {
+    let arr: [u8; 8] = b.try_into().map_err(|_| StoreError::Corrupt("bad integer".into()))?;
+    Ok(i64::from_be_bytes(arr))
+}

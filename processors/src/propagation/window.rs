@@ -1,0 +1,305 @@
+//! Pure window logic: one window per (stage, hash), closed when every expected node reported or
+//! at its timeout (event time), amended by late observations. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, PropagationSummary, Stage};
+use serde::{Deserialize, Serialize};
+
+use super::clock::ClockEstimator;
+
+/// Window settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowConfig {
+    /// Block window timeout, µs.
+    pub block_timeout_us: i64,
+    /// Transaction window timeout, µs.
+    pub tx_timeout_us: i64,
+    /// How long a closed window takes late observations, µs.
+    pub closed_retention_us: i64,
+    /// How long after its last observation a node is still expected, µs.
+    pub alive_us: i64,
+    /// Always-expected nodes (empty: the nodes seen alive).
+    pub nodes: Vec<String>,
+    /// Offsets larger than this (µs) are corrected.
+    pub correction_threshold_us: i64,
+}
+
+/// One object's window at one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Block hash or txid.
+    pub hash: String,
+    /// Block or tx.
+    pub object: ObjectKind,
+    /// Stage.
+    pub stage: Stage,
+    /// Network.
+    pub network: String,
+    /// Event time at which it times out, µs.
+    pub deadline_us: i64,
+    /// Nodes expected to report.
+    pub expected: BTreeSet<String>,
+    /// Each reporting node's first sighting (its own clock), µs.
+    pub seen: BTreeMap<String, i64>,
+    /// Nodes that reported after the close.
+    pub late: BTreeSet<String>,
+    /// Close reason and time, once closed.
+    pub closed: Option<(CloseReason, i64)>,
+    /// 0 at close, +1 per amendment.
+    pub revision: i32,
+}
+
+/// The windows of one input partition, with the fleet knowledge they need.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    config: WindowConfig,
+    windows: HashMap<(Stage, String), Window>,
+    /// Open windows by deadline; closed ones by retirement time.
+    deadlines: BTreeSet<(i64, Stage, String)>,
+    retire: BTreeSet<(i64, Stage, String)>,
+    alive: BTreeMap<String, BTreeMap<String, i64>>,
+    watermark_us: i64,
+    /// Windows changed since the last [`Windows::take_dirty`].
+    dirty: BTreeSet<(Stage, String)>,
+}
+
+/// What an observation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Opened or extended an open window.
+    Recorded,
+    /// The node had already reported for this window.
+    Duplicate,
+    /// Arrived after the close and amended it.
+    Late,
+}
+
+impl Windows {
+    /// Empty state.
+    pub fn new(config: WindowConfig) -> Windows {
+        Windows {
+            config,
+            windows: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            retire: BTreeSet::new(),
+            alive: BTreeMap::new(),
+            watermark_us: i64::MIN,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Open windows.
+    pub fn open_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// The highest event time seen.
+    pub fn watermark_us(&self) -> i64 {
+        self.watermark_us
+    }
+
+    /// A window, open or recently closed.
+    pub fn get(&self, stage: Stage, hash: &str) -> Option<&Window> {
+        self.windows.get(&(stage, hash.to_owned()))
+    }
+
+    fn expected(&self, network: &str, reporter: &str) -> BTreeSet<String> {
+        let mut e: BTreeSet<String> = if self.config.nodes.is_empty() {
+            self.alive
+                .get(network)
+                .map(|nodes| {
+                    nodes
+                        .iter()
+                        .filter(|(_, last)| **last >= self.watermark_us.saturating_sub(self.config.alive_us))
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            self.config.nodes.iter().cloned().collect()
+        };
+        e.insert(reporter.to_owned());
+        e
+    }
+
+    /// Applies one observation (with the clock estimates for lags); closed or amended windows'
+    /// summaries are appended to `out`.
+    pub fn observe(&mut self, o: &Observation, clocks: &ClockEstimator, out: &mut Vec<PropagationSummary>) -> Outcome {
+        let at = o.observed_at_us;
+        let last = self.alive.entry(o.network.clone()).or_default().entry(o.node_id.clone()).or_insert(at);
+        *last = (*last).max(at);
+        let key = (o.stage, o.hash.clone());
+        let outcome = match self.windows.get_mut(&key) {
+            Some(w) if w.closed.is_some() => {
+                if w.seen.contains_key(&o.node_id) {
+                    Outcome::Duplicate
+                } else {
+                    w.seen.insert(o.node_id.clone(), at);
+                    w.late.insert(o.node_id.clone());
+                    w.revision += 1;
+                    let closed_at = w.closed.map_or(at, |c| c.1);
+                    w.closed = Some((CloseReason::Amended, closed_at));
+                    out.push(summarize(w, &self.config, clocks));
+                    Outcome::Late
+                }
+            }
+            Some(w) => {
+                let first = !w.seen.contains_key(&o.node_id);
+                let entry = w.seen.entry(o.node_id.clone()).or_insert(at);
+                *entry = (*entry).min(at);
+                if first { Outcome::Recorded } else { Outcome::Duplicate }
+            }
+            None => {
+                let timeout =
+                    if o.object == ObjectKind::Tx { self.config.tx_timeout_us } else { self.config.block_timeout_us };
+                let w = Window {
+                    hash: o.hash.clone(),
+                    object: o.object,
+                    stage: o.stage,
+                    network: o.network.clone(),
+                    deadline_us: at.saturating_add(timeout),
+                    expected: self.expected(&o.network, &o.node_id),
+                    seen: BTreeMap::from([(o.node_id.clone(), at)]),
+                    late: BTreeSet::new(),
+                    closed: None,
+                    revision: 0,
+                };
+                self.deadlines.insert((w.deadline_us, o.stage, o.hash.clone()));
+                self.windows.insert(key.clone(), w);
+                Outcome::Recorded
+            }
+        };
+        self.dirty.insert(key.clone());
+        self.watermark_us = self.watermark_us.max(at);
+        if outcome == Outcome::Recorded
+            && let Some(w) = self.windows.get(&key)
+            && w.expected.iter().all(|n| w.seen.contains_key(n))
+        {
+            self.close(&key, CloseReason::AllReported, self.watermark_us, clocks, out);
+        }
+        let now = self.watermark_us;
+        self.advance(now, clocks, out);
+        outcome
+    }
+
+    fn close(
+        &mut self,
+        key: &(Stage, String),
+        reason: CloseReason,
+        at_us: i64,
+        clocks: &ClockEstimator,
+        out: &mut Vec<PropagationSummary>,
+    ) {
+        let Some(w) = self.windows.get_mut(key) else { return };
+        if w.closed.is_some() {
+            return;
+        }
+        self.deadlines.remove(&(w.deadline_us, key.0, key.1.clone()));
+        w.closed = Some((reason, at_us));
+        self.retire.insert((at_us.saturating_add(self.config.closed_retention_us), key.0, key.1.clone()));
+        self.dirty.insert(key.clone());
+        out.push(summarize(w, &self.config, clocks));
+    }
+
+    /// Closes windows whose deadline is at or before `now_us` and forgets closed windows past
+    /// their retention. `now_us` is event time (the watermark) or, for idle partitions, the
+    /// wall clock.
+    pub fn advance(&mut self, now_us: i64, clocks: &ClockEstimator, out: &mut Vec<PropagationSummary>) {
+        while let Some((deadline, stage, hash)) = self.deadlines.first().cloned() {
+            if deadline > now_us {
+                break;
+            }
+            self.close(&(stage, hash), CloseReason::Timeout, deadline, clocks, out);
+        }
+        while let Some((when, stage, hash)) = self.retire.first().cloned() {
+            if when > now_us {
+                break;
+            }
+            self.retire.pop_first();
+            self.windows.remove(&(stage, hash.clone()));
+            self.dirty.insert((stage, hash));
+        }
+    }
+
+    /// Keys changed since the last call, with their current window (`None`: removed).
+    pub fn take_dirty(&mut self) -> Vec<((Stage, String), Option<Window>)> {
+        std::mem::take(&mut self.dirty).into_iter().map(|k| (k.clone(), self.windows.get(&k).cloned())).collect()
+    }
+
+    /// Restores windows saved by [`Windows::take_dirty`], and the alive table.
+    pub fn restore(&mut self, windows: Vec<Window>, alive: BTreeMap<String, BTreeMap<String, i64>>, watermark_us: i64) {
+        for w in windows {
+            let key = (w.stage, w.hash.clone());
+            match w.closed {
+                None => {
+                    self.deadlines.insert((w.deadline_us, w.stage, w.hash.clone()));
+                }
+                Some((_, at)) => {
+                    self.retire.insert((at.saturating_add(self.config.closed_retention_us), w.stage, w.hash.clone()));
+                }
+            }
+            self.windows.insert(key, w);
+        }
+        self.alive = alive;
+        self.watermark_us = watermark_us;
+    }
+
+    /// The alive table (network → node → last observation), for checkpoints.
+    pub fn alive(&self) -> &BTreeMap<String, BTreeMap<String, i64>> {
+        &self.alive
+    }
+}
+
+/// Builds the summary of a closed window. Lags are against the earliest (corrected) sighting.
+pub fn summarize(w: &Window, config: &WindowConfig, clocks: &ClockEstimator) -> PropagationSummary {
+    let correction = |node: &str| {
+        clocks.offset_us(node).filter(|off| off.abs() > config.correction_threshold_us).unwrap_or(0)
+    };
+    let times: Vec<(&String, i64, bool)> = w
+        .seen
+        .iter()
+        .map(|(n, t)| {
+            let c = correction(n);
+            (n, t + c, c != 0)
+        })
+        .collect();
+    let (first_node, first_seen) = times
+        .iter()
+        .min_by_key(|(n, t, _)| (*t, (*n).clone()))
+        .map(|(n, t, _)| ((*n).clone(), *t))
+        .unwrap_or_default();
+    let lags: Vec<NodeLag> = times
+        .iter()
+        .map(|(n, t, corrected)| NodeLag {
+            node_id: (*n).clone(),
+            observed_at_us: *t,
+            lag_us: t - first_seen,
+            corrected: *corrected,
+            late: w.late.contains(*n),
+        })
+        .collect();
+    let max = lags.iter().map(|l| l.lag_us).max().unwrap_or(0);
+    let n = lags.len().max(1) as f64;
+    let mean = lags.iter().map(|l| l.lag_us as f64).sum::<f64>() / n;
+    let var = lags.iter().map(|l| (l.lag_us as f64 - mean).powi(2)).sum::<f64>() / n;
+    let (reason, closed_at) = w.closed.unwrap_or((CloseReason::Unknown, 0));
+    PropagationSummary {
+        hash: w.hash.clone(),
+        object: w.object,
+        stage: w.stage,
+        network: w.network.clone(),
+        first_node,
+        first_seen_us: first_seen,
+        clock_corrected: lags.iter().any(|l| l.corrected),
+        lags,
+        spread_us: max,
+        stddev_us: var.sqrt(),
+        missing_nodes: w.expected.iter().filter(|e| !w.seen.contains_key(*e)).cloned().collect(),
+        expected_nodes: w.expected.len() as i32,
+        late_count: w.late.len() as i32,
+        close_reason: reason,
+        closed_at_us: closed_at,
+        revision: w.revision,
+    }
+}

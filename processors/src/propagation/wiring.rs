@@ -1,0 +1,207 @@
+//! Connects the pure windows to the runtime: decoding, per-partition state with RocksDB
+//! checkpoints, metrics, summaries and anomaly events.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bmon_schemas::{Codec, Observation, ObservationSource, PropagationSummary};
+
+use super::baseline::Baseline;
+use super::clock::ClockEstimator;
+use super::config::PropagationConfig;
+use super::store::{Store, StoreError, key_of};
+use super::telemetry as t;
+use super::window::{Outcome, WindowConfig, Windows};
+use crate::runtime::{Input, Output, Processor, RecordError};
+
+/// Key of summaries on the events topic.
+pub const SUMMARY_KIND: &str = "propagation_summary";
+/// Key of anomaly events (the anomalous window's summary) on the events topic.
+pub const ANOMALY_KIND: &str = "propagation_anomaly";
+
+fn secs(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The propagation operator as the runtime runs it.
+pub struct PropagationProcessor {
+    config: PropagationConfig,
+    window_config: WindowConfig,
+    /// Windows per input partition (the processor has one input topic).
+    partitions: HashMap<i32, Windows>,
+    clocks: ClockEstimator,
+    baseline: Baseline,
+    store: Store,
+    codec: Codec,
+    summaries: Vec<PropagationSummary>,
+}
+
+impl PropagationProcessor {
+    /// Opens the state store under `config.state_dir`.
+    pub fn open(config: PropagationConfig) -> Result<PropagationProcessor, StoreError> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", config.state_dir.display())))?;
+        let store = Store::open(&config.state_dir)?;
+        let s = |x: u64| i64::try_from(x).unwrap_or(i64::MAX / 2_000_000).saturating_mul(1_000_000);
+        let window_config = WindowConfig {
+            block_timeout_us: s(config.block_timeout_s),
+            tx_timeout_us: s(config.tx_timeout_s),
+            closed_retention_us: s(config.closed_retention_s),
+            alive_us: s(config.alive_s),
+            nodes: config.nodes.clone(),
+            correction_threshold_us: config.clock_correction_threshold_ms.saturating_mul(1000),
+        };
+        Ok(PropagationProcessor {
+            baseline: Baseline::new(config.baseline_size, config.baseline_min, config.anomaly_quantile),
+            config,
+            window_config,
+            partitions: HashMap::new(),
+            clocks: ClockEstimator::default(),
+            store,
+            codec: Codec::default(),
+            summaries: Vec::new(),
+        })
+    }
+
+    /// Metrics for a summary, an anomaly verdict, and its output records.
+    fn publish(&mut self, s: &PropagationSummary, live: bool, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let payload = self.codec.encode(s).map_err(|e| RecordError::Invalid(e.to_string()))?;
+        let stage = format!("{:?}", s.stage).to_lowercase();
+        let object = format!("{:?}", s.object).to_lowercase();
+        let net = s.network.clone();
+        if s.revision == 0 {
+            metrics::histogram!(t::SPREAD, "network" => net.clone(), "object" => object.clone(), "stage" => stage.clone())
+                .record(secs(s.spread_us));
+            for l in &s.lags {
+                metrics::histogram!(t::NODE_LAG, "network" => net.clone(), "object" => object.clone(), "stage" => stage.clone(), "node" => l.node_id.clone())
+                    .record(secs(l.lag_us));
+            }
+            for m in &s.missing_nodes {
+                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage.clone(), "node" => m.clone()).increment(1);
+            }
+            if self.baseline.judge_and_add(&s.network, s.stage, s.spread_us) {
+                metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage.clone()).increment(1);
+                out.push(Output {
+                    topic: self.config.events_topic.clone(),
+                    key: ANOMALY_KIND.as_bytes().to_vec(),
+                    payload: payload.clone(),
+                });
+            }
+        } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
+            metrics::counter!(t::LATE, "network" => net, "stage" => stage, "node" => l.node_id.clone()).increment(1);
+        }
+        let reason = format!("{:?}", s.close_reason).to_lowercase();
+        metrics::counter!(t::SUMMARIES, "close_reason" => reason).increment(1);
+        if live {
+            metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
+        }
+        out.push(Output { topic: self.config.events_topic.clone(), key: SUMMARY_KIND.as_bytes().to_vec(), payload });
+        Ok(())
+    }
+
+    fn open_windows(&self) -> usize {
+        self.partitions.values().map(Windows::open_count).sum()
+    }
+}
+
+impl Processor for PropagationProcessor {
+    fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let o: Observation = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        if o.hash.is_empty() || o.node_id.is_empty() {
+            return Err(RecordError::Invalid("observation without hash or node".into()));
+        }
+        if o.source == ObservationSource::Log
+            && let Some(recv) = o.received_at_us
+        {
+            self.clocks.sample(&o.node_id, o.observed_at_us, recv);
+        }
+        let mut summaries = std::mem::take(&mut self.summaries);
+        summaries.clear();
+        let cfg = &self.window_config;
+        let windows = self.partitions.entry(input.partition).or_insert_with(|| Windows::new(cfg.clone()));
+        let outcome = windows.observe(&o, &self.clocks, &mut summaries);
+        if input.replay {
+            self.summaries = summaries;
+            return Ok(());
+        }
+        if outcome == Outcome::Duplicate {
+            metrics::counter!(t::DUPLICATES).increment(1);
+        }
+        for s in &summaries {
+            self.publish(s, true, out)?;
+        }
+        self.summaries = summaries;
+        Ok(())
+    }
+
+    fn tick(&mut self, now_us: i64, out: &mut Vec<Output>) {
+        let mut closed = Vec::new();
+        for w in self.partitions.values_mut() {
+            // Idle partitions: wall-clock time moves their windows on.
+            let now = now_us.max(w.watermark_us());
+            w.advance(now, &self.clocks, &mut closed);
+        }
+        for s in &closed {
+            if let Err(e) = self.publish(s, true, out) {
+                tracing::warn!(error = %e, "summary not published");
+            }
+        }
+        metrics::gauge!(t::OPEN_WINDOWS).set(self.open_windows() as f64);
+        for (node, off) in self.clocks.offsets() {
+            metrics::gauge!(t::CLOCK_OFFSET, "node" => node.to_owned()).set(secs(off));
+        }
+    }
+
+    fn assigned(&mut self, _topic: &str, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
+    fn revoked(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&partition);
+        // Another instance owns it now; a later return must replay, not trust this copy.
+        if let Err(e) = self.store.drop_partition(topic, partition) {
+            tracing::warn!(topic, partition, error = %e, "cannot drop partition state");
+        }
+    }
+
+    fn replay_window(&self) -> Option<Duration> {
+        let longest = self.config.block_timeout_s.max(self.config.tx_timeout_s) + self.config.closed_retention_s;
+        Some(Duration::from_secs(longest))
+    }
+
+    fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
+        let saved = match self.store.load(topic, partition) {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "unreadable partition state; replaying instead");
+                return None;
+            }
+        };
+        if saved.offset < first {
+            tracing::info!(topic, partition, saved = saved.offset, first, "local state is older than the group's offset; replaying instead");
+            let _ = self.store.drop_partition(topic, partition);
+            return None;
+        }
+        let mut w = Windows::new(self.window_config.clone());
+        w.restore(saved.windows, saved.alive, saved.watermark_us);
+        self.partitions.insert(partition, w);
+        Some(saved.offset)
+    }
+
+    fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
+        for (topic, partition, offset) in positions {
+            let Some(w) = self.partitions.get_mut(partition) else { continue };
+            let changed: Vec<(Vec<u8>, Option<super::window::Window>)> =
+                w.take_dirty().into_iter().map(|((stage, hash), win)| (key_of(stage, &hash), win)).collect();
+            let (alive, watermark) = (w.alive().clone(), w.watermark_us());
+            if let Err(e) = self.store.checkpoint(topic, *partition, &changed, &alive, watermark, *offset) {
+                tracing::warn!(topic, partition, error = %e, "checkpoint failed; state will be replayed after a restart");
+            }
+        }
+    }
+}

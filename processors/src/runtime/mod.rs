@@ -1,0 +1,106 @@
+//! The runtime every processor shares: consume, process, publish, then store offsets.
+
+mod consumer;
+mod output;
+pub mod telemetry;
+
+use std::time::Duration;
+
+pub use consumer::run;
+pub use output::OutputSink;
+
+/// One input record, as a processor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value.
+    pub payload: &'a [u8],
+    /// Broker timestamp, ms since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// True while state is being rebuilt from records whose outputs were already published:
+    /// update state, and any outputs are discarded.
+    pub replay: bool,
+}
+
+/// One record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Destination topic.
+    pub topic: String,
+    /// Record key (it picks the partition, as Kafka's default partitioner does).
+    pub key: Vec<u8>,
+    /// Encoded value.
+    pub payload: Vec<u8>,
+}
+
+/// Why a record could not be processed. Every variant is a dead letter: the record is published
+/// to the dead-letter topic with the reason, its offset is stored, and processing goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes are not a record of the expected schema.
+    #[error("undecodable record: {0}")]
+    Undecodable(String),
+    /// Decoded, but its content cannot be processed.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+}
+
+/// A stateful stream operator. Implementations are pure: no rdkafka and no I/O beyond their own
+/// state store.
+pub trait Processor: Send {
+    /// Processes one record, appending what to publish.
+    fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError>;
+
+    /// Called about once a second with the wall clock (µs since the epoch), for timeouts of
+    /// partitions that receive no records.
+    fn tick(&mut self, _now_us: i64, _out: &mut Vec<Output>) {}
+
+    /// A partition was assigned to this instance (its state is about to be rebuilt by replay).
+    fn assigned(&mut self, _topic: &str, _partition: i32) {}
+
+    /// A partition was taken away: drop its state.
+    fn revoked(&mut self, _topic: &str, _partition: i32) {}
+
+    /// How far back to replay an assigned partition to rebuild state; `None` for no replay.
+    fn replay_window(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Loads a partition's state from a local store, if it has one; returns the offset that
+    /// state has consumed up to (exclusive). `first` is the offset the group will deliver first:
+    /// a local state behind it is stale and must not be used.
+    fn restore(&mut self, _topic: &str, _partition: i32, _first: i64) -> Option<i64> {
+        None
+    }
+
+    /// Saves state: every output of every input up to each position (the next offset to consume,
+    /// per topic and partition) has been acknowledged. Called about once a second while records
+    /// flow.
+    fn checkpoint(&mut self, _positions: &[(String, i32, i64)]) {}
+}
+
+/// Runtime settings shared by every processor.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Brokers and client settings.
+    pub kafka: bmon_kafka::ClientSettings,
+    /// Consumer group.
+    pub group: String,
+    /// Input topics.
+    pub inputs: Vec<String>,
+    /// Dead-letter topic.
+    pub dead_letter: String,
+    /// Consumer session timeout.
+    pub session_timeout: Duration,
+    /// Most input records whose outputs may await acknowledgement at once.
+    pub max_in_flight: usize,
+    /// Processor name for logs and metric labels.
+    pub name: &'static str,
+}
