@@ -49,7 +49,8 @@ fn runtime_config(which: Which, file: &ProcessorFile) -> anyhow::Result<(Runtime
     let topology = Topology::load(&file.topology)
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("loading {}", file.topology.display()))?;
-    let p = topology.processor(which.name()).ok_or_else(|| anyhow!("topology.yaml has no processor {}", which.name()))?;
+    let p =
+        topology.processor(which.name()).ok_or_else(|| anyhow!("topology.yaml has no processor {}", which.name()))?;
     let window = p
         .state_stores
         .iter()

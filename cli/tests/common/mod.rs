@@ -73,6 +73,8 @@ pub struct TopicReader<T = LogLineFact> {
     codec: Codec,
     /// Every record read so far, in partition order.
     pub facts: Vec<T>,
+    /// The record key of each of `facts`.
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// Facts that carry an envelope.
@@ -99,6 +101,50 @@ impl HasNode for ZmqFact {
     }
 }
 
+impl HasNode for bmon_schemas::Observation {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+}
+
+impl HasNode for bmon_schemas::PropagationSummary {
+    fn node_id(&self) -> &str {
+        &self.first_node
+    }
+}
+
+impl HasNode for bmon_schemas::DeadLetter {
+    fn node_id(&self) -> &str {
+        &self.processor
+    }
+}
+
+impl HasNode for bmon_schemas::NodeEvent {
+    fn node_id(&self) -> &str {
+        &self.envelope.node_id
+    }
+}
+
+/// Writes a processor config (`extra` is appended TOML) and starts `bmon process <which>` on it,
+/// serving metrics on `port` (0: any).
+pub fn start_processor(bed: &TestBed, which: &str, instance: &str, extra: &str, brokers: &str, port: u16) -> Managed {
+    let dir = bed.dir().join(format!("{which}-{instance}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("processor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "topology = \"{}\"\n[kafka]\nbrokers = \"{brokers}\"\n[service]\nlisten = \"127.0.0.1:{port}\"\n\
+             [runtime]\nsession_timeout_ms = 6000\n{extra}",
+            repo_root().join("topology.yaml").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bmon"));
+    cmd.args(["process", which, "--config", config.to_str().unwrap()]).env("RUST_LOG", "info");
+    Managed::spawn(&format!("{which}-{instance}"), cmd, &bed.pid_dir(), &dir.join("process.log")).unwrap()
+}
+
 impl<T: Record + HasNode> TopicReader<T> {
     /// A reader of `topic` (with `partitions` partitions) on `brokers`.
     pub fn new(brokers: &str, topic: &str, partitions: i32) -> TopicReader<T> {
@@ -113,7 +159,7 @@ impl<T: Record + HasNode> TopicReader<T> {
             tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        TopicReader { consumer, codec: Codec::default(), facts: Vec::new() }
+        TopicReader { consumer, codec: Codec::default(), facts: Vec::new(), keys: Vec::new() }
     }
 
     /// Reads until `done(facts)` holds or `timeout` passes; returns whether it held.
@@ -126,6 +172,7 @@ impl<T: Record + HasNode> TopicReader<T> {
             if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(200)) {
                 let fact: T = self.codec.decode(m.payload().unwrap()).expect("a fact that decodes");
                 self.facts.push(fact);
+                self.keys.push(m.key().unwrap_or_default().to_vec());
             }
         }
         done(&self.facts)

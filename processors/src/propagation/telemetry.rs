@@ -22,9 +22,8 @@ pub const CLOCK_OFFSET: &str = "bmon_node_clock_offset_seconds";
 pub const SUMMARY_LATENCY: &str = "bmon_propagation_summary_latency_seconds";
 
 /// Buckets for spreads and lags: 1 ms to 10 min.
-pub const LAG_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-];
+pub const LAG_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 
 /// Per-metric buckets for [`bmon_service::install_recorder`].
 pub fn buckets() -> Vec<(&'static str, &'static [f64])> {

@@ -253,9 +253,8 @@ impl Windows {
 
 /// Builds the summary of a closed window. Lags are against the earliest (corrected) sighting.
 pub fn summarize(w: &Window, config: &WindowConfig, clocks: &ClockEstimator) -> PropagationSummary {
-    let correction = |node: &str| {
-        clocks.offset_us(node).filter(|off| off.abs() > config.correction_threshold_us).unwrap_or(0)
-    };
+    let correction =
+        |node: &str| clocks.offset_us(node).filter(|off| off.abs() > config.correction_threshold_us).unwrap_or(0);
     let times: Vec<(&String, i64, bool)> = w
         .seen
         .iter()
@@ -264,11 +263,8 @@ pub fn summarize(w: &Window, config: &WindowConfig, clocks: &ClockEstimator) -> 
             (n, t + c, c != 0)
         })
         .collect();
-    let (first_node, first_seen) = times
-        .iter()
-        .min_by_key(|(n, t, _)| (*t, (*n).clone()))
-        .map(|(n, t, _)| ((*n).clone(), *t))
-        .unwrap_or_default();
+    let (first_node, first_seen) =
+        times.iter().min_by_key(|(n, t, _)| (*t, (*n).clone())).map(|(n, t, _)| ((*n).clone(), *t)).unwrap_or_default();
     let lags: Vec<NodeLag> = times
         .iter()
         .map(|(n, t, corrected)| NodeLag {

@@ -81,7 +81,8 @@ impl PropagationProcessor {
                     .record(secs(l.lag_us));
             }
             for m in &s.missing_nodes {
-                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage.clone(), "node" => m.clone()).increment(1);
+                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage.clone(), "node" => m.clone())
+                    .increment(1);
             }
             if self.baseline.judge_and_add(&s.network, s.stage, s.spread_us) {
                 metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage.clone()).increment(1);
@@ -183,7 +184,13 @@ impl Processor for PropagationProcessor {
             }
         };
         if saved.offset < first {
-            tracing::info!(topic, partition, saved = saved.offset, first, "local state is older than the group's offset; replaying instead");
+            tracing::info!(
+                topic,
+                partition,
+                saved = saved.offset,
+                first,
+                "local state is older than the group's offset; replaying instead"
+            );
             let _ = self.store.drop_partition(topic, partition);
             return None;
         }
