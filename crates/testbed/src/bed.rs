@@ -85,6 +85,14 @@ impl TestBed {
     /// Starts `n` connected nodes of `implementation`, mines 101 blocks and waits for sync.
     /// Returns the network's index for [`TestBed::network`].
     pub fn start_network(&mut self, implementation: Implementation, n: usize) -> Result<usize, TestbedError> {
+        let i = self.start_nodes(implementation, n)?;
+        self.networks[i].bootstrap()?;
+        Ok(i)
+    }
+
+    /// Starts `n` nodes of `implementation` without connecting them or mining: the caller links
+    /// them (e.g. through a [`crate::DelayProxy`]) and then calls [`Network::mine_initial`].
+    pub fn start_nodes(&mut self, implementation: Implementation, n: usize) -> Result<usize, TestbedError> {
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let slot = FIRST_NODE_PORT + self.next_node * PORTS_PER_NODE;
@@ -105,9 +113,7 @@ impl TestBed {
                 &self.block.pid_dir(),
             )?);
         }
-        let network = Network::new(implementation, nodes);
-        network.bootstrap()?;
-        self.networks.push(network);
+        self.networks.push(Network::new(implementation, nodes));
         Ok(self.networks.len() - 1)
     }
 

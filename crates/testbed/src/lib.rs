@@ -17,6 +17,7 @@ mod node;
 mod ports;
 mod process;
 mod prometheus;
+mod proxy;
 mod tools;
 mod wallet;
 
@@ -28,6 +29,7 @@ pub use node::{Implementation, Node};
 pub use ports::PortBlock;
 pub use process::{Managed, stop_pid_files};
 pub use prometheus::Prometheus;
+pub use proxy::DelayProxy;
 pub use tools::Tools;
 
 /// Polls `f` every `every` until it returns `Some`, or fails with a timeout naming `what`.

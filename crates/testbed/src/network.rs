@@ -36,9 +36,25 @@ impl Network {
     /// node (so it has a mature coinbase) and waits until all nodes share the tip.
     pub(crate) fn bootstrap(&self) -> Result<(), TestbedError> {
         self.connect_all()?;
+        self.mine_initial()
+    }
+
+    /// Mines 101 blocks on the first node (a mature coinbase) and waits until every node has them.
+    pub fn mine_initial(&self) -> Result<(), TestbedError> {
         self.nodes[0].mine(101)?;
         self.wait_synced()?;
         Ok(())
+    }
+
+    /// Makes node `from` keep a connection to `addr` (another node, or a proxy in front of one)
+    /// and waits until it has at least `peers` connections.
+    pub fn link(&self, from: usize, addr: &str, peers: usize) -> Result<(), TestbedError> {
+        let node = &self.nodes[from];
+        node.call::<serde_json::Value>("addnode", &[addr.into(), "add".into()])?;
+        poll_until(&format!("{} to have {peers} peers", node.name()), SYNC_TIMEOUT, POLL, || {
+            node.peer_count().ok().filter(|c| *c >= peers)
+        })
+        .map(|_| ())
     }
 
     fn connect_all(&self) -> Result<(), TestbedError> {

@@ -1,0 +1,171 @@
+//! Property tests of the pure propagation windows: arrival order, duplicates, late data, a
+//! missing node and timeouts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bmon_processors::propagation::clock::ClockEstimator;
+use bmon_processors::propagation::window::{WindowConfig, Windows};
+use bmon_schemas::{CloseReason, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use proptest::prelude::*;
+
+const TIMEOUT: i64 = 600_000_000;
+const T0: i64 = 1_700_000_000_000_000;
+
+fn config(nodes: usize) -> WindowConfig {
+    WindowConfig {
+        block_timeout_us: TIMEOUT,
+        tx_timeout_us: 3_600_000_000,
+        closed_retention_us: 3_600_000_000,
+        alive_us: 1_800_000_000,
+        nodes: (0..nodes).map(|i| format!("n{i}")).collect(),
+        correction_threshold_us: 1_000_000,
+    }
+}
+
+fn obs(hash: &str, node: usize, at: i64) -> Observation {
+    Observation {
+        hash: hash.into(),
+        object: ObjectKind::Block,
+        stage: Stage::Tip,
+        node_id: format!("n{node}"),
+        network: "regtest".into(),
+        observed_at_us: at,
+        source: ObservationSource::Log,
+        height: Some(1),
+        fact: FactKey { stream: "log".into(), epoch: "e".into(), offset: at },
+        received_at_us: Some(at),
+    }
+}
+
+fn run(windows: &mut Windows, input: &[Observation]) -> Vec<PropagationSummary> {
+    let clocks = ClockEstimator::default();
+    let mut out = Vec::new();
+    for o in input {
+        windows.observe(o, &clocks, &mut out);
+    }
+    out
+}
+
+/// Lags (µs after T0) of up to 6 nodes, each within the timeout.
+fn lags() -> impl Strategy<Value = Vec<i64>> {
+    proptest::collection::vec(0i64..TIMEOUT / 2, 2..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Any arrival order gives the same summary: first node, lags, spread and standard deviation.
+    #[test]
+    fn order_does_not_matter(lags in lags(), seed in any::<u64>()) {
+        let input: Vec<Observation> = lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect();
+        let mut shuffled = input.clone();
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let a = run(&mut Windows::new(config(lags.len())), &input);
+        let b = run(&mut Windows::new(config(lags.len())), &shuffled);
+        prop_assert_eq!(a.len(), 1);
+        prop_assert_eq!(b.len(), 1);
+        let (mut a, mut b) = (a[0].clone(), b[0].clone());
+        a.closed_at_us = 0;
+        b.closed_at_us = 0;
+        prop_assert_eq!(&a, &b);
+        let min = *lags.iter().min().unwrap();
+        let max = *lags.iter().max().unwrap();
+        prop_assert_eq!(a.spread_us, max - min);
+        prop_assert_eq!(a.first_seen_us, T0 + min);
+        prop_assert_eq!(a.close_reason, CloseReason::AllReported);
+        prop_assert!(a.missing_nodes.is_empty());
+        let mean = lags.iter().map(|l| (l - min) as f64).sum::<f64>() / lags.len() as f64;
+        let var = lags.iter().map(|l| ((l - min) as f64 - mean).powi(2)).sum::<f64>() / lags.len() as f64;
+        prop_assert!((a.stddev_us - var.sqrt()).abs() < 1e-3);
+    }
+
+    /// Repeated observations change nothing: one summary, the earliest sighting per node.
+    #[test]
+    fn duplicates_are_ignored(lags in lags(), repeat in 0usize..6, delay in 1i64..1_000_000) {
+        let n = lags.len();
+        let mut input: Vec<Observation> = lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect();
+        let last = input.pop().unwrap();
+        let dup = obs("h", repeat % (n - 1), T0 + lags[repeat % (n - 1)] + delay);
+        input.push(dup.clone());
+        input.push(dup);
+        input.push(last);
+        let with = run(&mut Windows::new(config(n)), &input);
+        let clean: Vec<Observation> = lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect();
+        let without = run(&mut Windows::new(config(n)), &clean);
+        prop_assert_eq!(with.len(), 1);
+        prop_assert_eq!(with[0].lags.clone(), without[0].lags.clone());
+        prop_assert_eq!(with[0].spread_us, without[0].spread_us);
+    }
+
+    /// A node that never reports: the window closes at its deadline, naming it missing.
+    #[test]
+    fn missing_node_times_out(lags in lags()) {
+        let n = lags.len();
+        let mut w = Windows::new(config(n + 1));
+        let mut out = run(&mut w, &lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect::<Vec<_>>());
+        prop_assert!(out.is_empty(), "closed before the deadline");
+        w.advance(T0 + lags[0] + TIMEOUT, &ClockEstimator::default(), &mut out);
+        prop_assert_eq!(out.len(), 1);
+        prop_assert_eq!(out[0].close_reason, CloseReason::Timeout);
+        prop_assert_eq!(out[0].closed_at_us, T0 + lags[0] + TIMEOUT);
+        prop_assert_eq!(out[0].missing_nodes.clone(), vec![format!("n{n}")]);
+        prop_assert_eq!(out[0].expected_nodes, n as i32 + 1);
+    }
+
+    /// A sighting after the close amends the summary once (revision 1, marked late); a repeat of
+    /// it changes nothing.
+    #[test]
+    fn late_data_amends_once(lags in lags(), after in 1i64..TIMEOUT) {
+        let n = lags.len();
+        let mut w = Windows::new(config(n + 1));
+        let mut out = run(&mut w, &lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect::<Vec<_>>());
+        w.advance(T0 + lags[0] + TIMEOUT, &ClockEstimator::default(), &mut out);
+        prop_assert_eq!(out.len(), 1);
+        let late = obs("h", n, T0 + lags[0] + TIMEOUT + after);
+        let amended = run(&mut w, &[late.clone(), late]);
+        prop_assert_eq!(amended.len(), 1);
+        let s = &amended[0];
+        prop_assert_eq!(s.revision, 1);
+        prop_assert_eq!(s.close_reason, CloseReason::Amended);
+        prop_assert_eq!(s.late_count, 1);
+        prop_assert!(s.missing_nodes.is_empty());
+        let late_node = format!("n{n}");
+        prop_assert!(s.lags.iter().any(|l| l.late && l.node_id == late_node));
+    }
+
+    /// Event time closes windows: a later observation of another object moves the watermark past
+    /// an incomplete window's deadline.
+    #[test]
+    fn watermark_closes_other_windows(lag in 0i64..TIMEOUT) {
+        let mut w = Windows::new(config(2));
+        let mut out = run(&mut w, &[obs("a", 0, T0)]);
+        prop_assert!(out.is_empty());
+        out = run(&mut w, &[obs("b", 0, T0 + TIMEOUT + lag)]);
+        prop_assert_eq!(out.len(), 1);
+        prop_assert_eq!(out[0].hash.as_str(), "a");
+        prop_assert_eq!(out[0].close_reason, CloseReason::Timeout);
+    }
+}
+
+/// A node whose log clock is 5 s behind its host has its lag corrected and the summary says so.
+#[test]
+fn clock_offsets_are_corrected() {
+    let mut clocks = ClockEstimator::default();
+    clocks.sample("n1", T0 - 5_000_000, T0 + 2_000);
+    clocks.sample("n0", T0, T0 + 1_000);
+    let mut w = Windows::new(config(2));
+    let mut out = Vec::new();
+    w.observe(&obs("h", 0, T0), &clocks, &mut out);
+    w.observe(&obs("h", 1, T0 - 5_000_000 + 300_000), &clocks, &mut out);
+    assert_eq!(out.len(), 1);
+    let s = &out[0];
+    assert!(s.clock_corrected);
+    assert_eq!(s.first_node, "n0");
+    let n1 = s.lags.iter().find(|l| l.node_id == "n1").unwrap();
+    assert!(n1.corrected);
+    assert_eq!(n1.lag_us, 302_000, "5 s offset removed, 2 ms tailing delay remains");
+}
