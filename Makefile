@@ -12,7 +12,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make test   - install tools (cached), fmt check, clippy -D warnings, unit and integration tests"
-	@echo "make demo   - install tools, bring the test bed up (broker, Core/BSV/Litecoin nodes); Ctrl-C stops it"
+	@echo "make demo   - install tools; test bed, producers, logparse, propagation, Prometheus; prints block lags; Ctrl-C stops it"
 	@echo "make tools  - only install/build the real parts into $(BMON_CACHE)/tools"
 
 tools:
@@ -42,7 +42,7 @@ test: fmt-check tools clippy
 
 demo: tools
 	$(CARGO) build -p bmon
-	$(CARGO_TARGET_DIR)/debug/bmon testbed up
+	$(CARGO_TARGET_DIR)/debug/bmon demo
 
 testbed-down:
 	$(CARGO) run -q -p bmon -- testbed down

@@ -21,6 +21,8 @@ enum Command {
     Topology(commands::topology::TopologyCmd),
     /// Publish one node's facts (debug.log lines) to the brokers.
     Produce(commands::produce::ProduceArgs),
+    /// The whole pipeline on the local test bed, printing each block's lag per node.
+    Demo(commands::demo::DemoArgs),
     /// Run a stream processor (logparse, propagation).
     Process(commands::process::ProcessArgs),
     /// Parse a node's debug.log into typed events, one JSON object per line.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => commands::produce::run(args),
         Command::ParseLog(args) => commands::parse_log::run(args),
         Command::Process(args) => commands::process::run(args),
+        Command::Demo(args) => commands::demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

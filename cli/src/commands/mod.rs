@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod demo;
 pub mod parse_log;
 pub mod process;
 pub mod produce;

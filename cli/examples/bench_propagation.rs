@@ -1,0 +1,218 @@
+//! Propagation benchmarks. Prints figures for BENCHMARKS.md.
+//!
+//! 1. Throughput: 1M encoded observations (125k objects × 8 nodes, mostly transactions, a block
+//!    every 200 objects, arrival order shuffled within each object) through the propagation
+//!    processor's `process`: decoding, windows, summaries and their encoding, with a RocksDB
+//!    checkpoint every 50k records, as the runtime does about once a second.
+//! 2. Live latency on the test bed: three Core nodes, their producers (log poll 10 ms), logparse
+//!    and propagation on tansu. For every tip-stage summary: the summary record's broker
+//!    timestamp minus the last node's log time for that block (the sighting that closed the
+//!    window); p50, p99, max.
+//!
+//! Run: `cargo run --release -p bmon --example bench_propagation` (after `make tools`);
+//! `-- throughput` or `-- latency` runs one part.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bmon_processors::propagation::PropagationConfig;
+use bmon_processors::propagation::wiring::PropagationProcessor;
+use bmon_processors::runtime::{Input, Processor};
+use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const OBJECTS: usize = 125_000;
+const NODES: usize = 8;
+
+fn throughput() {
+    let codec = Codec::default();
+    let t0 = 1_800_000_000_000_000i64;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut payloads = Vec::with_capacity(OBJECTS * NODES);
+    for i in 0..OBJECTS {
+        let block = i % 200 == 0;
+        let hash = format!("{:016x}{:016x}{:016x}{:016x}", rnd(), rnd(), rnd(), rnd());
+        let mut order: Vec<usize> = (0..NODES).collect();
+        for k in (1..NODES).rev() {
+            order.swap(k, (rnd() % (k as u64 + 1)) as usize);
+        }
+        for n in order {
+            let at = t0 + i as i64 * 1_000 + (rnd() % 2_000_000) as i64;
+            let o = Observation {
+                hash: hash.clone(),
+                object: if block { ObjectKind::Block } else { ObjectKind::Tx },
+                stage: if block { Stage::Tip } else { Stage::TxAccept },
+                node_id: format!("node-{n}"),
+                network: "main".into(),
+                observed_at_us: at,
+                source: ObservationSource::Log,
+                height: None,
+                fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
+                received_at_us: Some(at + 2_000),
+            };
+            payloads.push(codec.encode(&o).unwrap());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = PropagationConfig {
+        state_dir: dir.path().join("state"),
+        nodes: (0..NODES).map(|n| format!("node-{n}")).collect(),
+        ..PropagationConfig::default()
+    };
+    let mut p = PropagationProcessor::open(config).unwrap();
+    let mut out = Vec::new();
+    let mut summaries = 0usize;
+    let start = Instant::now();
+    for (offset, payload) in payloads.iter().enumerate() {
+        let input = Input {
+            topic: "bmon.observations",
+            partition: 0,
+            offset: offset as i64,
+            key: None,
+            payload,
+            timestamp_ms: None,
+            replay: false,
+        };
+        out.clear();
+        p.process(&input, &mut out).unwrap();
+        summaries += out.len();
+        if offset % 50_000 == 49_999 {
+            p.checkpoint(&[("bmon.observations".into(), 0, offset as i64 + 1)]);
+        }
+    }
+    p.checkpoint(&[("bmon.observations".into(), 0, payloads.len() as i64)]);
+    let took = start.elapsed();
+    println!(
+        "throughput: {} observations, {} summary records, {:.2} s, {:.0} observations/s (one core, RocksDB checkpoints included)",
+        payloads.len(),
+        summaries,
+        took.as_secs_f64(),
+        payloads.len() as f64 / took.as_secs_f64()
+    );
+}
+
+fn bmon_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("bmon")
+}
+
+fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
+    let dir = bed.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(bmon_bin());
+    cmd.args(args).arg("--config").arg(&path).env("RUST_LOG", "warn");
+    Managed::spawn(name, cmd, &bed.pid_dir(), &dir.join("out.log")).unwrap()
+}
+
+fn latency() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
+    let ok = Command::new(bmon_bin())
+        .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let net = bed.start_network(Implementation::Core, 3).unwrap();
+    let mut keep = Vec::new();
+    let mut names = Vec::new();
+    for node in bed.network(net).nodes() {
+        let state = bed.dir().join(format!("state-{}", node.name()));
+        let cfg = format!(
+            "[node]\nid = \"{}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n[log]\npath = \"{}\"\npoll_ms = 10\n\
+             [kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+            node.name(),
+            node.log_path().display(),
+            state.display()
+        );
+        keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
+        names.push(format!("\"{}\"", node.name()));
+    }
+    let common = format!(
+        "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\n[service]\nlisten = \"127.0.0.1:0\"\n\
+         [runtime]\nsession_timeout_ms = 6000\n"
+    );
+    keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common));
+    let prop = format!(
+        "{common}[propagation]\nnodes = [{}]\nstate_dir = \"{}\"\n",
+        names.join(", "),
+        bed.dir().join("prop-state").display()
+    );
+    keep.push(spawn(&bed, "propagation", &["process", "propagation"], &prop));
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "bench-latency")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("bmon.events", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let codec = Codec::default();
+    // Warm-up: the pipeline has caught up with the bootstrap blocks.
+    let tip = bed.network(net).node(0).tip().unwrap();
+    let mut seen = std::collections::HashMap::<String, i64>::new();
+    let drain = |seen: &mut std::collections::HashMap<String, i64>| {
+        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            if m.key() != Some(b"propagation_summary".as_slice()) {
+                continue;
+            }
+            let s: PropagationSummary = codec.decode(m.payload().unwrap()).unwrap();
+            if s.stage == Stage::Tip && s.revision == 0 && s.missing_nodes.is_empty() {
+                let last = s.lags.iter().map(|l| l.observed_at_us).max().unwrap();
+                let emitted_us = m.timestamp().to_millis().unwrap() * 1000;
+                seen.insert(s.hash.clone(), emitted_us - last);
+            }
+        }
+    };
+    poll_until("the pipeline to catch up", Duration::from_secs(120), Duration::from_millis(100), || {
+        drain(&mut seen);
+        seen.contains_key(&tip).then_some(())
+    })
+    .unwrap();
+    let mut blocks = Vec::new();
+    for i in 0..40 {
+        blocks.extend(bed.network(net).mine(i % 3, 1).unwrap());
+        std::thread::sleep(Duration::from_millis(250)); // block pacing, not synchronisation
+    }
+    poll_until("every block's summary", Duration::from_secs(120), Duration::from_millis(100), || {
+        drain(&mut seen);
+        blocks.iter().all(|b| seen.contains_key(b)).then_some(())
+    })
+    .unwrap();
+    let mut lat: Vec<i64> = blocks.iter().map(|b| seen[b]).collect();
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    println!(
+        "latency (last node's log line -> summary on the broker), {} blocks: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+}
+
+fn main() {
+    let which = std::env::args().nth(1);
+    if which.as_deref().is_none_or(|w| w == "throughput") {
+        throughput();
+    }
+    if which.as_deref().is_none_or(|w| w == "latency") {
+        latency();
+    }
+}

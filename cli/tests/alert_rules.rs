@@ -1,0 +1,79 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+//! The Prometheus alert rules in prometheus/rules: `promtool check rules` accepts them, their
+//! `promtool test rules` unit tests pass, and every alert has a firing and a quiet test case.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The alerts the rules file must define.
+const ALERTS: &[&str] =
+    &["BmonPropagationSpreadAnomalous", "BmonNodeLagging", "BmonNodeMissingFromWindows", "BmonNodeClockOffset"];
+const RULES: &str = "propagation.rules.yml";
+const TESTS: &str = "propagation.rules.test.yml";
+
+fn rules_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../prometheus/rules"))
+}
+
+fn read(name: &str) -> String {
+    let path = rules_dir().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Runs `promtool args` in the rules directory (`PROMTOOL` if set, else `promtool` on PATH) and
+/// asserts it succeeds.
+fn promtool(args: &[&str]) {
+    let bin = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
+    let out = Command::new(&bin).args(args).current_dir(rules_dir()).output().unwrap_or_else(|e| {
+        panic!("cannot run {bin:?} ({e}): run `make tools` (installs Debian's prometheus package) or set PROMTOOL")
+    });
+    assert!(
+        out.status.success(),
+        "promtool {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_checks_the_rules() {
+    promtool(&["check", "rules", RULES]);
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    promtool(&["test", "rules", TESTS]);
+}
+
+#[test]
+fn every_alert_is_defined() {
+    let rules = read(RULES);
+    for name in ALERTS {
+        assert!(rules.lines().any(|l| l.trim() == format!("- alert: {name}")), "{RULES} lacks alert {name}");
+    }
+}
+
+/// Splits the unit tests into cases (from one `alertname:` to the next) and records, per case,
+/// whether it expects no alert (`exp_alerts: []`) or some (`exp_labels:`).
+#[test]
+fn every_alert_has_firing_and_quiet_cases() {
+    let tests = read(TESTS);
+    let mut cases: Vec<(String, bool, bool)> = Vec::new();
+    for line in tests.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        if let Some((_, rest)) = line.split_once("alertname: ") {
+            let name = rest.split([',', '}', ' ']).next().unwrap_or_default();
+            cases.push((name.to_owned(), false, false));
+        }
+        if let Some((_, quiet, firing)) = cases.last_mut() {
+            *quiet |= line.contains("exp_alerts: []");
+            *firing |= line.contains("exp_labels:");
+        }
+    }
+    for name in ALERTS {
+        let of = || cases.iter().filter(|(n, _, _)| n == name);
+        assert!(of().any(|c| c.2), "{TESTS}: no case where {name} fires");
+        assert!(of().any(|c| c.1), "{TESTS}: no `exp_alerts: []` case for {name}");
+    }
+}
