@@ -46,3 +46,13 @@ demo: tools
 
 testbed-down:
 	$(CARGO) run -q -p bmon -- testbed down
+
+# Benchmarks (release builds; figures go to BENCHMARKS.md by hand, with the command).
+bench: tools
+	$(CARGO) bench -p bmon-schemas --bench codec
+	$(CARGO) bench -p bmon-logparse --bench parse
+	$(CARGO) build --release -p bmon --bins --examples
+	$(CARGO_TARGET_DIR)/release/examples/mainnet_log /tmp/bmon-mainnet.log 1000000
+	time $(CARGO_TARGET_DIR)/release/bmon parse-log /tmp/bmon-mainnet.log > /dev/null
+	$(CARGO_TARGET_DIR)/release/examples/bench_propagation
+	$(CARGO_TARGET_DIR)/release/examples/bench_producer

@@ -193,8 +193,11 @@ fn observation_v1_bytes_decode_without_receive_time() {
     let v2_value = apache_avro::to_value(&o).unwrap();
     let apache_avro::types::Value::Record(fields) = v2_value else { panic!("not a record") };
     let fields: Vec<_> = fields.into_iter().filter(|(n, _)| n != "received_at_us").collect();
-    let resolved = apache_avro::types::Value::Record(fields).resolve(&v1.schema).unwrap();
-    let body = apache_avro::to_avro_datum(&v1.schema, resolved).unwrap();
+    let body = apache_avro::writer::datum::GenericDatumWriter::builder(&v1.schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(apache_avro::types::Value::Record(fields))
+        .unwrap();
     let mut framed = vec![0xC3, 0x01];
     framed.extend_from_slice(&v1.fingerprint.to_le_bytes());
     framed.extend_from_slice(&body);

@@ -40,7 +40,14 @@ fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> anyhow::Resu
     Ok(Managed::spawn(name, cmd, &bed.pid_dir(), &dir.join("out.log"))?)
 }
 
-fn producer_config(id: &str, implementation: &str, log: &Path, zmq: Option<String>, brokers: &str, state: &Path) -> String {
+fn producer_config(
+    id: &str,
+    implementation: &str,
+    log: &Path,
+    zmq: Option<String>,
+    brokers: &str,
+    state: &Path,
+) -> String {
     let zmq = zmq
         .map(|z| format!("[zmq]\nendpoints = [\"{z}\"]\ntopics = [\"hashblock\", \"hashtx\"]\n"))
         .unwrap_or_default();
@@ -90,16 +97,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let metrics_port = bed.service_port(2);
     let common = format!("[kafka]\nbrokers = \"{brokers}\"\n");
-    running.push(spawn(&bed, "logparse", &["process", "logparse"], &format!("{common}[service]\nlisten = \"127.0.0.1:0\"\n"))?);
+    running.push(spawn(
+        &bed,
+        "logparse",
+        &["process", "logparse"],
+        &format!("{common}[service]\nlisten = \"127.0.0.1:0\"\n"),
+    )?);
     let prop = format!(
         "{common}[service]\nlisten = \"127.0.0.1:{metrics_port}\"\n[propagation]\nstate_dir = \"{}\"\n",
         bed.dir().join("propagation-state").display()
     );
     running.push(spawn(&bed, "propagation", &["process", "propagation"], &prop)?);
     let rules = PathBuf::from("prometheus/rules/propagation.rules.yml").canonicalize().ok();
-    let prom_url = bed
-        .prometheus(&[("propagation".into(), format!("127.0.0.1:{metrics_port}"))], rules.as_slice())?
-        .url();
+    let prom_url =
+        bed.prometheus(&[("propagation".into(), format!("127.0.0.1:{metrics_port}"))], rules.as_slice())?.url();
     println!("broker      {brokers}");
     println!("metrics     http://127.0.0.1:{metrics_port}/metrics");
     println!("prometheus  {prom_url}");

@@ -96,18 +96,17 @@ impl Spool {
         let valid = valid_length(&last_path)?;
         let tail = OpenOptions::new().create(true).append(true).open(&last_path).map_err(io(&last_path))?;
         tail.set_len(valid).map_err(io(&last_path))?;
-        let mut spool =
-            Spool {
-                dir: dir.to_owned(),
-                capacity,
-                segments,
-                head,
-                tail,
-                tail_len: valid,
-                bytes: 0,
-                records: 0,
-                synced_at: std::time::Instant::now(),
-            };
+        let mut spool = Spool {
+            dir: dir.to_owned(),
+            capacity,
+            segments,
+            head,
+            tail,
+            tail_len: valid,
+            bytes: 0,
+            records: 0,
+            synced_at: std::time::Instant::now(),
+        };
         spool.recount()?;
         Ok(spool)
     }
