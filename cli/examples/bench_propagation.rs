@@ -3,7 +3,8 @@
 //! 1. Throughput: 1M encoded observations (125k objects × 8 nodes, mostly transactions, a block
 //!    every 200 objects, arrival order shuffled within each object) through the propagation
 //!    processor's `process`: decoding, windows, summaries and their encoding, with a RocksDB
-//!    checkpoint every 50k records, as the runtime does about once a second.
+//!    checkpoint every 50k records, as the runtime does about once a second, and the Prometheus
+//!    recorder installed.
 //! 2. Live latency on the test bed: three Core nodes, their producers (log poll 10 ms), logparse
 //!    and propagation on tansu. For every tip-stage summary: the summary record's broker
 //!    timestamp minus the last node's log time for that block (the sighting that closed the
@@ -28,8 +29,14 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 const OBJECTS: usize = 125_000;
 const NODES: usize = 8;
+/// The processors' `fetch.wait.max.ms` in the latency run (`BENCH_FETCH_WAIT_MS`, default 5).
+static FETCH_WAIT_MS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+});
 
 fn throughput() {
+    // As in production: metrics are recorded (histograms with their buckets).
+    let _handle = bmon_service::install_recorder(&bmon_processors::propagation::metrics_buckets()).unwrap();
     let codec = Codec::default();
     let t0 = 1_800_000_000_000_000i64;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -64,6 +71,36 @@ fn throughput() {
             payloads.push(codec.encode(&o).unwrap());
         }
     }
+    let one = run_instance(&payloads, 0);
+    println!(
+        "throughput, one instance: {} observations, {} summary records, {:.2} s, {:.0} observations/s (one core, RocksDB checkpoints and metrics included)",
+        payloads.len(),
+        one.0,
+        one.1.as_secs_f64(),
+        payloads.len() as f64 / one.1.as_secs_f64()
+    );
+    // Two instances, one per core, each owning half the objects (as two replicas owning half the
+    // partitions each). An object's observations are consecutive in `payloads`.
+    let half: Vec<Vec<Vec<u8>>> = (0..2)
+        .map(|k| payloads.chunks(NODES).enumerate().filter(|(i, _)| i % 2 == k).flat_map(|(_, c)| c.to_vec()).collect())
+        .collect();
+    let start = Instant::now();
+    let results: Vec<(usize, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = half.iter().enumerate().map(|(k, p)| s.spawn(move || run_instance(p, k as i32 + 1))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let took = start.elapsed();
+    println!(
+        "throughput, two instances in parallel: {} observations, {} summary records, {:.2} s, {:.0} observations/s",
+        payloads.len(),
+        results.iter().map(|r| r.0).sum::<usize>(),
+        took.as_secs_f64(),
+        payloads.len() as f64 / took.as_secs_f64()
+    );
+}
+
+/// Runs one processor over `payloads` (partition `k`); returns (output records, time).
+fn run_instance(payloads: &[Vec<u8>], k: i32) -> (usize, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let config = PropagationConfig {
         state_dir: dir.path().join("state"),
@@ -77,7 +114,7 @@ fn throughput() {
     for (offset, payload) in payloads.iter().enumerate() {
         let input = Input {
             topic: "bmon.observations",
-            partition: 0,
+            partition: k,
             offset: offset as i64,
             key: None,
             payload,
@@ -88,18 +125,11 @@ fn throughput() {
         p.process(&input, &mut out).unwrap();
         summaries += out.len();
         if offset % 50_000 == 49_999 {
-            p.checkpoint(&[("bmon.observations".into(), 0, offset as i64 + 1)]);
+            p.checkpoint(&[("bmon.observations".into(), k, offset as i64 + 1)]);
         }
     }
-    p.checkpoint(&[("bmon.observations".into(), 0, payloads.len() as i64)]);
-    let took = start.elapsed();
-    println!(
-        "throughput: {} observations, {} summary records, {:.2} s, {:.0} observations/s (one core, RocksDB checkpoints included)",
-        payloads.len(),
-        summaries,
-        took.as_secs_f64(),
-        payloads.len() as f64 / took.as_secs_f64()
-    );
+    p.checkpoint(&[("bmon.observations".into(), k, payloads.len() as i64)]);
+    (summaries, start.elapsed())
 }
 
 fn bmon_bin() -> PathBuf {
@@ -141,9 +171,12 @@ fn latency() {
         keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
         names.push(format!("\"{}\"", node.name()));
     }
+    // tansu answers an empty fetch only when fetch.wait.max.ms runs out (Kafka and Redpanda answer
+    // as soon as data arrives), so the processors poll with a short wait here.
     let common = format!(
-        "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\n[service]\nlisten = \"127.0.0.1:0\"\n\
-         [runtime]\nsession_timeout_ms = 6000\n"
+        "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n\
+         [service]\nlisten = \"127.0.0.1:0\"\n[runtime]\nsession_timeout_ms = 6000\n",
+        *FETCH_WAIT_MS
     );
     keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common));
     let prop = format!(

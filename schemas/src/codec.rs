@@ -138,6 +138,12 @@ impl Codec {
                 out.extend_from_slice(&id.to_be_bytes());
             }
         }
+        if self.schemas.is_builtin()
+            && let Some(writer) = crate::registry::prebuilt().writers.get(&version.fingerprint)
+        {
+            writer.write_ser(&mut out, value).map_err(|e| encode_err::<T>(&e))?;
+            return Ok(out);
+        }
         let writer = GenericDatumWriter::builder(&version.schema).build().map_err(|e| encode_err::<T>(&e))?;
         writer.write_ser(&mut out, value).map_err(|e| encode_err::<T>(&e))?;
         Ok(out)
@@ -187,7 +193,14 @@ impl Codec {
         let reader = self.schemas.latest(T::FAMILY)?;
         let body_err =
             |e: apache_avro::Error| CodecError::Body { family: writer.family.clone(), reason: e.to_string() };
-        let value: T = if Arc::ptr_eq(writer, reader) {
+        let prebuilt = if self.schemas.is_builtin() {
+            crate::registry::prebuilt().readers.get(&writer.fingerprint)
+        } else {
+            None
+        };
+        let value: T = if let (true, Some(r)) = (Arc::ptr_eq(writer, reader), prebuilt) {
+            r.read_deser(&mut body).map_err(body_err)?
+        } else if Arc::ptr_eq(writer, reader) {
             // Same schema: decode straight into T.
             GenericDatumReader::builder(&writer.schema)
                 .build()

@@ -114,11 +114,12 @@ impl SchemaSet {
     /// Never at run time: the embedded files are parsed by the crate's tests, so a broken file fails
     /// the build's test run rather than a deployment.
     pub fn builtin() -> Arc<SchemaSet> {
-        static SET: OnceLock<Arc<SchemaSet>> = OnceLock::new();
-        Arc::clone(SET.get_or_init(|| {
-            #[allow(clippy::expect_used)]
-            Arc::new(SchemaSet::from_sources(BUILTIN.iter().copied()).expect("embedded schemas parse"))
-        }))
+        Arc::clone(builtin_static())
+    }
+
+    /// True if this is the process-wide builtin set (whose readers and writers are prebuilt).
+    pub fn is_builtin(self: &Arc<SchemaSet>) -> bool {
+        Arc::ptr_eq(self, builtin_static())
     }
 
     /// The newest version of `family`.
@@ -190,4 +191,39 @@ mod tests {
         let err = SchemaSet::from_sources([("x", 1, "\"int\""), ("x", 1, "\"long\"")]).unwrap_err();
         assert!(matches!(err, SchemaError::Duplicate { .. }), "{err}");
     }
+}
+
+fn builtin_static() -> &'static Arc<SchemaSet> {
+    static SET: OnceLock<Arc<SchemaSet>> = OnceLock::new();
+    SET.get_or_init(|| {
+        #[allow(clippy::expect_used)]
+        Arc::new(SchemaSet::from_sources(BUILTIN.iter().copied()).expect("embedded schemas parse"))
+    })
+}
+
+/// Readers and writers for every builtin schema version, built once: building one resolves the
+/// schema's names, which would otherwise cost more than decoding a small record.
+pub(crate) struct Prebuilt {
+    /// By fingerprint.
+    pub(crate) readers: HashMap<u64, apache_avro::reader::datum::GenericDatumReader<'static>>,
+    /// By fingerprint.
+    pub(crate) writers: HashMap<u64, apache_avro::writer::datum::GenericDatumWriter<'static>>,
+}
+
+/// The prebuilt readers and writers of the builtin set.
+pub(crate) fn prebuilt() -> &'static Prebuilt {
+    static PREBUILT: OnceLock<Prebuilt> = OnceLock::new();
+    PREBUILT.get_or_init(|| {
+        let set: &'static SchemaSet = builtin_static();
+        let mut p = Prebuilt { readers: HashMap::new(), writers: HashMap::new() };
+        for v in &set.versions {
+            if let Ok(r) = apache_avro::reader::datum::GenericDatumReader::builder(&v.schema).build() {
+                p.readers.insert(v.fingerprint, r);
+            }
+            if let Ok(w) = apache_avro::writer::datum::GenericDatumWriter::builder(&v.schema).build() {
+                p.writers.insert(v.fingerprint, w);
+            }
+        }
+        p
+    })
 }

@@ -10,7 +10,8 @@ pub struct Baseline {
     size: usize,
     min_samples: usize,
     quantile: f64,
-    spreads: BTreeMap<(String, Stage), VecDeque<i64>>,
+    /// Per (network, stage): spreads in arrival order, and the same values sorted.
+    spreads: BTreeMap<(String, Stage), (VecDeque<i64>, Vec<i64>)>,
 }
 
 impl Baseline {
@@ -21,24 +22,27 @@ impl Baseline {
 
     /// The threshold a spread must exceed to be anomalous, if the baseline is ready.
     pub fn threshold(&self, network: &str, stage: Stage) -> Option<i64> {
-        let q = self.spreads.get(&(network.to_owned(), stage))?;
-        if q.len() < self.min_samples.max(1) {
+        let (_, sorted) = self.spreads.get(&(network.to_owned(), stage))?;
+        if sorted.len() < self.min_samples.max(1) {
             return None;
         }
-        let mut v: Vec<i64> = q.iter().copied().collect();
-        v.sort_unstable();
-        let idx = ((v.len() - 1) as f64 * self.quantile).round() as usize;
-        v.get(idx.min(v.len() - 1)).copied()
+        let idx = ((sorted.len() - 1) as f64 * self.quantile).round() as usize;
+        sorted.get(idx.min(sorted.len() - 1)).copied()
     }
 
     /// Judges `spread` against the baseline so far, then adds it. True if anomalous.
     pub fn judge_and_add(&mut self, network: &str, stage: Stage, spread_us: i64) -> bool {
         let anomalous = self.threshold(network, stage).is_some_and(|t| spread_us > t);
-        let q = self.spreads.entry((network.to_owned(), stage)).or_default();
-        if q.len() == self.size {
-            q.pop_front();
+        let (q, sorted) = self.spreads.entry((network.to_owned(), stage)).or_default();
+        if q.len() == self.size
+            && let Some(old) = q.pop_front()
+            && let Ok(i) = sorted.binary_search(&old)
+        {
+            sorted.remove(i);
         }
         q.push_back(spread_us);
+        let at = sorted.partition_point(|v| *v < spread_us);
+        sorted.insert(at, spread_us);
         anomalous
     }
 }

@@ -6,41 +6,63 @@
 //! estimate of the offset alone. Producer hosts are assumed NTP-synchronised, so the estimate
 //! corrects nodes whose own clock (or log time zone) is off.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// Samples kept per node.
 const SAMPLES: usize = 256;
 
-/// Running offset estimates, per node.
+/// Running offset estimates, per node: the minimum of the last [`SAMPLES`] differences, kept as a
+/// monotonic queue (sliding-window minimum, O(1) amortised per sample).
 #[derive(Debug, Default, Clone)]
 pub struct ClockEstimator {
-    samples: BTreeMap<String, VecDeque<i64>>,
+    /// Per node: samples seen, and (sample number, value) pairs with increasing values.
+    nodes: HashMap<String, (u64, VecDeque<(u64, i64)>)>,
 }
 
 impl ClockEstimator {
     /// Adds one (node time, host time) pair.
     pub fn sample(&mut self, node: &str, observed_at_us: i64, received_at_us: i64) {
-        let q = self.samples.entry(node.to_owned()).or_default();
-        if q.len() == SAMPLES {
+        let v = received_at_us - observed_at_us;
+        let (seen, q) = match self.nodes.get_mut(node) {
+            Some(e) => e,
+            None => self.nodes.entry(node.to_owned()).or_default(),
+        };
+        while q.back().is_some_and(|&(_, b)| b >= v) {
+            q.pop_back();
+        }
+        q.push_back((*seen, v));
+        *seen += 1;
+        while q.front().is_some_and(|&(i, _)| i + (SAMPLES as u64) < *seen) {
             q.pop_front();
         }
-        q.push_back(received_at_us - observed_at_us);
     }
 
     /// The node's estimated offset (µs to add to its timestamps), if it has samples.
     pub fn offset_us(&self, node: &str) -> Option<i64> {
-        self.samples.get(node).and_then(|q| q.iter().min().copied())
+        self.nodes.get(node).and_then(|(_, q)| q.front().map(|&(_, v)| v))
     }
 
-    /// Every node's estimate.
+    /// Every node's estimate (in no particular order).
     pub fn offsets(&self) -> impl Iterator<Item = (&str, i64)> {
-        self.samples.iter().filter_map(|(n, q)| q.iter().min().map(|m| (n.as_str(), *m)))
+        self.nodes.iter().filter_map(|(n, (_, q))| q.front().map(|&(_, v)| (n.as_str(), v)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_forgets_old_minimums() {
+        let mut c = ClockEstimator::default();
+        c.sample("n", 0, 5);
+        for i in 0..SAMPLES as i64 {
+            c.sample("n", 0, 100 + i);
+        }
+        assert_eq!(c.offset_us("n"), Some(100), "the 5 fell out of the window");
+        c.sample("n", 0, 50);
+        assert_eq!(c.offset_us("n"), Some(50));
+    }
 
     #[test]
     fn minimum_of_delays_is_the_offset() {

@@ -1,7 +1,7 @@
 //! Pure window logic: one window per (stage, hash), closed when every expected node reported or
 //! at its timeout (event time), amended by late observations. No I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, PropagationSummary, Stage};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ pub struct Windows {
     alive: BTreeMap<String, BTreeMap<String, i64>>,
     watermark_us: i64,
     /// Windows changed since the last [`Windows::take_dirty`].
-    dirty: BTreeSet<(Stage, String)>,
+    dirty: HashSet<(Stage, String)>,
 }
 
 /// What an observation did.
@@ -85,7 +85,7 @@ impl Windows {
             retire: BTreeSet::new(),
             alive: BTreeMap::new(),
             watermark_us: i64::MIN,
-            dirty: BTreeSet::new(),
+            dirty: HashSet::new(),
         }
     }
 
@@ -127,8 +127,16 @@ impl Windows {
     /// summaries are appended to `out`.
     pub fn observe(&mut self, o: &Observation, clocks: &ClockEstimator, out: &mut Vec<PropagationSummary>) -> Outcome {
         let at = o.observed_at_us;
-        let last = self.alive.entry(o.network.clone()).or_default().entry(o.node_id.clone()).or_insert(at);
-        *last = (*last).max(at);
+        let nodes = match self.alive.get_mut(&o.network) {
+            Some(n) => n,
+            None => self.alive.entry(o.network.clone()).or_default(),
+        };
+        match nodes.get_mut(&o.node_id) {
+            Some(last) => *last = (*last).max(at),
+            None => {
+                nodes.insert(o.node_id.clone(), at);
+            }
+        }
         let key = (o.stage, o.hash.clone());
         let outcome = match self.windows.get_mut(&key) {
             Some(w) if w.closed.is_some() => {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bmon_schemas::{Codec, Observation, ObservationSource, PropagationSummary};
+use bmon_schemas::{CloseReason, Codec, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 
 use super::baseline::Baseline;
 use super::clock::ClockEstimator;
@@ -18,6 +18,38 @@ use crate::runtime::{Input, Output, Processor, RecordError};
 pub const SUMMARY_KIND: &str = "propagation_summary";
 /// Key of anomaly events (the anomalous window's summary) on the events topic.
 pub const ANOMALY_KIND: &str = "propagation_anomaly";
+
+/// Metric label of a stage.
+fn stage_label(s: Stage) -> &'static str {
+    match s {
+        Stage::Header => "header",
+        Stage::Block => "block",
+        Stage::Tip => "tip",
+        Stage::TxAccept => "txaccept",
+        Stage::ZmqBlock => "zmqblock",
+        Stage::ZmqTx => "zmqtx",
+        Stage::Unknown => "unknown",
+    }
+}
+
+/// Metric label of an object kind.
+fn object_label(o: ObjectKind) -> &'static str {
+    match o {
+        ObjectKind::Block => "block",
+        ObjectKind::Tx => "tx",
+        ObjectKind::Unknown => "unknown",
+    }
+}
+
+/// Metric label of a close reason.
+fn reason_label(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::AllReported => "all_reported",
+        CloseReason::Timeout => "timeout",
+        CloseReason::Amended => "amended",
+        CloseReason::Unknown => "unknown",
+    }
+}
 
 fn secs(us: i64) -> f64 {
     us as f64 / 1e6
@@ -70,22 +102,21 @@ impl PropagationProcessor {
     /// Metrics for a summary, an anomaly verdict, and its output records.
     fn publish(&mut self, s: &PropagationSummary, live: bool, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let payload = self.codec.encode(s).map_err(|e| RecordError::Invalid(e.to_string()))?;
-        let stage = format!("{:?}", s.stage).to_lowercase();
-        let object = format!("{:?}", s.object).to_lowercase();
+        let (stage, object) = (stage_label(s.stage), object_label(s.object));
         let net = s.network.clone();
         if s.revision == 0 {
-            metrics::histogram!(t::SPREAD, "network" => net.clone(), "object" => object.clone(), "stage" => stage.clone())
+            metrics::histogram!(t::SPREAD, "network" => net.clone(), "object" => object, "stage" => stage)
                 .record(secs(s.spread_us));
             for l in &s.lags {
-                metrics::histogram!(t::NODE_LAG, "network" => net.clone(), "object" => object.clone(), "stage" => stage.clone(), "node" => l.node_id.clone())
+                metrics::histogram!(t::NODE_LAG, "network" => net.clone(), "object" => object, "stage" => stage, "node" => l.node_id.clone())
                     .record(secs(l.lag_us));
             }
             for m in &s.missing_nodes {
-                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage.clone(), "node" => m.clone())
+                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage, "node" => m.clone())
                     .increment(1);
             }
             if self.baseline.judge_and_add(&s.network, s.stage, s.spread_us) {
-                metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage.clone()).increment(1);
+                metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage).increment(1);
                 out.push(Output {
                     topic: self.config.events_topic.clone(),
                     key: ANOMALY_KIND.as_bytes().to_vec(),
@@ -95,8 +126,7 @@ impl PropagationProcessor {
         } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
             metrics::counter!(t::LATE, "network" => net, "stage" => stage, "node" => l.node_id.clone()).increment(1);
         }
-        let reason = format!("{:?}", s.close_reason).to_lowercase();
-        metrics::counter!(t::SUMMARIES, "close_reason" => reason).increment(1);
+        metrics::counter!(t::SUMMARIES, "close_reason" => reason_label(s.close_reason)).increment(1);
         if live {
             metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
         }
