@@ -189,30 +189,45 @@ fn latency() {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-latency")
+        .set("fetch.wait.max.ms", "5")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
         tpl.add_partition_offset("bmon.events", p, Offset::Beginning).unwrap();
     }
+    for p in 0..12 {
+        tpl.add_partition_offset("bmon.observations", p, Offset::Beginning).unwrap();
+    }
     consumer.assign(&tpl).unwrap();
     let codec = Codec::default();
-    // Warm-up: the pipeline has caught up with the bootstrap blocks.
-    let tip = bed.network(net).node(0).tip().unwrap();
-    let mut seen = std::collections::HashMap::<String, i64>::new();
-    let drain = |seen: &mut std::collections::HashMap<String, i64>| {
+    // Per block: (last node's log time, when logparse emitted that node's tip observation, when
+    // propagation emitted the summary), µs.
+    let mut obs_at = std::collections::HashMap::<(String, String), i64>::new();
+    let mut seen = std::collections::HashMap::<String, (i64, i64)>::new();
+    let mut drain = |seen: &mut std::collections::HashMap<String, (i64, i64)>| {
         while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let created_us = m.timestamp().to_millis().unwrap_or(0) * 1000;
+            if m.topic() == "bmon.observations" {
+                let o: Observation = codec.decode(m.payload().unwrap()).unwrap();
+                if o.stage == Stage::Tip {
+                    obs_at.insert((o.hash, o.node_id), created_us);
+                }
+                continue;
+            }
             if m.key() != Some(b"propagation_summary".as_slice()) {
                 continue;
             }
             let s: PropagationSummary = codec.decode(m.payload().unwrap()).unwrap();
             if s.stage == Stage::Tip && s.revision == 0 && s.missing_nodes.is_empty() {
-                let last = s.lags.iter().map(|l| l.observed_at_us).max().unwrap();
-                let emitted_us = m.timestamp().to_millis().unwrap() * 1000;
-                seen.insert(s.hash.clone(), emitted_us - last);
+                let last = s.lags.iter().max_by_key(|l| l.observed_at_us).unwrap();
+                let observed = obs_at.get(&(s.hash.clone(), last.node_id.clone())).copied().unwrap_or(created_us);
+                seen.insert(s.hash.clone(), (observed - last.observed_at_us, created_us - last.observed_at_us));
             }
         }
     };
+    // Warm-up: the pipeline has caught up with the bootstrap blocks.
+    let tip = bed.network(net).node(0).tip().unwrap();
     poll_until("the pipeline to catch up", Duration::from_secs(120), Duration::from_millis(100), || {
         drain(&mut seen);
         seen.contains_key(&tip).then_some(())
@@ -228,20 +243,81 @@ fn latency() {
         blocks.iter().all(|b| seen.contains_key(b)).then_some(())
     })
     .unwrap();
-    let mut lat: Vec<i64> = blocks.iter().map(|b| seen[b]).collect();
-    lat.sort_unstable();
-    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
-    println!(
-        "latency (last node's log line -> summary on the broker), {} blocks: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        lat.len(),
-        q(0.5),
-        q(0.99),
-        q(1.0)
-    );
+    let report = |what: &str, mut lat: Vec<i64>| {
+        lat.sort_unstable();
+        let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+        println!(
+            "latency, {what}, {} blocks: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lat.len(),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    };
+    report("last node's log line -> its observation emitted by logparse", blocks.iter().map(|b| seen[b].0).collect());
+    report("last node's log line -> summary emitted by propagation", blocks.iter().map(|b| seen[b].1).collect());
+}
+
+/// The broker's own share: produce → fetch latency of single records on an empty topic, with
+/// the same client settings as the pipeline (acks=all, lz4, linger 5 ms; fetch wait 5 ms).
+fn broker() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
+    let ok = Command::new(bmon_bin())
+        .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let settings = bmon_kafka::ClientSettings::plaintext(brokers.clone());
+    let producer = bmon_kafka::AckingProducer::new(&settings.producer_config().unwrap()).unwrap();
+    for (topic, partitions) in [("bmon.events", 1), ("bmon.observations", 12)] {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "bench-broker")
+            .set("fetch.wait.max.ms", "5")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut fetch = Vec::new();
+        for i in 0..60 {
+            let body = format!("{topic}-{i}");
+            let sent = Instant::now();
+            let a = producer.send(topic, 0, b"k", body.as_bytes()).unwrap();
+            let deadline = sent + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(1))
+                    && m.payload() == Some(body.as_bytes())
+                {
+                    fetch.push(sent.elapsed().as_micros() as i64);
+                    break;
+                }
+            }
+            rt.block_on(a).unwrap().unwrap();
+            std::thread::sleep(Duration::from_millis(100)); // pacing, not synchronisation
+        }
+        fetch.sort_unstable();
+        let q = |p: f64| fetch[((fetch.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+        println!(
+            "broker, send -> a consumer of {partitions} partition(s) has it, {} records: p50 {:.1} ms, p99 {:.1} ms",
+            fetch.len(),
+            q(0.5),
+            q(0.99)
+        );
+    }
 }
 
 fn main() {
     let which = std::env::args().nth(1);
+    if which.as_deref() == Some("broker") {
+        broker();
+        return;
+    }
     if which.as_deref().is_none_or(|w| w == "throughput") {
         throughput();
     }
