@@ -310,6 +310,43 @@ fn broker() {
             q(0.99)
         );
     }
+    // The same through a group member (subscribe, StreamConsumer), as the processors consume.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let stream: rdkafka::consumer::StreamConsumer = settings
+        .consumer_config("bench-stream", Duration::from_secs(6))
+        .unwrap()
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .unwrap();
+    stream.subscribe(&["bmon.observations"]).unwrap();
+    let mut fetch = Vec::new();
+    rt.block_on(async {
+        // Join the group first.
+        let _ = producer.send("bmon.observations", 0, b"k", b"warm-up").unwrap().await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), stream.recv()).await;
+        for i in 0..60 {
+            let body = format!("stream-{i}");
+            let sent = Instant::now();
+            let a = producer.send("bmon.observations", i % 12, b"k", body.as_bytes()).unwrap();
+            while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await {
+                if m.payload() == Some(body.as_bytes()) {
+                    fetch.push(sent.elapsed().as_micros() as i64);
+                    break;
+                }
+            }
+            let _ = a.await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    fetch.sort_unstable();
+    let q = |p: f64| fetch[((fetch.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    println!(
+        "broker, send -> a group member (StreamConsumer) of 12 partitions has it, {} records: p50 {:.1} ms, p99 {:.1} ms",
+        fetch.len(),
+        q(0.5),
+        q(0.99)
+    );
 }
 
 fn main() {
