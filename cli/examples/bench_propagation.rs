@@ -30,9 +30,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 const OBJECTS: usize = 125_000;
 const NODES: usize = 8;
 /// The processors' `fetch.wait.max.ms` in the latency run (`BENCH_FETCH_WAIT_MS`, default 5).
-static FETCH_WAIT_MS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-    std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
-});
+static FETCH_WAIT_MS: std::sync::LazyLock<u64> =
+    std::sync::LazyLock::new(|| std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
 
 fn throughput() {
     // As in production: metrics are recorded (histograms with their buckets).
@@ -86,7 +85,8 @@ fn throughput() {
         .collect();
     let start = Instant::now();
     let results: Vec<(usize, Duration)> = std::thread::scope(|s| {
-        let handles: Vec<_> = half.iter().enumerate().map(|(k, p)| s.spawn(move || run_instance(p, k as i32 + 1))).collect();
+        let handles: Vec<_> =
+            half.iter().enumerate().map(|(k, p)| s.spawn(move || run_instance(p, k as i32 + 1))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let took = start.elapsed();

@@ -193,11 +193,8 @@ impl Codec {
         let reader = self.schemas.latest(T::FAMILY)?;
         let body_err =
             |e: apache_avro::Error| CodecError::Body { family: writer.family.clone(), reason: e.to_string() };
-        let prebuilt = if self.schemas.is_builtin() {
-            crate::registry::prebuilt().readers.get(&writer.fingerprint)
-        } else {
-            None
-        };
+        let prebuilt =
+            if self.schemas.is_builtin() { crate::registry::prebuilt().readers.get(&writer.fingerprint) } else { None };
         let value: T = if let (true, Some(r)) = (Arc::ptr_eq(writer, reader), prebuilt) {
             r.read_deser(&mut body).map_err(body_err)?
         } else if Arc::ptr_eq(writer, reader) {

@@ -158,41 +158,6 @@ pub fn fingerprint_of(schema: &Schema) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_schemas_parse_with_distinct_fingerprints() {
-        let set = SchemaSet::from_sources(BUILTIN.iter().copied()).unwrap();
-        assert_eq!(set.versions().count(), BUILTIN.len());
-        assert_eq!(set.by_fingerprint.len(), BUILTIN.len(), "two versions share a fingerprint");
-        assert_eq!(set.latest("dead_letter").unwrap().version, 2);
-    }
-
-    #[test]
-    fn builtin_list_matches_files_on_disk() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".avsc"))
-            .collect();
-        on_disk.sort();
-        let mut listed: Vec<String> = BUILTIN.iter().map(|(f, v, _)| format!("{f}.v{v}.avsc")).collect();
-        listed.sort();
-        assert_eq!(on_disk, listed, "every .avsc file must be embedded, and only those");
-    }
-
-    #[test]
-    fn bad_schema_json_is_an_error() {
-        let err = SchemaSet::from_sources([("x", 1, "{\"type\": \"record\"}")]).unwrap_err();
-        assert!(matches!(err, SchemaError::Parse { version: 1, .. }), "{err}");
-        let err = SchemaSet::from_sources([("x", 1, "\"int\""), ("x", 1, "\"long\"")]).unwrap_err();
-        assert!(matches!(err, SchemaError::Duplicate { .. }), "{err}");
-    }
-}
-
 fn builtin_static() -> &'static Arc<SchemaSet> {
     static SET: OnceLock<Arc<SchemaSet>> = OnceLock::new();
     SET.get_or_init(|| {
@@ -226,4 +191,39 @@ pub(crate) fn prebuilt() -> &'static Prebuilt {
         }
         p
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_schemas_parse_with_distinct_fingerprints() {
+        let set = SchemaSet::from_sources(BUILTIN.iter().copied()).unwrap();
+        assert_eq!(set.versions().count(), BUILTIN.len());
+        assert_eq!(set.by_fingerprint.len(), BUILTIN.len(), "two versions share a fingerprint");
+        assert_eq!(set.latest("dead_letter").unwrap().version, 2);
+    }
+
+    #[test]
+    fn builtin_list_matches_files_on_disk() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".avsc"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = BUILTIN.iter().map(|(f, v, _)| format!("{f}.v{v}.avsc")).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed, "every .avsc file must be embedded, and only those");
+    }
+
+    #[test]
+    fn bad_schema_json_is_an_error() {
+        let err = SchemaSet::from_sources([("x", 1, "{\"type\": \"record\"}")]).unwrap_err();
+        assert!(matches!(err, SchemaError::Parse { version: 1, .. }), "{err}");
+        let err = SchemaSet::from_sources([("x", 1, "\"int\""), ("x", 1, "\"long\"")]).unwrap_err();
+        assert!(matches!(err, SchemaError::Duplicate { .. }), "{err}");
+    }
 }
