@@ -104,7 +104,10 @@ fn run_instance(payloads: &[Vec<u8>], k: i32) -> (usize, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let config = PropagationConfig {
         state_dir: dir.path().join("state"),
-        nodes: (0..NODES).map(|n| format!("node-{n}")).collect(),
+        fleet: std::collections::BTreeMap::from([(
+            "main".to_owned(),
+            (0..NODES).map(|n| format!("node-{n}")).collect(),
+        )]),
         ..PropagationConfig::default()
     };
     let mut p = PropagationProcessor::open(config).unwrap();
@@ -180,9 +183,9 @@ fn latency() {
     );
     keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common));
     let prop = format!(
-        "{common}[propagation]\nnodes = [{}]\nstate_dir = \"{}\"\n",
-        names.join(", "),
-        bed.dir().join("prop-state").display()
+        "{common}[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [{}]\n",
+        bed.dir().join("prop-state").display(),
+        names.join(", ")
     );
     keep.push(spawn(&bed, "propagation", &["process", "propagation"], &prop));
 

@@ -53,7 +53,11 @@ fn injected_delay_is_measured_and_exported() {
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
     let state = bed.dir().join("propagation-state");
     let nodes: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let extra = format!("[propagation]\nnodes = [{}]\nstate_dir = \"{}\"\n", nodes.join(", "), state.display());
+    let extra = format!(
+        "[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [{}]\n",
+        state.display(),
+        nodes.join(", ")
+    );
     let _propagation = start_processor(&bed, "propagation", "0", &extra, &brokers, metrics_port);
     let rules = repo_root().join("prometheus/rules/propagation.rules.yml");
     let rule_files = if rules.exists() { vec![rules] } else { Vec::new() };

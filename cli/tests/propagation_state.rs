@@ -85,7 +85,7 @@ fn window_config() -> WindowConfig {
         tx_timeout_us: 3_600_000_000,
         closed_retention_us: 3_600_000_000,
         alive_us: 1_800_000_000,
-        nodes: NODES.iter().map(|n| n.to_string()).collect(),
+        fleet: BTreeMap::from([("regtest".to_owned(), NODES.iter().map(|n| n.to_string()).collect())]),
         correction_threshold_us: 1_000_000,
     }
 }
@@ -137,8 +137,8 @@ fn publish(producer: &BaseProducer, batch: &[Observation]) {
 fn start(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str) -> Managed {
     let state = bed.dir().join(format!("propagation-state-{instance}"));
     let extra = format!(
-        "group = \"{group}\"\n[propagation]\nevents_topic = \"{topic}\"\nnodes = [\"n0\", \"n1\", \"n2\"]\n\
-         state_dir = \"{}\"\n",
+        "group = \"{group}\"\n[propagation]\nevents_topic = \"{topic}\"\nstate_dir = \"{}\"\n\
+         [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n",
         state.display()
     );
     start_processor(bed, "propagation", instance, &extra, brokers, 0)

@@ -17,7 +17,10 @@ fn config(nodes: usize) -> WindowConfig {
         tx_timeout_us: 3_600_000_000,
         closed_retention_us: 3_600_000_000,
         alive_us: 1_800_000_000,
-        nodes: (0..nodes).map(|i| format!("n{i}")).collect(),
+        fleet: std::collections::BTreeMap::from([(
+            "regtest".to_owned(),
+            (0..nodes).map(|i| format!("n{i}")).collect(),
+        )]),
         correction_threshold_us: 1_000_000,
     }
 }

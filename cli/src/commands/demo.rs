@@ -52,7 +52,8 @@ fn producer_config(
         .map(|z| format!("[zmq]\nendpoints = [\"{z}\"]\ntopics = [\"hashblock\", \"hashtx\"]\n"))
         .unwrap_or_default();
     format!(
-        "[node]\nid = \"{id}\"\nnetwork = \"regtest\"\nimplementation = \"{implementation}\"\n[log]\npath = \"{}\"\n\
+        "[node]\nid = \"{id}\"\nnetwork = \"regtest-{implementation}\"\nimplementation = \"{implementation}\"\n\
+         [log]\npath = \"{}\"\n\
          poll_ms = 20\n{zmq}[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
         log.display(),
         state.display()
@@ -83,10 +84,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     bed.network(core).link(2, &proxy.addr().to_string(), 1)?;
     bed.network(core).mine_initial()?;
     let bsv = bed.start_network(Implementation::Bsv, 2).context("start BSV nodes")?;
+    // Transactions are sent from node 0 of each network: 20 more blocks give it 21 mature coinbases.
+    for net in [core, bsv] {
+        bed.network(net).mine(0, 20)?;
+    }
 
     let mut running = Vec::new();
     let mut names = Vec::new();
+    let mut fleet = String::new();
     for (net, implementation) in [(core, "core"), (bsv, "bsv")] {
+        let ids: Vec<String> = bed.network(net).nodes().iter().map(|n| format!("\"{}\"", n.name())).collect();
+        fleet.push_str(&format!("regtest-{implementation} = [{}]\n", ids.join(", ")));
         for node in bed.network(net).nodes() {
             let state = bed.dir().join(format!("state-{}", node.name()));
             let cfg =
@@ -96,7 +104,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let metrics_port = bed.service_port(2);
-    let common = format!("[kafka]\nbrokers = \"{brokers}\"\n");
+    // tansu answers an empty fetch only when fetch.wait.max.ms runs out; keep it short here.
+    let common = format!("[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"10\" }}\n");
     running.push(spawn(
         &bed,
         "logparse",
@@ -104,7 +113,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         &format!("{common}[service]\nlisten = \"127.0.0.1:0\"\n"),
     )?);
     let prop = format!(
-        "{common}[service]\nlisten = \"127.0.0.1:{metrics_port}\"\n[propagation]\nstate_dir = \"{}\"\n",
+        "{common}[service]\nlisten = \"127.0.0.1:{metrics_port}\"\n[propagation]\nstate_dir = \"{}\"\n\
+         [propagation.fleet]\n{fleet}",
         bed.dir().join("propagation-state").display()
     );
     running.push(spawn(&bed, "propagation", &["process", "propagation"], &prop)?);
@@ -144,8 +154,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         for net in [core, bsv] {
             let n = bed.network(net);
             let i = (round as usize) % n.nodes().len();
-            if let Err(e) = n.send_tx(i) {
-                eprintln!("tx on {} failed: {e}", n.node(i).name());
+            if let Err(e) = n.send_tx(0) {
+                eprintln!("tx on {} failed: {e}", n.node(0).name());
             }
             if let Err(e) = n.mine(i, 1) {
                 eprintln!("mining on {} failed: {e}", n.node(i).name());

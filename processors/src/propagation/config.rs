@@ -1,5 +1,6 @@
 //! `propagation` settings.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -21,8 +22,10 @@ pub struct PropagationConfig {
     /// A node counts as alive (expected in new windows) this long after its last observation,
     /// seconds. Default 1800.
     pub alive_s: u64,
-    /// The fleet, if known: these nodes are always expected. Empty: nodes seen alive recently.
-    pub nodes: Vec<String>,
+    /// The fleet per network, if known (`[propagation.fleet] main = ["a", "b"]`): those nodes are
+    /// always expected in that network's windows. Networks not listed expect the nodes seen alive
+    /// in the last `alive_s`.
+    pub fleet: BTreeMap<String, Vec<String>>,
     /// Recent spreads kept per network and stage for the anomaly baseline. Default 200.
     pub baseline_size: usize,
     /// A spread above this quantile of the baseline is anomalous. Default 0.99.
@@ -44,7 +47,7 @@ impl Default for PropagationConfig {
             tx_timeout_s: 3600,
             closed_retention_s: 3600,
             alive_s: 1800,
-            nodes: Vec::new(),
+            fleet: BTreeMap::new(),
             baseline_size: 200,
             anomaly_quantile: 0.99,
             baseline_min: 20,

@@ -19,8 +19,8 @@ pub struct WindowConfig {
     pub closed_retention_us: i64,
     /// How long after its last observation a node is still expected, µs.
     pub alive_us: i64,
-    /// Always-expected nodes (empty: the nodes seen alive).
-    pub nodes: Vec<String>,
+    /// Always-expected nodes per network (networks not listed: the nodes seen alive).
+    pub fleet: BTreeMap<String, Vec<String>>,
     /// Offsets larger than this (µs) are corrected.
     pub correction_threshold_us: i64,
 }
@@ -105,7 +105,9 @@ impl Windows {
     }
 
     fn expected(&self, network: &str, reporter: &str) -> BTreeSet<String> {
-        let mut e: BTreeSet<String> = if self.config.nodes.is_empty() {
+        let mut e: BTreeSet<String> = if let Some(nodes) = self.config.fleet.get(network) {
+            nodes.iter().cloned().collect()
+        } else {
             self.alive
                 .get(network)
                 .map(|nodes| {
@@ -116,8 +118,6 @@ impl Windows {
                         .collect()
                 })
                 .unwrap_or_default()
-        } else {
-            self.config.nodes.iter().cloned().collect()
         };
         e.insert(reporter.to_owned());
         e

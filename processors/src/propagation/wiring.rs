@@ -84,7 +84,7 @@ impl PropagationProcessor {
             tx_timeout_us: s(config.tx_timeout_s),
             closed_retention_us: s(config.closed_retention_s),
             alive_us: s(config.alive_s),
-            nodes: config.nodes.clone(),
+            fleet: config.fleet.clone(),
             correction_threshold_us: config.clock_correction_threshold_ms.saturating_mul(1000),
         };
         Ok(PropagationProcessor {
