@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bmon_logparse::synth::vary;
 use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/bitcoin-core-logs");
@@ -33,28 +34,6 @@ fn shapes() -> Vec<String> {
         }
     }
     lines
-}
-
-/// Replaces every 64-hex-digit run with a fresh pseudo-random hash.
-fn vary(line: &str, seed: &mut u64) -> String {
-    let bytes = line.as_bytes();
-    let mut out = String::with_capacity(line.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if i + 64 <= bytes.len() && bytes[i..i + 64].iter().all(u8::is_ascii_hexdigit) {
-            for _ in 0..4 {
-                *seed ^= *seed << 13;
-                *seed ^= *seed >> 7;
-                *seed ^= *seed << 17;
-                out.push_str(&format!("{:016x}", *seed));
-            }
-            i += 64;
-        } else {
-            out.push(bytes[i] as char);
-            i += 1;
-        }
-    }
-    out
 }
 
 fn producer(bed: &TestBed, id: &str, sources: &str, brokers: &str) -> (Managed, PathBuf) {

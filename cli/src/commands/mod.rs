@@ -6,3 +6,24 @@ pub mod process;
 pub mod produce;
 pub mod testbed;
 pub mod topology;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// A receiver that turns true on SIGTERM or SIGINT (the first one logs "shutting down"). Call it
+/// inside a tokio runtime.
+pub fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
+    let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}

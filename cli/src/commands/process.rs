@@ -12,8 +12,6 @@ use bmon_processors::logparse::wiring::LogParseProcessor;
 use bmon_processors::runtime::{self, RuntimeConfig};
 use bmon_topology::Topology;
 use clap::{Args, ValueEnum};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
 /// Which processor to run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,17 +74,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let (config, window) = runtime_config(args.which, &file)?;
     let rt = tokio::runtime::Runtime::new().context("start async runtime")?;
     rt.block_on(async {
-        let (tx, rx) = watch::channel(false);
-        let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            tracing::info!("shutting down");
-            let _ = tx.send(true);
-        });
+        let rx = super::shutdown_on_signals()?;
         let buckets = bmon_processors::propagation::metrics_buckets();
         let metrics = bmon_service::install_recorder(&buckets).map_err(|e| anyhow!("metrics recorder: {e}"))?;
         let ready = Arc::new(AtomicBool::new(false));

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use bmon_producer::run::run_producer;
 use bmon_producer::telemetry::{Health, install_recorder, serve};
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
 /// Arguments of `produce`.
 #[derive(Debug, Args)]
@@ -25,17 +23,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let config = ProducerConfig::load(&args.config)?;
     let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
     runtime.block_on(async {
-        let (tx, rx) = watch::channel(false);
-        let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            tracing::info!("shutting down");
-            let _ = tx.send(true);
-        });
+        let rx = super::shutdown_on_signals()?;
         let metrics = install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
         let health = Arc::new(Health {
             configured: (config.log.is_some(), config.zmq.is_some(), config.rpc.is_some()),

@@ -44,19 +44,28 @@ fn render(text: &str, implementation: NodeImplementation) -> String {
     out
 }
 
-#[test]
-fn every_fixture_matches_its_golden_events() {
-    let bless = std::env::var_os("BMON_BLESS").is_some();
-    let golden_dir = fixtures().join("golden");
-    let mut checked = 0;
-    let mut failures = Vec::new();
+/// Every `.log` fixture: (file name, text with invalid UTF-8 replaced).
+fn fixture_logs() -> Vec<(String, String)> {
+    let mut logs = Vec::new();
     for entry in std::fs::read_dir(fixtures()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "log") {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        logs.push((name, String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned()));
+    }
+    logs.sort();
+    logs
+}
+
+#[test]
+fn every_fixture_matches_its_golden_events() {
+    let bless = std::env::var_os("BMON_BLESS").is_some();
+    let golden_dir = fixtures().join("golden");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (name, text) in fixture_logs() {
         let implementation = expected_implementation(&name);
         assert_eq!(detect(text.lines().take(5000)), implementation, "{name}: implementation detection");
         let got = render(&text, implementation);
@@ -87,13 +96,7 @@ fn every_fixture_matches_its_golden_events() {
 #[test]
 fn fixtures_cover_every_kind() {
     let mut seen = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "log") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+    for (name, text) in fixture_logs() {
         let parser = Parser::new(expected_implementation(&name));
         let mut events = Vec::new();
         for line in text.lines() {
