@@ -206,15 +206,16 @@ fn latency() {
     let codec = Codec::default();
     // Per block: (last node's log time, when logparse emitted that node's tip observation, when
     // propagation emitted the summary), µs.
-    let mut obs_at = std::collections::HashMap::<(String, String), i64>::new();
-    let mut seen = std::collections::HashMap::<String, (i64, i64)>::new();
-    let mut drain = |seen: &mut std::collections::HashMap<String, (i64, i64)>| {
+    let mut obs_at = std::collections::HashMap::<(String, String), (i64, i64)>::new();
+    let mut seen = std::collections::HashMap::<String, (i64, i64, i64)>::new();
+    let mut drain = |seen: &mut std::collections::HashMap<String, (i64, i64, i64)>| {
         while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let created_us = m.timestamp().to_millis().unwrap_or(0) * 1000;
             if m.topic() == "bmon.observations" {
                 let o: Observation = codec.decode(m.payload().unwrap()).unwrap();
                 if o.stage == Stage::Tip {
-                    obs_at.insert((o.hash, o.node_id), created_us);
+                    let read_us = o.received_at_us.unwrap_or(o.observed_at_us);
+                    obs_at.insert((o.hash, o.node_id), (read_us, created_us));
                 }
                 continue;
             }
@@ -224,8 +225,10 @@ fn latency() {
             let s: PropagationSummary = codec.decode(m.payload().unwrap()).unwrap();
             if s.stage == Stage::Tip && s.revision == 0 && s.missing_nodes.is_empty() {
                 let last = s.lags.iter().max_by_key(|l| l.observed_at_us).unwrap();
-                let observed = obs_at.get(&(s.hash.clone(), last.node_id.clone())).copied().unwrap_or(created_us);
-                seen.insert(s.hash.clone(), (observed - last.observed_at_us, created_us - last.observed_at_us));
+                let (read, observed) =
+                    obs_at.get(&(s.hash.clone(), last.node_id.clone())).copied().unwrap_or((created_us, created_us));
+                let t = last.observed_at_us;
+                seen.insert(s.hash.clone(), (read - t, observed - t, created_us - t));
             }
         }
     };
@@ -257,8 +260,9 @@ fn latency() {
             q(1.0)
         );
     };
-    report("last node's log line -> its observation emitted by logparse", blocks.iter().map(|b| seen[b].0).collect());
-    report("last node's log line -> summary emitted by propagation", blocks.iter().map(|b| seen[b].1).collect());
+    report("last node's log line -> read by its producer", blocks.iter().map(|b| seen[b].0).collect());
+    report("last node's log line -> its observation emitted by logparse", blocks.iter().map(|b| seen[b].1).collect());
+    report("last node's log line -> summary emitted by propagation", blocks.iter().map(|b| seen[b].2).collect());
 }
 
 /// The broker's own share: produce → fetch latency of single records on an empty topic, with
