@@ -134,8 +134,11 @@ async fn run_once<P: Processor>(
                         continue;
                     }
                 };
+                // The rebalance callback runs inside `recv`, so an assignment may arrive together
+                // with its partition's first record: apply it before looking at the record.
+                apply_changes(&changes, processor, &mut replay, config.name);
                 let key = (msg.topic().to_owned(), msg.partition());
-                let state = replay.get(&key).copied().unwrap_or(Replay::Live);
+                let state = replay.get(&key).copied().unwrap_or(Replay::Pending);
                 if let Replay::Pending = state {
                     let until = msg.offset();
                     // First record since assignment: resume from local state, or rewind to the
