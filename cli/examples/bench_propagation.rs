@@ -176,12 +176,16 @@ fn latency() {
     }
     // tansu answers an empty fetch only when fetch.wait.max.ms runs out (Kafka and Redpanda answer
     // as soon as data arrives), so the processors poll with a short wait here.
-    let common = format!(
-        "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n\
-         [service]\nlisten = \"127.0.0.1:0\"\n[runtime]\nsession_timeout_ms = 6000\n",
-        *FETCH_WAIT_MS
-    );
-    keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common));
+    let common = |port: u16| {
+        format!(
+            "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n\
+             [service]\nlisten = \"127.0.0.1:{port}\"\n[runtime]\nsession_timeout_ms = 6000\n",
+            *FETCH_WAIT_MS
+        )
+    };
+    let (lp_port, prop_port) = (bed.service_port(1), bed.service_port(2));
+    keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common(lp_port)));
+    let common = common(prop_port);
     let prop = format!(
         "{common}[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [{}]\n",
         bed.dir().join("prop-state").display(),
@@ -263,6 +267,13 @@ fn latency() {
     report("last node's log line -> read by its producer", blocks.iter().map(|b| seen[b].0).collect());
     report("last node's log line -> its observation emitted by logparse", blocks.iter().map(|b| seen[b].1).collect());
     report("last node's log line -> summary emitted by propagation", blocks.iter().map(|b| seen[b].2).collect());
+    // Each processor's own view: how old its input records were (broker timestamp to processing).
+    for (name, port) in [("logparse", lp_port), ("propagation", prop_port)] {
+        let body = minreq::get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap();
+        let text = body.as_str().unwrap_or_default();
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("bmon_processor_record_age_seconds")).collect();
+        println!("{name} record age histogram:\n  {}", series.join("\n  "));
+    }
 }
 
 /// The broker's own share: produce → fetch latency of single records on an empty topic, with

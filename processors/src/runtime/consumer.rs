@@ -181,6 +181,10 @@ async fn run_once<P: Processor>(
                     continue;
                 }
                 metrics::counter!(telemetry::RECORDS, "processor" => config.name, "topic" => msg.topic().to_owned()).increment(1);
+                if let Some(ms) = input.timestamp_ms {
+                    let age = (now_us() - ms * 1000).max(0) as f64 / 1e6;
+                    metrics::histogram!(telemetry::RECORD_AGE, "processor" => config.name).record(age);
+                }
                 positions.insert(key.clone(), msg.offset() + 1);
                 if let Err(e) = result {
                     outputs.clear();

@@ -12,3 +12,7 @@ pub const OUTPUTS: &str = "bmon_processor_outputs_total";
 pub const ASSIGNED: &str = "bmon_processor_assigned_partitions";
 /// Delivery failures that restarted the consumer loop, by processor (counter).
 pub const RESTARTS: &str = "bmon_processor_restarts_total";
+/// Age of each live input record when processed: now minus its broker timestamp, seconds, by
+/// processor (histogram). How far behind the input the processor runs, and the broker's share of
+/// end-to-end latency.
+pub const RECORD_AGE: &str = "bmon_processor_record_age_seconds";
