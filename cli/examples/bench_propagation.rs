@@ -141,13 +141,7 @@ fn bmon_bin() -> PathBuf {
 }
 
 fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
-    let dir = bed.dir().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new(bmon_bin());
-    cmd.args(args).arg("--config").arg(&path).env("RUST_LOG", "warn");
-    Managed::spawn(name, cmd, &bed.pid_dir(), &dir.join("out.log")).unwrap()
+    bed.spawn_with_config(name, &bmon_bin(), args, config).unwrap()
 }
 
 fn latency() {

@@ -31,13 +31,7 @@ pub struct DemoArgs {
 }
 
 fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> anyhow::Result<Managed> {
-    let dir = bed.dir().join(name);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config)?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(args).arg("--config").arg(&path).env("RUST_LOG", "warn");
-    Ok(Managed::spawn(name, cmd, &bed.pid_dir(), &dir.join("out.log"))?)
+    Ok(bed.spawn_with_config(name, &std::env::current_exe()?, args, config)?)
 }
 
 fn producer_config(
@@ -141,14 +135,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let header = names.iter().map(|n| format!("{n:>9}")).collect::<Vec<_>>().join(" ");
     println!("{:<14} {:<8} {header} {:>9}", "block", "stage", "spread");
 
-    let (tx, rx) = std::sync::mpsc::channel();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::spawn(move || {
-        rt.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
-        let _ = tx.send(());
-    });
+    let rx = super::ctrl_c_channel()?;
     let mut round = 0u64;
     loop {
         for net in [core, bsv] {

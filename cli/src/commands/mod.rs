@@ -27,3 +27,17 @@ pub fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
     });
     Ok(rx)
 }
+
+/// For blocking command loops: a channel that receives once on Ctrl-C (watched by a thread of
+/// its own).
+pub fn ctrl_c_channel() -> anyhow::Result<std::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        let _ = tx.send(());
+    });
+    Ok(rx)
+}

@@ -83,14 +83,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("dir       {}", bed.dir().display());
     println!("running; Ctrl-C stops everything");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::spawn(move || {
-        runtime.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
-        let _ = tx.send(());
-    });
+    let rx = super::ctrl_c_channel()?;
     let mut round = 0usize;
     let tick = if args.mine_every == 0 { Duration::from_secs(3600) } else { Duration::from_secs(args.mine_every) };
     while rx.recv_timeout(tick).is_err() {

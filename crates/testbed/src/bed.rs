@@ -65,6 +65,24 @@ impl TestBed {
         self.block.port(i)
     }
 
+    /// Writes `config` to `<bed dir>/<name>/config.toml` and starts `program args… --config
+    /// <that file>` as a managed process logging to `<bed dir>/<name>/out.log`.
+    pub fn spawn_with_config(
+        &self,
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        config: &str,
+    ) -> Result<crate::Managed, TestbedError> {
+        let dir = self.dir().join(name);
+        std::fs::create_dir_all(&dir).map_err(TestbedError::io(format!("create {}", dir.display())))?;
+        let path = dir.join("config.toml");
+        std::fs::write(&path, config).map_err(TestbedError::io(format!("write {}", path.display())))?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args).arg("--config").arg(&path).env("RUST_LOG", "warn");
+        crate::Managed::spawn(name, cmd, &self.pid_dir(), &dir.join("out.log"))
+    }
+
     /// Where PID files go; a test that spawns its own [`crate::Managed`] processes puts them here.
     pub fn pid_dir(&self) -> PathBuf {
         self.block.pid_dir()

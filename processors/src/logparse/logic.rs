@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use bmon_logparse::Parser;
 use bmon_schemas::{
-    EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation, ObservationSource, Stage, ZmqFact, ZmqPayload,
+    Envelope, EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation, ObservationSource, Stage, ZmqFact,
+    ZmqPayload,
 };
 
 use super::config::LogParseConfig;
@@ -55,13 +56,13 @@ impl LogParse {
         &self.config
     }
 
-    fn tracker(&mut self, node: &str) -> &mut StageTracker {
-        let capacity = self.config.tracked_objects_per_node;
-        &mut self
-            .nodes
-            .entry(node.to_owned())
-            .or_insert_with(|| NodeState { tracker: StageTracker::new(capacity) })
-            .tracker
+    /// The stages to report for `node`'s sighting of `hash` at `stage` (see [`StageTracker`]).
+    fn report(&mut self, node: &str, hash: &str, stage: Stage) -> Vec<Stage> {
+        if !self.nodes.contains_key(node) {
+            let tracker = StageTracker::new(self.config.tracked_objects_per_node);
+            self.nodes.insert(node.to_owned(), NodeState { tracker });
+        }
+        self.nodes.get_mut(node).map(|n| n.tracker.report(hash, stage)).unwrap_or_default()
     }
 
     /// Parses one log line fact. Its time is the node's own timestamp for the line (µs), or the
@@ -74,9 +75,16 @@ impl LogParse {
         let mut derived = Derived::default();
         for (index, body) in bodies.into_iter().enumerate() {
             if let Some((hash, object, stage, height)) = arrival(&body) {
-                let node = fact.envelope.node_id.clone();
-                for s in self.tracker(&node).report(hash, stage) {
-                    derived.observations.push(observation(fact, hash, object, s, at, height, ObservationSource::Log));
+                for s in self.report(&fact.envelope.node_id, hash, stage) {
+                    derived.observations.push(observation(
+                        &fact.envelope,
+                        hash,
+                        object,
+                        s,
+                        at,
+                        height,
+                        ObservationSource::Log,
+                    ));
                 }
             }
             if matches!(body, EventBody::Unknown(_)) && !self.config.emit_unknown {
@@ -105,32 +113,26 @@ impl LogParse {
             ZmqPayload::Sequence(s) if s.label == "A" => (s.hash.as_str(), ObjectKind::Tx, Stage::ZmqTx),
             _ => return Derived::default(),
         };
-        let node = fact.envelope.node_id.clone();
         let mut derived = Derived::default();
-        if !self.tracker(&node).report(hash, stage).is_empty() {
-            derived.observations.push(Observation {
-                hash: hash.to_owned(),
+        if !self.report(&fact.envelope.node_id, hash, stage).is_empty() {
+            let at = fact.envelope.received_at_us;
+            derived.observations.push(observation(
+                &fact.envelope,
+                hash,
                 object,
                 stage,
-                node_id: node,
-                network: fact.envelope.network.clone(),
-                observed_at_us: fact.envelope.received_at_us,
-                source: ObservationSource::Zmq,
-                height: None,
-                received_at_us: Some(fact.envelope.received_at_us),
-                fact: FactKey {
-                    stream: fact.envelope.source.stream.clone(),
-                    epoch: fact.envelope.source.epoch.clone(),
-                    offset: fact.envelope.source.offset,
-                },
-            });
+                at,
+                None,
+                ObservationSource::Zmq,
+            ));
         }
         derived
     }
 }
 
+/// An observation of `hash` at `stage` from the fact with `envelope`, seen at `at` (µs).
 fn observation(
-    fact: &LogLineFact,
+    envelope: &Envelope,
     hash: &str,
     object: ObjectKind,
     stage: Stage,
@@ -142,16 +144,16 @@ fn observation(
         hash: hash.to_owned(),
         object,
         stage,
-        node_id: fact.envelope.node_id.clone(),
-        network: fact.envelope.network.clone(),
+        node_id: envelope.node_id.clone(),
+        network: envelope.network.clone(),
         observed_at_us: at,
         source,
         height: if stage == Stage::Tip || stage == Stage::Header { height } else { None },
-        received_at_us: Some(fact.envelope.received_at_us),
+        received_at_us: Some(envelope.received_at_us),
         fact: FactKey {
-            stream: fact.envelope.source.stream.clone(),
-            epoch: fact.envelope.source.epoch.clone(),
-            offset: fact.envelope.source.offset,
+            stream: envelope.source.stream.clone(),
+            epoch: envelope.source.epoch.clone(),
+            offset: envelope.source.offset,
         },
     }
 }
