@@ -33,6 +33,10 @@ const NODES: usize = 8;
 static FETCH_WAIT_MS: std::sync::LazyLock<u64> =
     std::sync::LazyLock::new(|| std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
 
+/// Every client's `linger.ms` in the latency run (`BENCH_LINGER_MS`, default 5).
+static LINGER_MS: std::sync::LazyLock<u64> =
+    std::sync::LazyLock::new(|| std::env::var("BENCH_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
+
 fn throughput() {
     // As in production: metrics are recorded (histograms with their buckets).
     let _handle = bmon_service::install_recorder(&bmon_processors::propagation::metrics_buckets()).unwrap();
@@ -147,7 +151,24 @@ fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
 fn latency() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
-    let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
+    let mut topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml").to_owned();
+    let partitions = std::env::var("BENCH_PARTITIONS").ok().and_then(|v| v.parse::<i32>().ok());
+    if let Some(n) = partitions {
+        // A small fleet's topology: every topic with n partitions.
+        let text = std::fs::read_to_string(&topology).unwrap();
+        let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/avro");
+        let re: String = text
+            .lines()
+            .map(|l| match l.trim_start() {
+                t if t.starts_with("partitions:") => format!("    partitions: {n}\n"),
+                t if t.starts_with("schema_dir:") => format!("schema_dir: {schemas}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        topology = bed.dir().join("topology.yaml").to_string_lossy().into_owned();
+        std::fs::write(&topology, re).unwrap();
+    }
+    let topology = topology.as_str();
     let ok = Command::new(bmon_bin())
         .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
         .status()
@@ -160,9 +181,10 @@ fn latency() {
         let state = bed.dir().join(format!("state-{}", node.name()));
         let cfg = format!(
             "[node]\nid = \"{}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n[log]\npath = \"{}\"\npoll_ms = 10\n\
-             [kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+             [kafka]\nbrokers = \"{brokers}\"\nproducer = {{ \"linger.ms\" = \"{}\" }}\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
             node.name(),
             node.log_path().display(),
+            *LINGER_MS,
             state.display()
         );
         keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
@@ -172,9 +194,9 @@ fn latency() {
     // as soon as data arrives), so the processors poll with a short wait here.
     let common = |port: u16| {
         format!(
-            "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n\
-             [service]\nlisten = \"127.0.0.1:{port}\"\n[runtime]\nsession_timeout_ms = 6000\n",
-            *FETCH_WAIT_MS
+            "topology = \"{topology}\"\n[kafka]\nbrokers = \"{brokers}\"\nconsumer = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n\
+             producer = {{ \"linger.ms\" = \"{}\" }}\n[service]\nlisten = \"127.0.0.1:{port}\"\n[runtime]\nsession_timeout_ms = 6000\n",
+            *FETCH_WAIT_MS, *LINGER_MS
         )
     };
     let (lp_port, prop_port) = (bed.service_port(1), bed.service_port(2));
@@ -194,10 +216,10 @@ fn latency() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
+    for p in 0..partitions.unwrap_or(3) {
         tpl.add_partition_offset("bmon.events", p, Offset::Beginning).unwrap();
     }
-    for p in 0..12 {
+    for p in 0..partitions.unwrap_or(12) {
         tpl.add_partition_offset("bmon.observations", p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
@@ -282,12 +304,34 @@ fn broker() {
         .unwrap();
     assert!(ok.status.success());
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.clone());
-    let producer = bmon_kafka::AckingProducer::new(&settings.producer_config().unwrap()).unwrap();
+    let linger = std::env::var("BENCH_LINGER_MS").unwrap_or_else(|_| "5".into());
+    let wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "5".into());
+    let producer =
+        bmon_kafka::AckingProducer::new(settings.producer_config().unwrap().set("linger.ms", &linger)).unwrap();
+    println!("broker: linger.ms {linger}, fetch.wait.max.ms {wait}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut acked: Vec<i64> = (0..60)
+        .map(|i| {
+            let sent = Instant::now();
+            rt.block_on(producer.send("bmon.events", 0, b"k", format!("ack-{i}").as_bytes()).unwrap())
+                .unwrap()
+                .unwrap();
+            let took = sent.elapsed().as_micros() as i64;
+            std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
+            took
+        })
+        .collect();
+    acked.sort_unstable();
+    println!(
+        "broker, send -> acknowledged: p50 {:.1} ms, p99 {:.1} ms",
+        acked[30] as f64 / 1e3,
+        acked[59] as f64 / 1e3
+    );
     for (topic, partitions) in [("bmon.events", 1), ("bmon.observations", 12)] {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", "bench-broker")
-            .set("fetch.wait.max.ms", "5")
+            .set("fetch.wait.max.ms", &wait)
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
@@ -328,7 +372,7 @@ fn broker() {
     let stream: rdkafka::consumer::StreamConsumer = settings
         .consumer_config("bench-stream", Duration::from_secs(6))
         .unwrap()
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", &wait)
         .create()
         .unwrap();
     stream.subscribe(&["bmon.observations"]).unwrap();

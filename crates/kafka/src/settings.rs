@@ -51,9 +51,15 @@ pub struct ClientSettings {
     /// Security settings.
     #[serde(default)]
     pub security: Security,
-    /// Extra librdkafka properties, applied last (tuning; e.g. `linger.ms`).
+    /// Extra librdkafka properties for every client, applied after bmon's own.
     #[serde(default)]
     pub librdkafka: std::collections::BTreeMap<String, String>,
+    /// Extra librdkafka properties for producers only (e.g. `linger.ms`), applied last.
+    #[serde(default)]
+    pub producer: std::collections::BTreeMap<String, String>,
+    /// Extra librdkafka properties for consumers only (e.g. `fetch.wait.max.ms`), applied last.
+    #[serde(default)]
+    pub consumer: std::collections::BTreeMap<String, String>,
 }
 
 fn default_client_id() -> String {
@@ -68,6 +74,8 @@ impl ClientSettings {
             client_id: default_client_id(),
             security: Security::Plaintext,
             librdkafka: Default::default(),
+            producer: Default::default(),
+            consumer: Default::default(),
         }
     }
 
@@ -106,6 +114,7 @@ impl ClientSettings {
     pub fn producer_config(&self) -> std::io::Result<ClientConfig> {
         let mut c = self.client_config()?;
         c.set("acks", "all").set("compression.type", "lz4").set("linger.ms", "5").set("message.timeout.ms", "30000");
+        self.apply_extra(&mut c, &self.producer);
         Ok(c)
     }
 
@@ -119,14 +128,15 @@ impl ClientSettings {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session_timeout.as_millis().to_string());
-        self.apply_extra(&mut c);
+        self.apply_extra(&mut c, &self.consumer);
         Ok(c)
     }
 }
 
 impl ClientSettings {
-    fn apply_extra(&self, c: &mut ClientConfig) {
-        for (k, v) in &self.librdkafka {
+    /// Applies the properties for every client, then `role`'s own.
+    fn apply_extra(&self, c: &mut ClientConfig, role: &std::collections::BTreeMap<String, String>) {
+        for (k, v) in self.librdkafka.iter().chain(role) {
             c.set(k, v);
         }
     }
@@ -157,7 +167,7 @@ mod tests {
                 password_file: pw,
                 ca_location: None,
             },
-            librdkafka: Default::default(),
+            ..ClientSettings::plaintext("b:9092")
         };
         let c = s.client_config().unwrap();
         assert_eq!(c.get("sasl.password"), Some("s3cret"));
@@ -176,7 +186,7 @@ mod tests {
                 password_file: "/nonexistent/pw".into(),
                 ca_location: None,
             },
-            librdkafka: Default::default(),
+            ..ClientSettings::plaintext("b:9092")
         };
         assert!(s.client_config().is_err());
     }
@@ -187,5 +197,22 @@ mod tests {
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("partition.assignment.strategy"), Some("cooperative-sticky"));
         assert_eq!(c.get("session.timeout.ms"), Some("6000"));
+    }
+
+    #[test]
+    fn role_properties_apply_to_their_role_only_and_last() {
+        let s: ClientSettings = toml::from_str(
+            "brokers = \"b:1\"\nlibrdkafka = { \"linger.ms\" = \"7\", \"client.rack\" = \"r1\" }\n\
+             producer = { \"linger.ms\" = \"1\" }\nconsumer = { \"fetch.wait.max.ms\" = \"2\" }\n",
+        )
+        .unwrap();
+        let p = s.producer_config().unwrap();
+        assert_eq!(p.get("linger.ms"), Some("1"));
+        assert_eq!(p.get("client.rack"), Some("r1"));
+        assert_eq!(p.get("fetch.wait.max.ms"), None);
+        let c = s.consumer_config("g", Duration::from_secs(6)).unwrap();
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("2"));
+        assert_eq!(c.get("client.rack"), Some("r1"));
+        assert_eq!(c.get("linger.ms"), Some("7"));
     }
 }
