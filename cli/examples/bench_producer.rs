@@ -44,13 +44,15 @@ fn producer(bed: &TestBed, id: &str, sources: &str, brokers: &str) -> (Managed, 
         &config,
         format!(
             "[node]\nid = \"{id}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n{sources}\
-             [kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+             [kafka]\nbrokers = \"{brokers}\"\n{}\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+            std::env::var("BENCH_KAFKA_EXTRA").unwrap_or_default(),
             state.display()
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(bmon_bin());
-    cmd.args(["produce", "--config", config.to_str().unwrap()]).env("RUST_LOG", "warn");
+    // The slim producer binary, as deployed beside each node (`bmon produce` runs the same code).
+    let mut cmd = Command::new(bmon_bin().with_file_name("bmon-producer"));
+    cmd.args(["--config", config.to_str().unwrap()]).env("RUST_LOG", "warn");
     (Managed::spawn(&format!("bench-{id}"), cmd, &bed.pid_dir(), &state.join("producer.log")).unwrap(), state)
 }
 
@@ -134,6 +136,17 @@ fn main() {
     let (p, _) = producer(&bed, "steady", &sources, &brokers);
     let duration = Duration::from_secs(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&steady).unwrap();
+    // Idle first (sources connected, nothing happening but RPC polls): the floor of timers and
+    // wake-ups.
+    std::thread::sleep(Duration::from_secs(5)); // start-up, not synchronisation: nothing is awaited
+    let idle = Duration::from_secs(std::env::var("BENCH_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30));
+    let (i1, at) = (cpu_and_rss(p.pid()).0, Instant::now());
+    std::thread::sleep(idle); // the measurement window itself
+    let idle_cpu = (cpu_and_rss(p.pid()).0 - i1) as f64 / 100.0 / at.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "idle: {:.0} s with RPC polling every 10 s and no log lines or ZMQ messages: CPU {idle_cpu:.2}% of one core",
+        at.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     let mut first: Option<(u64, Instant)> = None;
     let mut max_rss = 0;

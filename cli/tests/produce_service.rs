@@ -1,4 +1,5 @@
-//! The producer's `/healthz`, `/readyz` and `/metrics`, and its clean exit on SIGTERM.
+//! The producer's `/healthz`, `/readyz` and `/metrics`, and its clean exit on SIGTERM, run as the
+//! slim `bmon-producer` binary that is deployed beside each node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -33,7 +34,8 @@ fn health_readiness_metrics_and_sigterm() {
         node.rpc_url(),
         node.cookie_path().display()
     );
-    let mut producer = start_producer_with(&bed, "core-0", "core", &sources, &brokers);
+    let mut producer =
+        start_producer_bin(&[env!("CARGO_BIN_EXE_bmon-producer")], &bed, "core-0", "core", &sources, &brokers);
     let base = format!("http://127.0.0.1:{port}");
     poll_until("/healthz", Duration::from_secs(30), Duration::from_millis(100), || {
         get(&format!("{base}/healthz")).filter(|(c, _)| *c == 200)

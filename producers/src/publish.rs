@@ -163,30 +163,30 @@ impl LogPublisher {
 
     /// Publishes `lines` of `file` and waits until the broker acknowledged all of them.
     pub async fn publish(&self, file: FileId, lines: &[Line]) -> Result<(), PublishError> {
-        let mut pending = Vec::with_capacity(lines.len());
+        let delivery = |source| PublishError::Delivery { topic: self.topic.clone(), source };
+        // One acknowledgement future for the whole batch: one wake-up, not one per line.
+        let mut batch = self.producer.batch();
         for line in lines {
             let bytes = self.codec.encode(&self.fact(file, line)).map_err(|e| PublishError::Encode(e.to_string()))?;
-            let ack = self
-                .producer
-                .send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes)
-                .map_err(|e| PublishError::Delivery { topic: self.topic.clone(), source: e })?;
-            pending.push(ack);
+            batch.send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes).map_err(delivery)?;
         }
-        for ack in pending {
-            match ack.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(PublishError::Delivery { topic: self.topic.clone(), source: e }),
-                Err(_) => {
-                    return Err(PublishError::Delivery { topic: self.topic.clone(), source: KafkaError::Canceled });
-                }
-            }
+        match batch.finish().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(delivery(e)),
+            Err(_) => Err(delivery(KafkaError::Canceled)),
         }
-        Ok(())
     }
 
     /// The position after the newest log fact of this node in its partition: what was really
-    /// published, whatever the local checkpoint says. Scans backwards in chunks.
-    pub fn recover_position(&self, timeout: Duration) -> Result<Option<Position>, PublishError> {
+    /// published, whatever the local checkpoint says. Scans backwards in chunks, and stops (with
+    /// `None`) at records older than `not_before` (Unix ms; the local checkpoint's write time: this
+    /// node's newer facts cannot be before it) or after [`MAX_RECOVERY_SCAN`] records, so a start
+    /// costs what the partition received since the checkpoint, not its whole retention.
+    pub fn recover_position(
+        &self,
+        timeout: Duration,
+        not_before: Option<i64>,
+    ) -> Result<Option<Position>, PublishError> {
         let read_err = |source| PublishError::ReadBack { topic: self.topic.clone(), partition: self.partition, source };
         let consumer: BaseConsumer = self
             .settings
@@ -194,6 +194,10 @@ impl LogPublisher {
             .map_err(|e| PublishError::Client(e.to_string()))?
             .set("group.id", "bmon-producer-recovery")
             .set("enable.auto.commit", "false")
+            // Small prefetch: the scan reads a chunk at a time, and the process should stay small.
+            .set("queued.max.messages.kbytes", "1024")
+            .set("fetch.max.bytes", "1048576")
+            .set("max.partition.fetch.bytes", "1048576")
             .create()
             .map_err(|e| PublishError::Client(e.to_string()))?;
         let (low, high) = consumer.fetch_watermarks(&self.topic, self.partition, timeout).map_err(read_err)?;
@@ -207,10 +211,12 @@ impl LogPublisher {
             let deadline = Instant::now() + timeout;
             let mut found = None;
             let mut next = start;
+            let mut oldest = i64::MAX;
             while next < end && Instant::now() < deadline {
                 let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
                 let msg = msg.map_err(read_err)?;
                 next = msg.offset() + 1;
+                oldest = oldest.min(msg.timestamp().to_millis().unwrap_or(i64::MAX));
                 if msg.key() != Some(self.node.node_id.as_bytes()) {
                     continue;
                 }
@@ -228,6 +234,10 @@ impl LogPublisher {
             if found.is_some() {
                 return Ok(found);
             }
+            if not_before.is_some_and(|t| oldest < t) || high - start >= MAX_RECOVERY_SCAN {
+                tracing::info!(scanned = high - start, "no log fact of this node in the scanned part of its partition");
+                return Ok(None);
+            }
             end = start;
         }
         Ok(None)
@@ -238,6 +248,9 @@ impl LogPublisher {
         let _ = self.producer.flush(timeout);
     }
 }
+
+/// At most this many records are scanned back for this node's newest log fact.
+pub const MAX_RECOVERY_SCAN: i64 = 100_000;
 
 /// Parses an epoch written by [`FileId::epoch`].
 pub fn parse_epoch(epoch: &str) -> Option<FileId> {

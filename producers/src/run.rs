@@ -5,13 +5,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
+use crate::stop::Stop;
 use crate::tail::{Checkpoint, Follower, Position};
 use crate::telemetry::{self, Health};
 use crate::zmq::run_zmq_source;
@@ -30,7 +31,7 @@ fn identity(config: &ProducerConfig) -> NodeIdentity {
 
 /// A blocking source thread and the drainer of its spool.
 struct SpooledSource {
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     thread: tokio::task::JoinHandle<()>,
     drainer: tokio::task::JoinHandle<()>,
 }
@@ -44,7 +45,7 @@ impl SpooledSource {
         name: &'static str,
         topic: &str,
         shutdown: &watch::Receiver<bool>,
-        body: impl FnOnce(&FactSink, &AtomicBool) + Send + 'static,
+        body: impl FnOnce(&FactSink, &Stop) + Send + 'static,
     ) -> Result<SpooledSource, PublishError> {
         let dir = config.state.dir.join("spool").join(name);
         let capacity = config.state.spool_capacity_mb.saturating_mul(1024 * 1024);
@@ -58,14 +59,14 @@ impl SpooledSource {
                 tracing::warn!(source = name, left, "facts still spooled at shutdown; they are sent after the restart");
             }
         });
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::default());
         let s = Arc::clone(&stop);
         let thread = tokio::task::spawn_blocking(move || body(&sink, &s));
         Ok(SpooledSource { stop, thread, drainer })
     }
 
     async fn finish(self, name: &str) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         if let Err(e) = self.thread.await {
             tracing::error!(source = name, error = %e, "source thread panicked");
         }
@@ -183,6 +184,9 @@ pub async fn run_log_source(
     Ok(())
 }
 
+/// How often, at most, the log checkpoint file is rewritten.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// Sleeps `d`; true if shutdown was requested meanwhile.
 async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
@@ -191,13 +195,16 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// The resume position: what the broker really has, else the local checkpoint.
+/// The resume position: what the broker really has, else the local checkpoint. The broker is
+/// scanned back only to shortly before the checkpoint was written.
 fn resume_position(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<Option<Position>, PublishError> {
-    let remote = publisher.recover_position(Duration::from_secs(30))?;
     let local = checkpoint.load().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring unreadable checkpoint");
         None
     });
+    // A margin for clock steps and for lines acknowledged just before the write.
+    let not_before = local.and(checkpoint.written_at_ms()).map(|t| t - 60_000);
+    let remote = publisher.recover_position(Duration::from_secs(30), not_before)?;
     Ok(remote.or(local))
 }
 
@@ -211,27 +218,51 @@ async fn follow(
     let resume = resume_position(publisher, checkpoint)?;
     tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
     let mut follower = Follower::open(&log.path, resume, log.max_line_bytes);
+    // The local checkpoint is only a fallback (the broker holds the true position), so it is
+    // written at most once per CHECKPOINT_EVERY, and on the way out.
+    let mut unsaved: Option<Position> = None;
+    let mut saved_at = std::time::Instant::now();
+    let save = |pos: Option<Position>| {
+        if let Some(pos) = pos
+            && let Err(e) = checkpoint.store(&pos)
+        {
+            tracing::warn!(error = %e, "cannot write checkpoint; the broker still has the position");
+        }
+    };
     loop {
-        let batches =
-            follower.poll().map_err(|e| PublishError::Client(format!("reading {}: {e}", log.path.display())))?;
+        let batches = match follower.poll() {
+            Ok(b) => b,
+            Err(e) => {
+                save(unsaved.take());
+                return Err(PublishError::Client(format!("reading {}: {e}", log.path.display())));
+            }
+        };
         for batch in &batches {
             let t0 = std::time::Instant::now();
-            publisher.publish(batch.file, &batch.lines).await?;
+            if let Err(e) = publisher.publish(batch.file, &batch.lines).await {
+                save(unsaved.take());
+                return Err(e);
+            }
             metrics::histogram!(telemetry::LOG_PUBLISH_SECONDS).record(t0.elapsed().as_secs_f64());
             metrics::counter!(telemetry::LOG_LINES).increment(batch.lines.len() as u64);
             let bytes: u64 = batch.lines.iter().map(|l| l.end - l.start).sum();
             metrics::counter!(telemetry::LOG_BYTES).increment(bytes);
             if let Some(last) = batch.lines.last() {
-                let pos = Position { file: batch.file, offset: last.end };
-                if let Err(e) = checkpoint.store(&pos) {
-                    tracing::warn!(error = %e, "cannot write checkpoint; the broker still has the position");
-                }
+                unsaved = Some(Position { file: batch.file, offset: last.end });
             }
         }
-        if batches.is_empty() && wait(shutdown, poll).await {
+        if unsaved.is_some() && saved_at.elapsed() >= CHECKPOINT_EVERY {
+            save(unsaved.take());
+            saved_at = std::time::Instant::now();
+        }
+        // Read again at once only while catching up; otherwise wait for the next interval, so a
+        // steady trickle of lines is published in batches of one interval, not line by line.
+        if !follower.has_backlog() && wait(shutdown, poll).await {
+            save(unsaved.take());
             return Ok(());
         }
         if *shutdown.borrow() {
+            save(unsaved.take());
             return Ok(());
         }
     }

@@ -8,24 +8,11 @@ pub mod testbed;
 pub mod topology;
 
 use anyhow::Context;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-/// A receiver that turns true on SIGTERM or SIGINT (the first one logs "shutting down"). Call it
-/// inside a tokio runtime.
+/// A receiver that turns true on SIGTERM or SIGINT. Call it inside a tokio runtime.
 pub fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
-    let (tx, rx) = watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        tracing::info!("shutting down");
-        let _ = tx.send(true);
-    });
-    Ok(rx)
+    bmon_service::shutdown_on_signals().context("install SIGTERM and SIGINT handlers")
 }
 
 /// For blocking command loops: a channel that receives once on Ctrl-C (watched by a thread of

@@ -47,6 +47,19 @@ pub fn start_producer_with(
     sources: &str,
     brokers: &str,
 ) -> Managed {
+    start_producer_bin(&[env!("CARGO_BIN_EXE_bmon"), "produce"], bed, node_id, implementation, sources, brokers)
+}
+
+/// [`start_producer_with`], run by `program` (the executable and its leading arguments): `bmon
+/// produce` or the slim `bmon-producer`.
+pub fn start_producer_bin(
+    program: &[&str],
+    bed: &TestBed,
+    node_id: &str,
+    implementation: &str,
+    sources: &str,
+    brokers: &str,
+) -> Managed {
     let state = bed.dir().join(format!("producer-{node_id}"));
     std::fs::create_dir_all(&state).unwrap();
     let config = state.join("node.toml");
@@ -62,8 +75,8 @@ pub fn start_producer_with(
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bmon"));
-    cmd.args(["produce", "--config", config.to_str().unwrap()]).env("RUST_LOG", "info");
+    let mut cmd = Command::new(program[0]);
+    cmd.args(&program[1..]).args(["--config", config.to_str().unwrap()]).env("RUST_LOG", "info");
     Managed::spawn(&format!("producer-{node_id}"), cmd, &bed.pid_dir(), &state.join("producer.log")).unwrap()
 }
 

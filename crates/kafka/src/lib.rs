@@ -8,7 +8,7 @@ pub mod admin;
 pub mod partition;
 pub mod settings;
 
-pub use acking::{Ack, AckingProducer};
+pub use acking::{Ack, AckingProducer, Batch};
 pub use admin::{ApplyReport, ExistingTopic, KafkaError, Plan, TopicDiff, apply_topology, describe_topics, plan};
 pub use partition::{partition_count, partition_for};
 pub use settings::{ClientSettings, Security};

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
 use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan};
+use crate::stop::Stop;
 use crate::telemetry;
 
 /// How to authenticate. Secrets come from files or the environment, never the command line.
@@ -107,14 +108,14 @@ pub fn run_rpc_source(
     mut plan: PollPlan,
     node: &NodeIdentity,
     sink: &FactSink,
-    stop: &AtomicBool,
+    stop: &Stop,
     ready: &AtomicBool,
 ) {
     let session = format!("{}-{}", now_us(), std::process::id());
     let mut client: Option<Client> = None;
     let mut round: i64 = 0;
     let mut backoff = settings.interval;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.requested() {
         let started = Instant::now();
         if client.is_none() {
             match connect(settings) {
@@ -192,10 +193,8 @@ pub fn run_rpc_source(
         } else {
             (backoff * 2).min(Duration::from_secs(60))
         };
-        let wait = backoff.saturating_sub(started.elapsed());
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        if stop.sleep(backoff.saturating_sub(started.elapsed())) {
+            break;
         }
     }
 }

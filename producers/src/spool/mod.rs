@@ -2,13 +2,14 @@
 //!
 //! Sources append; a drainer reads from the head, publishes, and advances the head only after the
 //! broker acknowledged. Segments are files `<n>.seg`; the head position is the file `head`
-//! (`<segment> <offset>`, written atomically). Drained segments are deleted. On open, a torn record at
+//! (`<segment> <offset>`, fixed width, rewritten in place: one small write, no rename, so advancing
+//! costs one system call). Drained segments are deleted. On open, a torn record at
 //! the end of the last segment (a crash mid-append) is cut off.
 
 pub mod frame;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,10 @@ pub struct Spool {
     /// Segment numbers present, oldest first.
     segments: Vec<u64>,
     head: (u64, u64),
+    /// The open `head` file.
+    head_file: File,
+    /// The segment last read from, kept open (reads are at the head, which moves slowly).
+    reader: std::cell::RefCell<Option<(u64, File)>>,
     tail: File,
     tail_len: u64,
     bytes: u64,
@@ -58,10 +63,13 @@ pub struct Spool {
     synced_at: std::time::Instant,
 }
 
-/// Appends are fsynced at most this often (group commit). A process crash loses nothing (the
-/// data is in the page cache). An OS crash or power loss can lose the appends since the last
-/// fsync: under a steady stream at most this long, after the stream pauses what the kernel has not
-/// yet written back (its dirty expiry, 30 s by default).
+/// While facts are backing up (earlier ones still unacknowledged when another is appended), appends
+/// are fsynced at most this often (group commit). A healthy broker acknowledges each fact within
+/// milliseconds, before it would be worth an fsync, so then none is done: the broker has it. A
+/// process crash loses nothing (the data is in the page cache). An OS crash or power loss can lose
+/// what was appended since the last fsync: while backing up at most this long, otherwise what the
+/// kernel has not yet written back (its dirty expiry, 30 s by default) and the broker has not
+/// acknowledged.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Spool {
@@ -78,6 +86,13 @@ impl Spool {
             segments.push(0);
         }
         let head_path = dir.join("head");
+        let head_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&head_path)
+            .map_err(io(&head_path))?;
         let head = std::fs::read_to_string(&head_path)
             .ok()
             .and_then(|s| {
@@ -101,6 +116,8 @@ impl Spool {
             capacity,
             segments,
             head,
+            head_file,
+            reader: std::cell::RefCell::new(None),
             tail,
             tail_len: valid,
             bytes: 0,
@@ -131,14 +148,16 @@ impl Spool {
         Ok(())
     }
 
-    /// Appends a record (written at once, fsynced at most every [`SYNC_EVERY`]). Fails with
-    /// `Full` at capacity.
+    /// Appends a record (written at once; fsynced at most every [`SYNC_EVERY`] while a backlog
+    /// builds). Fails with `Full` at capacity.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), SpoolError> {
         let framed = frame::encode(now_us(), payload);
         if self.bytes + framed.len() as u64 > self.capacity {
             return Err(SpoolError::Full(self.capacity));
         }
         if self.tail_len + framed.len() as u64 > SEGMENT_BYTES && self.tail_len > 0 {
+            let full = self.seg_path(*self.segments.last().unwrap_or(&0));
+            self.tail.sync_data().map_err(io(&full))?;
             let next = self.segments.last().copied().unwrap_or(0) + 1;
             let path = self.seg_path(next);
             self.tail = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
@@ -147,7 +166,8 @@ impl Spool {
         }
         let path = self.seg_path(*self.segments.last().unwrap_or(&0));
         self.tail.write_all(&framed).map_err(io(&path))?;
-        if self.synced_at.elapsed() >= SYNC_EVERY {
+        let backlog = self.records > 0;
+        if backlog && self.synced_at.elapsed() >= SYNC_EVERY {
             self.tail.sync_data().map_err(io(&path))?;
             self.synced_at = std::time::Instant::now();
         }
@@ -157,16 +177,36 @@ impl Spool {
         Ok(())
     }
 
+    /// The bytes of segment `seg` from `from` to its end (for the tail segment, the end of the last
+    /// complete append), read through the kept-open reader.
+    fn read_from(&self, seg: u64, from: u64) -> Result<Vec<u8>, SpoolError> {
+        let path = self.seg_path(seg);
+        let mut reader = self.reader.borrow_mut();
+        if reader.as_ref().map(|(s, _)| *s) != Some(seg) {
+            *reader = Some((seg, File::open(&path).map_err(io(&path))?));
+        }
+        let Some((_, file)) = reader.as_ref() else { return Ok(Vec::new()) };
+        let end =
+            if self.segments.last() == Some(&seg) { self.tail_len } else { file.metadata().map_err(io(&path))?.len() };
+        let mut data = vec![0u8; end.saturating_sub(from) as usize];
+        let mut at = 0;
+        while at < data.len() {
+            let n = std::os::unix::fs::FileExt::read_at(file, &mut data[at..], from + at as u64).map_err(io(&path))?;
+            if n == 0 {
+                break;
+            }
+            at += n;
+        }
+        data.truncate(at);
+        Ok(data)
+    }
+
     /// Up to `max` records from the head, oldest first, without removing them.
     pub fn peek(&self, max: usize) -> Result<Vec<Frame>, SpoolError> {
         let mut out = Vec::new();
         let (mut seg_i, mut offset) = (0, self.head.1);
         while out.len() < max && seg_i < self.segments.len() {
-            let path = self.seg_path(self.segments[seg_i]);
-            let mut f = File::open(&path).map_err(io(&path))?;
-            f.seek(SeekFrom::Start(offset)).map_err(io(&path))?;
-            let mut data = Vec::new();
-            f.read_to_end(&mut data).map_err(io(&path))?;
+            let data = self.read_from(self.segments[seg_i], offset)?;
             let mut at = 0;
             while out.len() < max {
                 let Some((fr, n)) = data.get(at..).and_then(|b| frame::decode(b, MAX_RECORD)) else { break };
@@ -183,8 +223,9 @@ impl Spool {
     pub fn advance(&mut self, mut n: usize) -> Result<(), SpoolError> {
         while n > 0 {
             let path = self.seg_path(self.head.0);
-            let data = std::fs::read(&path).map_err(io(&path))?;
-            let mut at = self.head.1 as usize;
+            // Only the part after the head: the segment before it was drained already.
+            let data = self.read_from(self.head.0, self.head.1)?;
+            let mut at = 0;
             while n > 0 {
                 let Some((_, len)) = data.get(at..).and_then(|b| frame::decode(b, MAX_RECORD)) else { break };
                 at += len;
@@ -192,13 +233,14 @@ impl Spool {
                 self.bytes -= len as u64;
                 self.records -= 1;
             }
-            self.head.1 = at as u64;
+            self.head.1 += at as u64;
             let is_last = self.segments.last() == Some(&self.head.0);
             if is_last {
                 break;
             }
             if n > 0 || at >= data.len() {
                 // Segment drained (or only a corrupt remainder is left): move on and delete it.
+                self.reader.borrow_mut().take();
                 let _ = std::fs::remove_file(&path);
                 self.segments.remove(0);
                 self.head = (self.segments[0], 0);
@@ -206,10 +248,9 @@ impl Spool {
                 break;
             }
         }
+        let record = format!("{:020} {:020}\n", self.head.0, self.head.1);
         let head_path = self.dir.join("head");
-        let tmp = self.dir.join("head.tmp");
-        std::fs::write(&tmp, format!("{} {}\n", self.head.0, self.head.1)).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &head_path).map_err(io(&head_path))
+        std::os::unix::fs::FileExt::write_all_at(&self.head_file, record.as_bytes(), 0).map_err(io(&head_path))
     }
 
     /// Records waiting.
@@ -229,6 +270,9 @@ impl Spool {
 
     /// Age of the oldest waiting record in seconds (0 when empty).
     pub fn age_seconds(&self) -> f64 {
+        if self.records == 0 {
+            return 0.0;
+        }
         self.peek(1)
             .ok()
             .and_then(|v| v.first().map(|f| (now_us() - f.appended_at_us).max(0) as f64 / 1e6))

@@ -32,12 +32,22 @@ impl Checkpoint {
         }
     }
 
+    /// When the checkpoint was last written, Unix ms (`None` if there is none).
+    pub fn written_at_ms(&self) -> Option<i64> {
+        let modified = std::fs::metadata(&self.path).ok()?.modified().ok()?;
+        modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64)
+    }
+
     /// Stores `pos` (atomically; see the type's notes on durability).
     pub fn store(&self, pos: &Position) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
         let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = match std::fs::File::create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")))?;
+                std::fs::File::create(&tmp)?
+            }
+            other => other?,
+        };
         f.write_all(&serde_json::to_vec(pos).map_err(std::io::Error::other)?)?;
         drop(f);
         std::fs::rename(&tmp, &self.path)

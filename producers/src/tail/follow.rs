@@ -10,6 +10,8 @@ use crate::tail::lines::{Line, LineSplitter};
 /// How many bytes before the read position are remembered to detect copytruncate.
 const FINGERPRINT_BYTES: usize = 64;
 const CHUNK: usize = 64 * 1024;
+/// At most this many lines are returned by one poll (bounds memory while catching up).
+const MAX_LINES_PER_POLL: usize = 10_000;
 
 /// Identity of one file: device, inode, and how many times it was truncated under us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,6 +66,8 @@ pub struct Follower {
     splitter: LineSplitter,
     max_line: usize,
     fingerprint: Vec<u8>,
+    /// The last poll stopped at its line cap with bytes left to read.
+    backlog: bool,
 }
 
 impl Follower {
@@ -77,6 +81,7 @@ impl Follower {
             splitter: LineSplitter::new(0, max_line),
             max_line,
             fingerprint: Vec::new(),
+            backlog: false,
         };
         if let Some(pos) = resume {
             let candidate = std::fs::metadata(path)
@@ -114,6 +119,12 @@ impl Follower {
         self.file.as_ref().map(|(_, id)| Position { file: *id, offset: self.splitter.committed_offset() })
     }
 
+    /// Whether the last poll left bytes unread (it stopped at its line cap): poll again at once
+    /// rather than waiting for the next interval.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
     /// Reads everything appended since the last poll. Returns the batches in order: more than one
     /// when the file was rotated (the old file's tail first).
     pub fn poll(&mut self) -> io::Result<Vec<Batch>> {
@@ -133,13 +144,20 @@ impl Follower {
         // Rotated: the path names another file. The writer keeps appending to the old one until it
         // reopens (Core: on SIGHUP), and it stops writing there before it writes to the new one, so
         // the old file is complete once the new one has data: drain it, then switch.
-        let new_has_data = match std::fs::metadata(&self.path) {
-            Ok(meta) => self.file.as_ref().is_some_and(|(_, id)| !id.same_file(&meta)) && meta.len() > 0,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(e),
-        };
+        // Not while the old file still has a backlog: it is drained first, over several polls.
+        let new_has_data = !self.backlog
+            && match std::fs::metadata(&self.path) {
+                Ok(meta) => self.file.as_ref().is_some_and(|(_, id)| !id.same_file(&meta)) && meta.len() > 0,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
         if new_has_data {
             let mut last = self.read_to_end()?;
+            if self.backlog {
+                batches.push(last);
+                batches.retain(|b| !b.lines.is_empty());
+                return Ok(batches);
+            }
             last.lines.extend(self.splitter.finish());
             batches.push(last);
             self.file = None;
@@ -190,6 +208,7 @@ impl Follower {
         let id = *id;
         let mut lines = Vec::new();
         let mut buf = vec![0u8; CHUNK];
+        self.backlog = false;
         loop {
             let n = file.read(&mut buf)?;
             if n == 0 {
@@ -198,7 +217,8 @@ impl Follower {
             self.offset += n as u64;
             lines.extend(self.splitter.push(&buf[..n]));
             // Bound memory per poll; the rest is read on the next one.
-            if lines.len() >= 10_000 {
+            if lines.len() >= MAX_LINES_PER_POLL {
+                self.backlog = true;
                 break;
             }
         }
@@ -284,6 +304,29 @@ mod tests {
         let batches = f.poll().unwrap();
         assert_eq!(texts(&batches), ["3", "4"]);
         assert_ne!(batches[0].file, batches[1].file);
+    }
+
+    #[test]
+    fn a_backlog_is_read_over_several_polls_and_drained_before_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("debug.log");
+        let n = MAX_LINES_PER_POLL * 2 + 5;
+        let text: String = (0..n).map(|i| format!("{i}\n")).collect();
+        append(&log, &text);
+        let mut f = Follower::open(&log, None, 1000);
+        let first = texts(&f.poll().unwrap());
+        assert!(first.len() >= MAX_LINES_PER_POLL && first.len() < n, "{}", first.len());
+        assert!(f.has_backlog());
+        // Rotated while the old file still holds a backlog.
+        std::fs::rename(&log, dir.path().join("debug.log.1")).unwrap();
+        append(&log, "new\n");
+        let mut all = first;
+        while all.last().map(String::as_str) != Some("new") {
+            all.extend(texts(&f.poll().unwrap()));
+        }
+        assert!(!f.has_backlog());
+        let expected: Vec<String> = (0..n).map(|i| i.to_string()).chain(["new".to_owned()]).collect();
+        assert_eq!(all, expected);
     }
 
     #[test]
