@@ -196,12 +196,15 @@ impl LogPublisher {
             .set("enable.auto.commit", "false")
             // Small prefetch: the scan reads a chunk at a time, and the process should stay small.
             .set("queued.max.messages.kbytes", "1024")
+            // Every chunk is there to be read: do not let a broker that holds fetches for the full
+            // wait (tansu does) stretch each chunk's read.
+            .set("fetch.wait.max.ms", "10")
             .set("fetch.max.bytes", "1048576")
             .set("max.partition.fetch.bytes", "1048576")
             .create()
             .map_err(|e| PublishError::Client(e.to_string()))?;
         let (low, high) = consumer.fetch_watermarks(&self.topic, self.partition, timeout).map_err(read_err)?;
-        const CHUNK: i64 = 512;
+        const CHUNK: i64 = 2048;
         let mut end = high;
         while end > low {
             let start = (end - CHUNK).max(low);
