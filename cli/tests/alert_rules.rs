@@ -12,7 +12,9 @@ const RULES: &str = "propagation.rules.yml";
 const TESTS: &str = "propagation.rules.test.yml";
 
 fn rules_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../prometheus/rules"))
+    // At run time: a test binary cached from another checkout must read this one's files.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../prometheus/rules")
 }
 
 fn read(name: &str) -> String {

@@ -13,8 +13,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// The repository root.
-pub fn repo_root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+pub fn repo_root() -> PathBuf {
+    // At run time: a test binary cached from another checkout must read this one's files.
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("..")
 }
 
 /// Runs `bmon` with `args` in the repo root: (success, stdout, stderr).

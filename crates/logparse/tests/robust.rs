@@ -11,7 +11,11 @@ const IMPLS: [NodeImplementation; 4] =
     [NodeImplementation::Core, NodeImplementation::Bsv, NodeImplementation::Litecoin, NodeImplementation::Unknown];
 
 fn fixture_lines() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
+    // At run time: a test binary cached from another checkout must read this one's files.
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures");
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
