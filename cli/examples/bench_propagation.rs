@@ -190,7 +190,7 @@ fn latency() {
         keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
         names.push(format!("\"{}\"", node.name()));
     }
-    // tansu answers an empty fetch only when fetch.wait.max.ms runs out (Kafka and Redpanda answer
+    // tansu answers every fetch only when fetch.wait.max.ms has run out (Kafka and Redpanda answer
     // as soon as data arrives), so the processors poll with a short wait here.
     let common = |port: u16| {
         format!(

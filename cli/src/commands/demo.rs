@@ -98,8 +98,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let metrics_port = bed.service_port(2);
-    // tansu answers an empty fetch only when fetch.wait.max.ms runs out; keep it short here.
-    let common = format!("[kafka]\nbrokers = \"{brokers}\"\nlibrdkafka = {{ \"fetch.wait.max.ms\" = \"10\" }}\n");
+    // tansu answers every fetch only when fetch.wait.max.ms has run out; keep it short here.
+    let common = format!("[kafka]\nbrokers = \"{brokers}\"\nconsumer = {{ \"fetch.wait.max.ms\" = \"10\" }}\n");
     running.push(spawn(
         &bed,
         "logparse",
