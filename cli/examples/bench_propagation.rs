@@ -339,7 +339,6 @@ fn broker() {
             tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
         let mut fetch = Vec::new();
         for i in 0..60 {
             let body = format!("{topic}-{i}");
@@ -367,7 +366,6 @@ fn broker() {
         );
     }
     // The same through a group member (subscribe, StreamConsumer), as the processors consume.
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
     let stream: rdkafka::consumer::StreamConsumer = settings
         .consumer_config("bench-stream", Duration::from_secs(6))

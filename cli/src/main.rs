@@ -33,11 +33,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    bmon_service::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Topology(cmd) => commands::topology::run(cmd),

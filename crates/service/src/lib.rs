@@ -68,6 +68,16 @@ pub async fn serve(
         .await
 }
 
+/// Logs to stderr at `RUST_LOG` (default `info`), in colour only on a terminal. Every bmon binary
+/// calls it first.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// A receiver that turns true on SIGTERM or SIGINT (the first one logs "shutting down"). Call it
 /// inside a tokio runtime.
 pub fn shutdown_on_signals() -> std::io::Result<watch::Receiver<bool>> {

@@ -53,8 +53,9 @@ pub struct Spool {
     head: (u64, u64),
     /// The open `head` file.
     head_file: File,
-    /// The segment last read from, kept open (reads are at the head, which moves slowly).
-    reader: std::cell::RefCell<Option<(u64, File)>>,
+    /// The segment last read from, kept open (reads are at the head, which moves slowly), with
+    /// its length once it is no longer the tail.
+    reader: std::cell::RefCell<Option<(u64, File, Option<u64>)>>,
     tail: File,
     tail_len: u64,
     bytes: u64,
@@ -177,28 +178,38 @@ impl Spool {
         Ok(())
     }
 
-    /// The bytes of segment `seg` from `from` to its end (for the tail segment, the end of the last
-    /// complete append), read through the kept-open reader.
-    fn read_from(&self, seg: u64, from: u64) -> Result<Vec<u8>, SpoolError> {
+    /// The intact record at `offset` of segment `seg`, with its framed length; `None` at the
+    /// segment's end (for the tail segment, the end of the last complete append) or at a torn or
+    /// corrupt record. Reads that record only, through the kept-open reader.
+    fn frame_at(&self, seg: u64, offset: u64) -> Result<Option<(Frame, u64)>, SpoolError> {
+        use std::os::unix::fs::FileExt;
         let path = self.seg_path(seg);
         let mut reader = self.reader.borrow_mut();
-        if reader.as_ref().map(|(s, _)| *s) != Some(seg) {
-            *reader = Some((seg, File::open(&path).map_err(io(&path))?));
+        if reader.as_ref().map(|r| r.0) != Some(seg) {
+            *reader = Some((seg, File::open(&path).map_err(io(&path))?, None));
         }
-        let Some((_, file)) = reader.as_ref() else { return Ok(Vec::new()) };
-        let end =
-            if self.segments.last() == Some(&seg) { self.tail_len } else { file.metadata().map_err(io(&path))?.len() };
-        let mut data = vec![0u8; end.saturating_sub(from) as usize];
-        let mut at = 0;
-        while at < data.len() {
-            let n = std::os::unix::fs::FileExt::read_at(file, &mut data[at..], from + at as u64).map_err(io(&path))?;
-            if n == 0 {
-                break;
+        let Some((_, file, sealed_len)) = reader.as_mut() else { return Ok(None) };
+        let end = if self.segments.last() == Some(&seg) {
+            self.tail_len
+        } else {
+            // A segment before the tail no longer grows: its length is read once.
+            match sealed_len {
+                Some(len) => *len,
+                None => *sealed_len.insert(file.metadata().map_err(io(&path))?.len()),
             }
-            at += n;
+        };
+        let mut header = [0u8; frame::HEADER];
+        if offset + frame::HEADER as u64 > end {
+            return Ok(None);
         }
-        data.truncate(at);
-        Ok(data)
+        file.read_exact_at(&mut header, offset).map_err(io(&path))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > MAX_RECORD || offset + (frame::HEADER + len) as u64 > end {
+            return Ok(None);
+        }
+        let mut framed = vec![0u8; frame::HEADER + len];
+        file.read_exact_at(&mut framed, offset).map_err(io(&path))?;
+        Ok(frame::decode(&framed, MAX_RECORD).map(|(f, n)| (f, n as u64)))
     }
 
     /// Up to `max` records from the head, oldest first, without removing them.
@@ -206,48 +217,47 @@ impl Spool {
         let mut out = Vec::new();
         let (mut seg_i, mut offset) = (0, self.head.1);
         while out.len() < max && seg_i < self.segments.len() {
-            let data = self.read_from(self.segments[seg_i], offset)?;
-            let mut at = 0;
-            while out.len() < max {
-                let Some((fr, n)) = data.get(at..).and_then(|b| frame::decode(b, MAX_RECORD)) else { break };
-                out.push(fr);
-                at += n;
+            match self.frame_at(self.segments[seg_i], offset)? {
+                Some((frame, len)) => {
+                    out.push(frame);
+                    offset += len;
+                }
+                // This segment is exhausted (or only a corrupt remainder is left): the next one.
+                None => (seg_i, offset) = (seg_i + 1, 0),
             }
-            seg_i += 1;
-            offset = 0;
         }
         Ok(out)
     }
 
-    /// Removes `n` records from the head (they were acknowledged) and persists the new head.
-    pub fn advance(&mut self, mut n: usize) -> Result<(), SpoolError> {
-        while n > 0 {
+    /// Deletes head segments before the tail that hold nothing readable past the head (drained, or
+    /// only a corrupt remainder is left), moving the head to the next one.
+    fn drop_drained_segments(&mut self) -> Result<(), SpoolError> {
+        let mut lost = false;
+        while self.segments.len() > 1 && self.frame_at(self.head.0, self.head.1)?.is_none() {
             let path = self.seg_path(self.head.0);
-            // Only the part after the head: the segment before it was drained already.
-            let data = self.read_from(self.head.0, self.head.1)?;
-            let mut at = 0;
-            while n > 0 {
-                let Some((_, len)) = data.get(at..).and_then(|b| frame::decode(b, MAX_RECORD)) else { break };
-                at += len;
-                n -= 1;
-                self.bytes -= len as u64;
-                self.records -= 1;
-            }
-            self.head.1 += at as u64;
-            let is_last = self.segments.last() == Some(&self.head.0);
-            if is_last {
-                break;
-            }
-            if n > 0 || at >= data.len() {
-                // Segment drained (or only a corrupt remainder is left): move on and delete it.
-                self.reader.borrow_mut().take();
-                let _ = std::fs::remove_file(&path);
-                self.segments.remove(0);
-                self.head = (self.segments[0], 0);
-            } else {
-                break;
-            }
+            lost |= std::fs::metadata(&path).is_ok_and(|m| m.len() > self.head.1);
+            self.reader.borrow_mut().take();
+            let _ = std::fs::remove_file(&path);
+            self.segments.remove(0);
+            self.head = (self.segments[0], 0);
         }
+        if lost {
+            // Records behind a corrupt one went with their segment: count what is left.
+            self.recount()?;
+        }
+        Ok(())
+    }
+
+    /// Removes `n` records from the head (they were acknowledged) and persists the new head.
+    pub fn advance(&mut self, n: usize) -> Result<(), SpoolError> {
+        for _ in 0..n {
+            self.drop_drained_segments()?;
+            let Some((_, len)) = self.frame_at(self.head.0, self.head.1)? else { break };
+            self.head.1 += len;
+            self.bytes -= len;
+            self.records -= 1;
+        }
+        self.drop_drained_segments()?;
         let record = format!("{:020} {:020}\n", self.head.0, self.head.1);
         let head_path = self.dir.join("head");
         std::os::unix::fs::FileExt::write_all_at(&self.head_file, record.as_bytes(), 0).map_err(io(&head_path))
@@ -362,5 +372,29 @@ mod tests {
         assert_eq!(count(), 1);
         drop(s);
         assert!(Spool::open(dir.path(), 1 << 30).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_record_in_a_sealed_segment_skips_to_the_next_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
+        let big = vec![7u8; 6 * 1024 * 1024];
+        s.append(b"first").unwrap();
+        s.append(&big).unwrap();
+        s.append(&big).unwrap();
+        s.append(&big).unwrap(); // rolls into segment 1
+        s.append(b"after").unwrap();
+        assert_eq!(s.segments.len(), 2);
+        // Flip a payload byte of the second record of segment 0.
+        let seg0 = dir.path().join("0.seg");
+        let at = (frame::HEADER + 5 + frame::HEADER + 10) as u64;
+        let f = OpenOptions::new().read(true).write(true).open(&seg0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xff], at).unwrap();
+        let sizes: Vec<usize> = s.peek(10).unwrap().iter().map(|f| f.payload.len()).collect();
+        assert_eq!(sizes, [5, big.len(), 5], "the corrupt remainder of segment 0 is skipped");
+        s.advance(3).unwrap();
+        assert!(!seg0.exists(), "the drained segment is deleted");
+        assert!(s.peek(10).unwrap().is_empty());
+        assert!(s.is_empty(), "the records lost behind the corrupt one are no longer counted");
     }
 }
