@@ -33,9 +33,17 @@ const NODES: usize = 8;
 static FETCH_WAIT_MS: std::sync::LazyLock<u64> =
     std::sync::LazyLock::new(|| std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
 
-/// Every client's `linger.ms` in the latency run (`BENCH_LINGER_MS`, default 5).
+/// The processors' `linger.ms` in the latency run (`BENCH_LINGER_MS`, default 5).
 static LINGER_MS: std::sync::LazyLock<u64> =
     std::sync::LazyLock::new(|| std::env::var("BENCH_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
+/// The node producers' log poll interval in the latency run (`BENCH_LOG_POLL_MS`, default 10).
+static LOG_POLL_MS: std::sync::LazyLock<u64> =
+    std::sync::LazyLock::new(|| std::env::var("BENCH_LOG_POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(10));
+/// The node producers' `linger.ms` in the latency run (`BENCH_PRODUCER_LINGER_MS`, default
+/// `BENCH_LINGER_MS`).
+static PRODUCER_LINGER_MS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    std::env::var("BENCH_PRODUCER_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(*LINGER_MS)
+});
 
 fn throughput() {
     // As in production: metrics are recorded (histograms with their buckets).
@@ -177,14 +185,18 @@ fn latency() {
     let net = bed.start_network(Implementation::Core, 3).unwrap();
     let mut keep = Vec::new();
     let mut names = Vec::new();
-    for node in bed.network(net).nodes() {
+    let mut producer_ports = Vec::new();
+    for (i, node) in bed.network(net).nodes().iter().enumerate() {
+        let port = bed.service_port(3 + i as u16);
+        producer_ports.push((format!("producer-{}", node.name()), port));
         let state = bed.dir().join(format!("state-{}", node.name()));
         let cfg = format!(
-            "[node]\nid = \"{}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n[log]\npath = \"{}\"\npoll_ms = 10\n\
-             [kafka]\nbrokers = \"{brokers}\"\nproducer = {{ \"linger.ms\" = \"{}\" }}\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+            "[node]\nid = \"{}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n[log]\npath = \"{}\"\npoll_ms = {}\n\
+             [kafka]\nbrokers = \"{brokers}\"\nproducer = {{ \"linger.ms\" = \"{}\" }}\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:{port}\"\n",
             node.name(),
             node.log_path().display(),
-            *LINGER_MS,
+            *LOG_POLL_MS,
+            *PRODUCER_LINGER_MS,
             state.display()
         );
         keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
@@ -212,7 +224,9 @@ fn latency() {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-latency")
-        .set("fetch.wait.max.ms", "5")
+        // Latencies come from the records' create times, so this reader need not be quick; a long
+        // wait keeps its polling from loading the broker under measurement.
+        .set("fetch.wait.max.ms", "200")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -224,11 +238,13 @@ fn latency() {
     }
     consumer.assign(&tpl).unwrap();
     let codec = Codec::default();
-    // Per block: (last node's log time, when logparse emitted that node's tip observation, when
-    // propagation emitted the summary), µs.
+    // Per (block, node): when the producer read the tip line and when logparse emitted its
+    // observation. Per block: the node whose sighting closed the window, its log time, and when
+    // propagation emitted the summary. All µs.
     let mut obs_at = std::collections::HashMap::<(String, String), (i64, i64)>::new();
-    let mut seen = std::collections::HashMap::<String, (i64, i64, i64)>::new();
-    let mut drain = |seen: &mut std::collections::HashMap<String, (i64, i64, i64)>| {
+    let mut seen = std::collections::HashMap::<String, (String, i64, i64)>::new();
+    let mut drain = |obs_at: &mut std::collections::HashMap<(String, String), (i64, i64)>,
+                     seen: &mut std::collections::HashMap<String, (String, i64, i64)>| {
         while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let created_us = m.timestamp().to_millis().unwrap_or(0) * 1000;
             if m.topic() == "bmon.observations" {
@@ -245,30 +261,40 @@ fn latency() {
             let s: PropagationSummary = codec.decode(m.payload().unwrap()).unwrap();
             if s.stage == Stage::Tip && s.revision == 0 && s.missing_nodes.is_empty() {
                 let last = s.lags.iter().max_by_key(|l| l.observed_at_us).unwrap();
-                let (read, observed) =
-                    obs_at.get(&(s.hash.clone(), last.node_id.clone())).copied().unwrap_or((created_us, created_us));
-                let t = last.observed_at_us;
-                seen.insert(s.hash.clone(), (read - t, observed - t, created_us - t));
+                seen.insert(s.hash.clone(), (last.node_id.clone(), last.observed_at_us, created_us));
             }
         }
     };
     // Warm-up: the pipeline has caught up with the bootstrap blocks.
     let tip = bed.network(net).node(0).tip().unwrap();
     poll_until("the pipeline to catch up", Duration::from_secs(120), Duration::from_millis(100), || {
-        drain(&mut seen);
+        drain(&mut obs_at, &mut seen);
         seen.contains_key(&tip).then_some(())
     })
     .unwrap();
     let mut blocks = Vec::new();
-    for i in 0..40 {
+    let count = std::env::var("BENCH_BLOCKS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    for i in 0..count {
         blocks.extend(bed.network(net).mine(i % 3, 1).unwrap());
         std::thread::sleep(Duration::from_millis(250)); // block pacing, not synchronisation
     }
+    // Every block's summary, and the closing node's observation (another topic, read apart).
     poll_until("every block's summary", Duration::from_secs(120), Duration::from_millis(100), || {
-        drain(&mut seen);
-        blocks.iter().all(|b| seen.contains_key(b)).then_some(())
+        drain(&mut obs_at, &mut seen);
+        blocks
+            .iter()
+            .all(|b| seen.get(b).is_some_and(|(node, _, _)| obs_at.contains_key(&(b.clone(), node.clone()))))
+            .then_some(())
     })
     .unwrap();
+    let stages: Vec<(i64, i64, i64)> = blocks
+        .iter()
+        .map(|b| {
+            let (node, t, summary) = &seen[b];
+            let (read, observed) = obs_at[&(b.clone(), node.clone())];
+            (read - t, observed - t, summary - t)
+        })
+        .collect();
     let report = |what: &str, mut lat: Vec<i64>| {
         lat.sort_unstable();
         let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
@@ -280,9 +306,16 @@ fn latency() {
             q(1.0)
         );
     };
-    report("last node's log line -> read by its producer", blocks.iter().map(|b| seen[b].0).collect());
-    report("last node's log line -> its observation emitted by logparse", blocks.iter().map(|b| seen[b].1).collect());
-    report("last node's log line -> summary emitted by propagation", blocks.iter().map(|b| seen[b].2).collect());
+    report("last node's log line -> read by its producer", stages.iter().map(|s| s.0).collect());
+    report("last node's log line -> its observation emitted by logparse", stages.iter().map(|s| s.1).collect());
+    report("last node's log line -> summary emitted by propagation", stages.iter().map(|s| s.2).collect());
+    // Each producer's publish time (lines sent until the broker acknowledged them).
+    for (name, port) in &producer_ports {
+        let body = minreq::get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap();
+        let text = body.as_str().unwrap_or_default();
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("bmon_producer_log_publish_seconds")).collect();
+        println!("{name} publish histogram:\n  {}", series.join("\n  "));
+    }
     // Each processor's own view: how old its input records were (broker timestamp to processing).
     for (name, port) in [("logparse", lp_port), ("propagation", prop_port)] {
         let body = minreq::get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap();

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod fact_sink;
+pub mod in_flight;
 pub mod publish;
 pub mod rpc;
 pub mod run;

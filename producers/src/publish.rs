@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bmon_kafka::{AckingProducer, ClientSettings, partition_count, partition_for};
+use bmon_kafka::{Ack, AckingProducer, ClientSettings, partition_count, partition_for};
 use bmon_schemas::{Codec, Envelope, LogLineFact, NodeImplementation, SourceSeq};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -161,20 +161,24 @@ impl LogPublisher {
         }
     }
 
-    /// Publishes `lines` of `file` and waits until the broker acknowledged all of them.
-    pub async fn publish(&self, file: FileId, lines: &[Line]) -> Result<(), PublishError> {
-        let delivery = |source| PublishError::Delivery { topic: self.topic.clone(), source };
+    /// Sends `lines` of `file`. The future completes when the broker has acknowledged every
+    /// line that was queued, or at the first failure. It comes back also when not every line
+    /// could be queued (the error says why): the caller must still await the ones that were.
+    pub fn send(&self, file: FileId, lines: &[Line]) -> (Ack, Result<(), PublishError>) {
         // One acknowledgement future for the whole batch: one wake-up, not one per line.
         let mut batch = self.producer.batch();
-        for line in lines {
+        let queued = lines.iter().try_for_each(|line| {
             let bytes = self.codec.encode(&self.fact(file, line)).map_err(|e| PublishError::Encode(e.to_string()))?;
-            batch.send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes).map_err(delivery)?;
-        }
-        match batch.finish().await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(delivery(e)),
-            Err(_) => Err(delivery(KafkaError::Canceled)),
-        }
+            batch
+                .send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes)
+                .map_err(|e| self.delivery_error(e))
+        });
+        (batch.finish(), queued)
+    }
+
+    /// The error for a failed delivery to the log topic.
+    pub fn delivery_error(&self, source: KafkaError) -> PublishError {
+        PublishError::Delivery { topic: self.topic.clone(), source }
     }
 
     /// The position after the newest log fact of this node in its partition: what was really

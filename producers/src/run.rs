@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
+use crate::in_flight::{InFlight, Sent};
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::stop::Stop;
-use crate::tail::{Checkpoint, Follower, Position};
+use crate::tail::{Checkpoint, Follower, LogWatch, Position};
 use crate::telemetry::{self, Health};
 use crate::zmq::run_zmq_source;
 use crate::zmq::subscriber::ZmqSettings;
@@ -195,6 +196,34 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
+/// How long a quiet, watched log goes without a re-read: a safety net for missed notifications.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Waits `d`, or less if `changes` reports a change of the log, noting acknowledgements as
+/// they arrive. True if shutdown was requested; an error if the change notifications failed.
+async fn pause(
+    shutdown: &mut watch::Receiver<bool>,
+    in_flight: &mut InFlight,
+    mut changes: Option<&mut LogWatch>,
+    d: Duration,
+) -> std::io::Result<bool> {
+    let deadline = tokio::time::Instant::now() + d;
+    loop {
+        let changed = async {
+            match changes.as_deref_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Ok(*shutdown.borrow()),
+            _ = shutdown.changed() => return Ok(true),
+            changed = changed => return changed.map(|()| *shutdown.borrow()),
+            () = in_flight.next_outcome() => {}
+        }
+    }
+}
+
 /// The resume position: what the broker really has, else the local checkpoint. The broker is
 /// scanned back only to shortly before the checkpoint was written.
 fn resume_position(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<Option<Position>, PublishError> {
@@ -229,41 +258,86 @@ async fn follow(
             tracing::warn!(error = %e, "cannot write checkpoint; the broker still has the position");
         }
     };
+    // Batches awaiting the broker's acknowledgement: reading goes on meanwhile. Before returning,
+    // everything in flight is settled, so the broker's position no longer moves.
+    let mut in_flight = InFlight::new(MAX_BATCHES_IN_FLIGHT);
+    let fail = async |in_flight: &mut InFlight, unsaved: Option<Position>, e: PublishError| {
+        let (acked, _) = in_flight.settle().await;
+        save(acked.or(unsaved));
+        Err(e)
+    };
+    // inotify wakes a quiet log's reader when a line lands; without it the file is re-read every
+    // `poll`. Either way the follower itself detects rotation and truncation.
+    let mut watch = LogWatch::new(&log.path)
+        .inspect_err(|e| tracing::info!(error = %e, every = ?poll, "no file-change notifications; polling the log"))
+        .ok();
     loop {
+        if let Some(w) = watch.as_mut() {
+            w.clear();
+        }
+        let read_at = tokio::time::Instant::now();
         let batches = match follower.poll() {
             Ok(b) => b,
             Err(e) => {
-                save(unsaved.take());
-                return Err(PublishError::Client(format!("reading {}: {e}", log.path.display())));
+                let e = PublishError::Client(format!("reading {}: {e}", log.path.display()));
+                return fail(&mut in_flight, unsaved, e).await;
             }
         };
         for batch in &batches {
-            let t0 = std::time::Instant::now();
-            if let Err(e) = publisher.publish(batch.file, &batch.lines).await {
-                save(unsaved.take());
-                return Err(e);
+            let Some(last) = batch.lines.last() else { continue };
+            let (ack, queued) = publisher.send(batch.file, &batch.lines);
+            in_flight.push(Sent {
+                ack,
+                end: Position { file: batch.file, offset: last.end },
+                lines: batch.lines.len(),
+                bytes: batch.lines.iter().map(|l| l.end - l.start).sum(),
+                read_at: read_at.into_std(),
+            });
+            if let Err(e) = queued {
+                return fail(&mut in_flight, unsaved, e).await;
             }
-            metrics::histogram!(telemetry::LOG_PUBLISH_SECONDS).record(t0.elapsed().as_secs_f64());
-            metrics::counter!(telemetry::LOG_LINES).increment(batch.lines.len() as u64);
-            let bytes: u64 = batch.lines.iter().map(|l| l.end - l.start).sum();
-            metrics::counter!(telemetry::LOG_BYTES).increment(bytes);
-            if let Some(last) = batch.lines.last() {
-                unsaved = Some(Position { file: batch.file, offset: last.end });
-            }
+        }
+        let (acked, result) = in_flight.reap().await;
+        unsaved = acked.or(unsaved);
+        if let Err(e) = result {
+            return fail(&mut in_flight, unsaved, publisher.delivery_error(e)).await;
         }
         if unsaved.is_some() && saved_at.elapsed() >= CHECKPOINT_EVERY {
             save(unsaved.take());
             saved_at = std::time::Instant::now();
         }
-        // Read again at once only while catching up; otherwise wait for the next interval, so a
-        // steady trickle of lines is published in batches of one interval, not line by line.
-        if !follower.has_backlog() && wait(shutdown, poll).await {
-            save(unsaved.take());
-            return Ok(());
-        }
-        if *shutdown.borrow() {
-            save(unsaved.take());
-            return Ok(());
+        // Read again at once while catching up. After new lines, read again one interval after
+        // this read began, so that a steady trickle is published in batches of an interval, not
+        // line by line. A quiet log is read as soon as it changes.
+        let stop = if follower.has_backlog() {
+            false
+        } else {
+            let (changes, d) = match watch.as_mut() {
+                _ if !batches.is_empty() => {
+                    (None, (read_at + poll).saturating_duration_since(tokio::time::Instant::now()))
+                }
+                Some(w) => (Some(w), poll.max(IDLE_RECHECK)),
+                None => (None, poll),
+            };
+            match pause(shutdown, &mut in_flight, changes, d).await {
+                Ok(stop) => stop,
+                Err(e) => {
+                    tracing::warn!(error = %e, every = ?poll, "file-change notifications failed; polling the log");
+                    watch = None;
+                    false
+                }
+            }
+        };
+        if stop || *shutdown.borrow() {
+            let (acked, failure) = in_flight.settle().await;
+            save(acked.or(unsaved));
+            return match failure {
+                Some(e) => Err(publisher.delivery_error(e)),
+                None => Ok(()),
+            };
         }
     }
 }
+
+/// Most log batches awaiting acknowledgement at once; reading pauses beyond it.
+const MAX_BATCHES_IN_FLIGHT: usize = 16;

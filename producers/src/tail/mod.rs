@@ -3,7 +3,9 @@
 pub mod checkpoint;
 pub mod follow;
 pub mod lines;
+pub mod watch;
 
 pub use checkpoint::Checkpoint;
 pub use follow::{Batch, FileId, Follower, Position};
 pub use lines::{Line, LineSplitter};
+pub use watch::LogWatch;
