@@ -5,7 +5,9 @@
 //! 2. Steady load at mainnet-like rates: 100 log lines/s, 10 ZMQ messages/s, RPC polling every
 //!    10 s of a real Core node; the producer's CPU and RSS over 60 s.
 //!
-//! Run: `cargo run --release -p bmon --example bench_producer` (after `make tools`).
+//! Run: `cargo run --release -p bmon --example bench_producer` (after `make tools`). It also
+//! prints the steady window's CPU per producer thread. `BENCH_PRODUCER_BIN` names another
+//! producer binary to measure (an A/B comparison against an older build).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
@@ -51,7 +53,10 @@ fn producer(bed: &TestBed, id: &str, sources: &str, brokers: &str) -> (Managed, 
     )
     .unwrap();
     // The slim producer binary, as deployed beside each node (`bmon produce` runs the same code).
-    let mut cmd = Command::new(bmon_bin().with_file_name("bmon-producer"));
+    // `BENCH_PRODUCER_BIN` runs another build instead (an A/B comparison on the same machine).
+    let bin = std::env::var_os("BENCH_PRODUCER_BIN")
+        .map_or_else(|| bmon_bin().with_file_name("bmon-producer"), PathBuf::from);
+    let mut cmd = Command::new(bin);
     cmd.args(["--config", config.to_str().unwrap()]).env("RUST_LOG", "warn");
     (Managed::spawn(&format!("bench-{id}"), cmd, &bed.pid_dir(), &state.join("producer.log")).unwrap(), state)
 }
@@ -77,6 +82,20 @@ fn cpu_and_rss(pid: u32) -> (u64, u64) {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap();
     (ticks, rss)
+}
+
+/// CPU clock ticks (utime + stime) per thread name of `pid`, threads of one name summed.
+fn ticks_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_owned();
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        *out.entry(name).or_default() += ticks;
+    }
+    out
 }
 
 fn main() {
@@ -149,6 +168,7 @@ fn main() {
     );
     let start = Instant::now();
     let mut first: Option<(u64, Instant)> = None;
+    let mut threads_at_start = std::collections::BTreeMap::new();
     let mut max_rss = 0;
     let mut tick = 0u64;
     while start.elapsed() < duration + Duration::from_secs(5) {
@@ -161,6 +181,7 @@ fn main() {
         tick += 1;
         if first.is_none() && start.elapsed() >= Duration::from_secs(5) {
             first = Some((cpu_and_rss(p.pid()).0, Instant::now()));
+            threads_at_start = ticks_by_thread(p.pid());
         }
         if tick.is_multiple_of(100) {
             max_rss = max_rss.max(cpu_and_rss(p.pid()).1);
@@ -169,6 +190,7 @@ fn main() {
     }
     let (t1, since) = first.unwrap();
     let (t2, rss) = cpu_and_rss(p.pid());
+    let threads_at_end = ticks_by_thread(p.pid());
     let cpu = (t2 - t1) as f64 / 100.0 / since.elapsed().as_secs_f64() * 100.0;
     println!(
         "steady: {:.0} s at 100 log lines/s + 10 ZMQ msg/s + RPC every 10 s: CPU {cpu:.2}% of one core, RSS {} MB (max {} MB)",
@@ -176,4 +198,11 @@ fn main() {
         rss / 1024,
         max_rss.max(rss) / 1024
     );
+    let secs = since.elapsed().as_secs_f64();
+    for (name, end) in &threads_at_end {
+        let used = end.saturating_sub(threads_at_start.get(name).copied().unwrap_or(0));
+        if used > 0 {
+            println!("  thread {name}: {used} ticks = {:.2}% of one core", used as f64 / 100.0 / secs * 100.0);
+        }
+    }
 }

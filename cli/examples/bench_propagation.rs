@@ -243,8 +243,8 @@ fn latency() {
     // propagation emitted the summary. All µs.
     let mut obs_at = std::collections::HashMap::<(String, String), (i64, i64)>::new();
     let mut seen = std::collections::HashMap::<String, (String, i64, i64)>::new();
-    let mut drain = |obs_at: &mut std::collections::HashMap<(String, String), (i64, i64)>,
-                     seen: &mut std::collections::HashMap<String, (String, i64, i64)>| {
+    let drain = |obs_at: &mut std::collections::HashMap<(String, String), (i64, i64)>,
+                 seen: &mut std::collections::HashMap<String, (String, i64, i64)>| {
         while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let created_us = m.timestamp().to_millis().unwrap_or(0) * 1000;
             if m.topic() == "bmon.observations" {

@@ -131,6 +131,13 @@ fn a_sequence_gap_becomes_a_gap_fact() {
     assert_eq!((gap.expected, gap.received, gap.missed), (i64::from(seq + 1), i64::from(seq + 3), 2));
 }
 
+/// The value of the series named `series` (name and labels) at the `/metrics` URL `url`.
+fn metric(url: &str, series: &str) -> Option<f64> {
+    let body = minreq::get(url).with_timeout(2).send().ok()?.as_str().ok()?.to_owned();
+    let line = body.lines().find(|l| l.starts_with(series))?;
+    line.rsplit(' ').next()?.parse().ok()
+}
+
 /// ZMQ facts that arrive while the broker is down are spooled on disk; they survive a producer
 /// restart during the outage and all arrive, in order, once the broker is back.
 #[test]
@@ -170,9 +177,7 @@ fn zmq_facts_survive_a_broker_outage_and_a_producer_restart() {
     }
     let spooled = |want: f64| {
         poll_until("facts spooled", Duration::from_secs(30), Duration::from_millis(100), || {
-            let body = minreq::get(&metrics).with_timeout(2).send().ok()?.as_str().ok()?.to_owned();
-            let line = body.lines().find(|l| l.starts_with("bmon_producer_queued_facts{source=\"zmq\"}"))?;
-            (line.rsplit(' ').next()?.parse::<f64>().ok()? >= want).then_some(())
+            (metric(&metrics, "bmon_producer_queued_facts{source=\"zmq\"}")? >= want).then_some(())
         })
     };
     spooled(100.0).unwrap();
@@ -192,4 +197,70 @@ fn zmq_facts_survive_a_broker_outage_and_a_producer_restart() {
         reader.facts.iter().filter_map(|f| f.zmq_sequence).filter(|s| *s >= i64::from(outage_start)).collect();
     let want: Vec<i64> = (i64::from(outage_start)..i64::from(seq)).collect();
     assert_eq!(seqs, want, "every spooled fact once, in order");
+}
+
+/// When deliveries fail while the producer keeps running (an outage longer than
+/// `message.timeout.ms`), the facts stay spooled and are sent again from the spool's head, in
+/// order, once the broker is back; facts that arrive meanwhile queue behind them.
+#[test]
+fn zmq_facts_whose_delivery_failed_are_sent_again_in_order() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let endpoint = format!("tcp://127.0.0.1:{}", bed.service_port(1));
+    let metrics = format!("http://127.0.0.1:{}/metrics", bed.service_port(2));
+    let ctx = zmq::Context::new();
+    let publisher = ctx.socket(zmq::PUB).unwrap();
+    publisher.bind(&endpoint).unwrap();
+    // `[kafka.producer]` before `[kafka]` (which the helper writes) is valid TOML.
+    let sources = format!(
+        "{}[service]\nlisten = \"127.0.0.1:{}\"\n[kafka.producer]\n\"message.timeout.ms\" = \"2000\"\n",
+        zmq_section(&endpoint, &["hashtx"]),
+        bed.service_port(2)
+    );
+    let _producer = start_producer_with(&bed, "retrier", "bsv", &sources, &brokers);
+    let send = |seq: u32| {
+        publisher
+            .send_multipart([b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()], 0)
+            .unwrap();
+    };
+    let mut seq = 0u32;
+    {
+        let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+        poll_until("the subscription", Duration::from_secs(60), Duration::from_millis(1), || {
+            send(seq);
+            seq += 1;
+            reader.read_until(Duration::from_millis(300), |f| !f.is_empty()).then_some(())
+        })
+        .unwrap();
+    }
+    let failures = "bmon_producer_delivery_failures_total{source=\"zmq\"}";
+    assert_eq!(metric(&metrics, failures), None, "no failure before the outage");
+    bed.broker().unwrap().stop();
+    let outage_start = seq;
+    for _ in 0..50 {
+        send(seq);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    poll_until("deliveries to time out", Duration::from_secs(60), Duration::from_millis(100), || {
+        (metric(&metrics, failures)? >= 1.0).then_some(())
+    })
+    .unwrap();
+    // More facts while the failed ones wait to be sent again: they must queue behind them.
+    for _ in 0..20 {
+        send(seq);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bed.broker().unwrap().restart().unwrap();
+    let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+    let since_outage = |f: &ZmqFact| f.zmq_sequence.filter(|s| *s >= i64::from(outage_start));
+    let all = |f: &[ZmqFact]| f.iter().filter_map(since_outage).collect::<std::collections::BTreeSet<_>>().len() >= 70;
+    assert!(reader.read_until(Duration::from_secs(120), all), "the failed facts were not sent again");
+    reader.read_until(Duration::from_secs(2), |_| false);
+    let seqs: Vec<i64> = reader.facts.iter().filter_map(since_outage).collect();
+    let want: Vec<i64> = (i64::from(outage_start)..i64::from(seq)).collect();
+    // The broker had none of them (it was down), so each arrives once, in order.
+    assert_eq!(seqs, want, "every fact once, in order");
 }

@@ -26,6 +26,8 @@ pub const ZMQ_RESETS: &str = "bmon_producer_zmq_resets_total";
 pub const ZMQ_UNDECODABLE: &str = "bmon_producer_zmq_undecodable_total";
 /// Facts not published because the local queue was full (counter).
 pub const DROPPED: &str = "bmon_producer_dropped_total";
+/// Spooled facts whose delivery failed, by source (counter); they stay spooled and are sent again.
+pub const DELIVERY_FAILURES: &str = "bmon_producer_delivery_failures_total";
 /// Facts spooled and not yet acknowledged by the broker (gauge): the spool depth.
 pub const QUEUED: &str = "bmon_producer_queued_facts";
 /// Age of the oldest spooled fact, seconds (gauge).

@@ -27,6 +27,8 @@ pub enum Waiter {
     One(oneshot::Sender<Result<(), KafkaError>>),
     /// A batch's shared future, completed by its last report (or its first failure).
     Batch(Arc<BatchState>),
+    /// A function called with the report, on the poll thread: no other thread wakes.
+    Call(Box<dyn FnOnce(Result<(), KafkaError>) + Send + Sync>),
 }
 
 /// A batch's outstanding count and its future.
@@ -68,6 +70,7 @@ impl ProducerContext for AckContext {
                 let _ = tx.send(result);
             }
             Waiter::Batch(state) => state.report(result),
+            Waiter::Call(f) => f(result),
         }
     }
 }
@@ -152,6 +155,23 @@ impl AckingProducer {
             BaseRecord::with_opaque_to(topic, Box::new(Waiter::One(tx))).partition(partition).key(key).payload(payload);
         self.producer.send(record).map_err(|(e, _)| e)?;
         Ok(rx)
+    }
+
+    /// Queues one record like [`AckingProducer::send`], but calls `on_report` with the broker's
+    /// answer on the poll thread instead of completing a future. `on_report` must be quick and
+    /// must not call back into this producer. Fails at once when the local queue is full; then
+    /// `on_report` is dropped uncalled.
+    pub fn send_then(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+        on_report: impl FnOnce(Result<(), KafkaError>) + Send + Sync + 'static,
+    ) -> Result<(), KafkaError> {
+        let waiter = Box::new(Waiter::Call(Box::new(on_report)));
+        let record = BaseRecord::with_opaque_to(topic, waiter).partition(partition).key(key).payload(payload);
+        self.producer.send(record).map_err(|(e, _)| e)
     }
 
     /// Starts a batch of records that share one acknowledgement future.
