@@ -82,9 +82,15 @@ pub struct LogSection {
     /// Lines longer than this are cut and marked truncated. Default 65536.
     #[serde(default = "default_max_line")]
     pub max_line_bytes: usize,
-    /// How often to look for new lines, in ms. Default 200.
+    /// The read interval of a busy log, in ms: lines are published in batches of about this
+    /// span. Also how often a log is re-read where inotify is unavailable. Default 200.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// Reads a quiet log may make as lines land, before it is held to one per `poll_ms` (a
+    /// token bucket: one more every `poll_ms`). Lets a node's burst of lines for one block be
+    /// published as it is written. Default 4; 1 reads at most once per `poll_ms`.
+    #[serde(default = "default_read_burst")]
+    pub read_burst: u32,
     /// Topic for log facts. Default `bmon.node.log`.
     #[serde(default = "default_log_topic")]
     pub topic: String,
@@ -96,6 +102,10 @@ fn default_max_line() -> usize {
 
 fn default_poll_ms() -> u64 {
     200
+}
+
+fn default_read_burst() -> u32 {
+    4
 }
 
 fn default_log_topic() -> String {
@@ -270,6 +280,9 @@ impl ProducerConfig {
             }
             if log.poll_ms == 0 {
                 return Err(invalid("log.poll_ms", "must be positive"));
+            }
+            if log.read_burst == 0 {
+                return Err(invalid("log.read_burst", "must be at least 1"));
             }
         }
         if let Some(z) = &c.zmq {

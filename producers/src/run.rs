@@ -14,7 +14,7 @@ use crate::in_flight::{InFlight, Sent};
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::stop::Stop;
-use crate::tail::{Checkpoint, Follower, LogWatch, Position};
+use crate::tail::{Checkpoint, Follower, LogWatch, Position, ReadPacer};
 use crate::telemetry::{self, Health};
 use crate::zmq::run_zmq_source;
 use crate::zmq::subscriber::ZmqSettings;
@@ -271,11 +271,13 @@ async fn follow(
     let mut watch = LogWatch::new(&log.path)
         .inspect_err(|e| tracing::info!(error = %e, every = ?poll, "no file-change notifications; polling the log"))
         .ok();
+    let mut pacer = ReadPacer::new(poll, log.read_burst, std::time::Instant::now());
     loop {
         if let Some(w) = watch.as_mut() {
             w.clear();
         }
         let read_at = tokio::time::Instant::now();
+        pacer.took(read_at.into_std());
         let batches = match follower.poll() {
             Ok(b) => b,
             Err(e) => {
@@ -306,17 +308,18 @@ async fn follow(
             save(unsaved.take());
             saved_at = std::time::Instant::now();
         }
-        // Read again at once while catching up. After new lines, read again one interval after
-        // this read began, so that a steady trickle is published in batches of an interval, not
-        // line by line. A quiet log is read as soon as it changes.
+        // Read again at once while catching up. Otherwise the pacer decides: while it has a
+        // token, the next change is read as it lands; without one, the next read waits for the
+        // token, so that a steady trickle is published in batches of an interval, not line by
+        // line.
         let stop = if follower.has_backlog() {
             false
         } else {
             let (changes, d) = match watch.as_mut() {
-                _ if !batches.is_empty() => {
-                    (None, (read_at + poll).saturating_duration_since(tokio::time::Instant::now()))
-                }
-                Some(w) => (Some(w), poll.max(IDLE_RECHECK)),
+                Some(w) => match pacer.wait(std::time::Instant::now()) {
+                    Duration::ZERO => (Some(w), poll.max(IDLE_RECHECK)),
+                    d => (None, d),
+                },
                 None => (None, poll),
             };
             match pause(shutdown, &mut in_flight, changes, d).await {

@@ -3,9 +3,11 @@
 pub mod checkpoint;
 pub mod follow;
 pub mod lines;
+pub mod pace;
 pub mod watch;
 
 pub use checkpoint::Checkpoint;
 pub use follow::{Batch, FileId, Follower, Position};
 pub use lines::{Line, LineSplitter};
+pub use pace::ReadPacer;
 pub use watch::LogWatch;
