@@ -33,9 +33,9 @@ const NODES: usize = 8;
 static FETCH_WAIT_MS: std::sync::LazyLock<u64> =
     std::sync::LazyLock::new(|| std::env::var("BENCH_FETCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
 
-/// The processors' `linger.ms` in the latency run (`BENCH_LINGER_MS`, default 5).
+/// The processors' `linger.ms` in the latency run (`BENCH_LINGER_MS`, default 1, as in production).
 static LINGER_MS: std::sync::LazyLock<u64> =
-    std::sync::LazyLock::new(|| std::env::var("BENCH_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
+    std::sync::LazyLock::new(|| std::env::var("BENCH_LINGER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1));
 /// The node producers' log poll interval in the latency run (`BENCH_LOG_POLL_MS`, default 10).
 static LOG_POLL_MS: std::sync::LazyLock<u64> =
     std::sync::LazyLock::new(|| std::env::var("BENCH_LOG_POLL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(10));
@@ -326,7 +326,7 @@ fn latency() {
 }
 
 /// The broker's own share: produce → fetch latency of single records on an empty topic, with
-/// the same client settings as the pipeline (acks=all, lz4, linger 5 ms; fetch wait 5 ms).
+/// the same client settings as the pipeline (acks=all, lz4, linger 1 ms; fetch wait 5 ms).
 fn broker() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
@@ -337,7 +337,7 @@ fn broker() {
         .unwrap();
     assert!(ok.status.success());
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.clone());
-    let linger = std::env::var("BENCH_LINGER_MS").unwrap_or_else(|_| "5".into());
+    let linger = std::env::var("BENCH_LINGER_MS").unwrap_or_else(|_| "1".into());
     let wait = std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "5".into());
     let producer =
         bmon_kafka::AckingProducer::new(settings.producer_config().unwrap().set("linger.ms", &linger)).unwrap();

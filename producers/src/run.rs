@@ -199,7 +199,10 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
 /// How long a quiet, watched log goes without a re-read: a safety net for missed notifications.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// Waits `d`, or less if `changes` reports a change of the log, noting acknowledgements as
+/// How long a read waits after a change woke it: the rest of a burst of lines lands meanwhile.
+const READ_SETTLE: Duration = Duration::from_millis(2);
+
+/// Waits `d`, or less if `changes` reports a change of the log (then [`READ_SETTLE`] more), noting acknowledgements as
 /// they arrive. True if shutdown was requested; an error if the change notifications failed.
 async fn pause(
     shutdown: &mut watch::Receiver<bool>,
@@ -218,7 +221,12 @@ async fn pause(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(*shutdown.borrow()),
             _ = shutdown.changed() => return Ok(true),
-            changed = changed => return changed.map(|()| *shutdown.borrow()),
+            changed = changed => {
+                changed?;
+                // A node writes one event's lines (a block's are dozens) within a millisecond
+                // or so: let the burst land, so that one read takes it whole.
+                return Ok(wait(shutdown, READ_SETTLE).await);
+            }
             () = in_flight.next_outcome() => {}
         }
     }

@@ -110,10 +110,12 @@ impl ClientSettings {
     }
 
     /// A producer configuration: acknowledged by all in-sync replicas, lz4-compressed (snappy is
-    /// avoided: some Kafka-protocol brokers cannot serve it back).
+    /// avoided: some Kafka-protocol brokers cannot serve it back), with a 1 ms linger: every
+    /// stage of the pipeline lingers once, and under load librdkafka batches anyway while
+    /// earlier requests are in flight (5 ms cost 9–17 ms at p50 end to end, see BENCHMARKS.md).
     pub fn producer_config(&self) -> std::io::Result<ClientConfig> {
         let mut c = self.client_config()?;
-        c.set("acks", "all").set("compression.type", "lz4").set("linger.ms", "5").set("message.timeout.ms", "30000");
+        c.set("acks", "all").set("compression.type", "lz4").set("linger.ms", "1").set("message.timeout.ms", "30000");
         self.apply_extra(&mut c, &self.producer);
         Ok(c)
     }
