@@ -138,65 +138,93 @@ fn metric(url: &str, series: &str) -> Option<f64> {
     line.rsplit(' ').next()?.parse().ok()
 }
 
+/// A producer whose ZMQ source is a publisher of the test's own, sending `hashtx` messages with
+/// consecutive sequence numbers.
+struct Fed {
+    bed: TestBed,
+    brokers: String,
+    metrics: String,
+    sources: String,
+    publisher: zmq::Socket,
+    _ctx: zmq::Context,
+    /// The sequence number of the next message.
+    seq: u32,
+}
+
+impl Fed {
+    /// Starts the bed, the topology and the producer `node_id`, whose config gets `extra` after
+    /// its sources; returns once the subscription delivers.
+    fn start(node_id: &str, extra: &str) -> (Fed, Managed) {
+        let mut bed = TestBed::new().unwrap();
+        let brokers = bed.broker().unwrap().bootstrap();
+        apply_topology(&brokers);
+        let endpoint = format!("tcp://127.0.0.1:{}", bed.service_port(1));
+        let metrics = format!("http://127.0.0.1:{}/metrics", bed.service_port(2));
+        let ctx = zmq::Context::new();
+        let publisher = ctx.socket(zmq::PUB).unwrap();
+        publisher.bind(&endpoint).unwrap();
+        let sources = format!(
+            "{}[service]\nlisten = \"127.0.0.1:{}\"\n{extra}",
+            zmq_section(&endpoint, &["hashtx"]),
+            bed.service_port(2)
+        );
+        let producer = start_producer_with(&bed, node_id, "bsv", &sources, &brokers);
+        let mut fed = Fed { bed, brokers, metrics, sources, publisher, _ctx: ctx, seq: 0 };
+        let mut reader = TopicReader::<ZmqFact>::new(&fed.brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+        poll_until("the subscription", Duration::from_secs(60), Duration::from_millis(1), || {
+            fed.send(1);
+            reader.read_until(Duration::from_millis(300), |f| !f.is_empty()).then_some(())
+        })
+        .unwrap();
+        (fed, producer)
+    }
+
+    /// Publishes `n` messages, 5 ms apart.
+    fn send(&mut self, n: usize) {
+        for _ in 0..n {
+            let seq = self.seq;
+            let body = [b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()];
+            self.publisher.send_multipart(body, 0).unwrap();
+            self.seq += 1;
+            std::thread::sleep(Duration::from_millis(5)); // pacing, not synchronisation
+        }
+    }
+
+    /// Reads the topic until every fact from sequence `since` on has arrived (at least once);
+    /// returns their sequence numbers in the order they arrived.
+    fn arrived_since(&self, since: u32) -> Vec<i64> {
+        let mut reader = TopicReader::<ZmqFact>::new(&self.brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+        let after = |f: &ZmqFact| f.zmq_sequence.filter(|s| *s >= i64::from(since));
+        let want = (self.seq - since) as usize;
+        let all = |f: &[ZmqFact]| f.iter().filter_map(after).collect::<std::collections::BTreeSet<_>>().len() >= want;
+        assert!(reader.read_until(Duration::from_secs(120), all), "spooled facts did not arrive");
+        reader.read_until(Duration::from_secs(2), |_| false);
+        reader.facts.iter().filter_map(after).collect()
+    }
+}
+
 /// ZMQ facts that arrive while the broker is down are spooled on disk; they survive a producer
 /// restart during the outage and all arrive, in order, once the broker is back.
 #[test]
 fn zmq_facts_survive_a_broker_outage_and_a_producer_restart() {
-    let mut bed = TestBed::new().unwrap();
-    let brokers = bed.broker().unwrap().bootstrap();
-    apply_topology(&brokers);
-    let endpoint = format!("tcp://127.0.0.1:{}", bed.service_port(1));
-    let metrics = format!("http://127.0.0.1:{}/metrics", bed.service_port(2));
-    let ctx = zmq::Context::new();
-    let publisher = ctx.socket(zmq::PUB).unwrap();
-    publisher.bind(&endpoint).unwrap();
-    let sources =
-        format!("{}[service]\nlisten = \"127.0.0.1:{}\"\n", zmq_section(&endpoint, &["hashtx"]), bed.service_port(2));
-    let mut producer = start_producer_with(&bed, "spooler", "bsv", &sources, &brokers);
-    let send = |seq: u32| {
-        publisher
-            .send_multipart([b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()], 0)
-            .unwrap();
-    };
-    let mut seq = 0u32;
-    {
-        let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
-        poll_until("the subscription", Duration::from_secs(60), Duration::from_millis(1), || {
-            send(seq);
-            seq += 1;
-            reader.read_until(Duration::from_millis(300), |f| !f.is_empty()).then_some(())
-        })
-        .unwrap();
-    }
-    bed.broker().unwrap().stop();
-    let outage_start = seq;
-    for _ in 0..100 {
-        send(seq);
-        seq += 1;
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (mut fed, mut producer) = Fed::start("spooler", "");
+    fed.bed.broker().unwrap().stop();
+    let outage_start = fed.seq;
+    fed.send(100);
     let spooled = |want: f64| {
         poll_until("facts spooled", Duration::from_secs(30), Duration::from_millis(100), || {
-            (metric(&metrics, "bmon_producer_queued_facts{source=\"zmq\"}")? >= want).then_some(())
+            (metric(&fed.metrics, "bmon_producer_queued_facts{source=\"zmq\"}")? >= want).then_some(())
         })
     };
     spooled(100.0).unwrap();
     // Restart the producer while the broker is still away: the spool is on disk.
     assert!(producer.terminate(Duration::from_secs(60)).expect("exits on SIGTERM").success());
     drop(producer);
-    let _producer = start_producer_with(&bed, "spooler", "bsv", &sources, &brokers);
+    let _producer = start_producer_with(&fed.bed, "spooler", "bsv", &fed.sources, &fed.brokers);
     spooled(100.0).unwrap();
-    bed.broker().unwrap().restart().unwrap();
-    let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
-    let all = |f: &[ZmqFact]| {
-        f.iter().filter(|x| x.zmq_sequence.is_some_and(|s| s >= i64::from(outage_start))).count() >= 100
-    };
-    assert!(reader.read_until(Duration::from_secs(120), all), "spooled facts did not arrive");
-    reader.read_until(Duration::from_secs(2), |_| false);
-    let seqs: Vec<i64> =
-        reader.facts.iter().filter_map(|f| f.zmq_sequence).filter(|s| *s >= i64::from(outage_start)).collect();
-    let want: Vec<i64> = (i64::from(outage_start)..i64::from(seq)).collect();
-    assert_eq!(seqs, want, "every spooled fact once, in order");
+    fed.bed.broker().unwrap().restart().unwrap();
+    let want: Vec<i64> = (i64::from(outage_start)..i64::from(fed.seq)).collect();
+    assert_eq!(fed.arrived_since(outage_start), want, "every spooled fact once, in order");
 }
 
 /// When deliveries fail while the producer keeps running (an outage longer than
@@ -204,63 +232,21 @@ fn zmq_facts_survive_a_broker_outage_and_a_producer_restart() {
 /// order, once the broker is back; facts that arrive meanwhile queue behind them.
 #[test]
 fn zmq_facts_whose_delivery_failed_are_sent_again_in_order() {
-    let mut bed = TestBed::new().unwrap();
-    let brokers = bed.broker().unwrap().bootstrap();
-    apply_topology(&brokers);
-    let endpoint = format!("tcp://127.0.0.1:{}", bed.service_port(1));
-    let metrics = format!("http://127.0.0.1:{}/metrics", bed.service_port(2));
-    let ctx = zmq::Context::new();
-    let publisher = ctx.socket(zmq::PUB).unwrap();
-    publisher.bind(&endpoint).unwrap();
     // `[kafka.producer]` before `[kafka]` (which the helper writes) is valid TOML.
-    let sources = format!(
-        "{}[service]\nlisten = \"127.0.0.1:{}\"\n[kafka.producer]\n\"message.timeout.ms\" = \"2000\"\n",
-        zmq_section(&endpoint, &["hashtx"]),
-        bed.service_port(2)
-    );
-    let _producer = start_producer_with(&bed, "retrier", "bsv", &sources, &brokers);
-    let send = |seq: u32| {
-        publisher
-            .send_multipart([b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()], 0)
-            .unwrap();
-    };
-    let mut seq = 0u32;
-    {
-        let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
-        poll_until("the subscription", Duration::from_secs(60), Duration::from_millis(1), || {
-            send(seq);
-            seq += 1;
-            reader.read_until(Duration::from_millis(300), |f| !f.is_empty()).then_some(())
-        })
-        .unwrap();
-    }
+    let (mut fed, _producer) = Fed::start("retrier", "[kafka.producer]\n\"message.timeout.ms\" = \"2000\"\n");
     let failures = "bmon_producer_delivery_failures_total{source=\"zmq\"}";
-    assert_eq!(metric(&metrics, failures), None, "no failure before the outage");
-    bed.broker().unwrap().stop();
-    let outage_start = seq;
-    for _ in 0..50 {
-        send(seq);
-        seq += 1;
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert_eq!(metric(&fed.metrics, failures), None, "no failure before the outage");
+    fed.bed.broker().unwrap().stop();
+    let outage_start = fed.seq;
+    fed.send(50);
     poll_until("deliveries to time out", Duration::from_secs(60), Duration::from_millis(100), || {
-        (metric(&metrics, failures)? >= 1.0).then_some(())
+        (metric(&fed.metrics, failures)? >= 1.0).then_some(())
     })
     .unwrap();
     // More facts while the failed ones wait to be sent again: they must queue behind them.
-    for _ in 0..20 {
-        send(seq);
-        seq += 1;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    bed.broker().unwrap().restart().unwrap();
-    let mut reader = TopicReader::<ZmqFact>::new(&brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
-    let since_outage = |f: &ZmqFact| f.zmq_sequence.filter(|s| *s >= i64::from(outage_start));
-    let all = |f: &[ZmqFact]| f.iter().filter_map(since_outage).collect::<std::collections::BTreeSet<_>>().len() >= 70;
-    assert!(reader.read_until(Duration::from_secs(120), all), "the failed facts were not sent again");
-    reader.read_until(Duration::from_secs(2), |_| false);
-    let seqs: Vec<i64> = reader.facts.iter().filter_map(since_outage).collect();
-    let want: Vec<i64> = (i64::from(outage_start)..i64::from(seq)).collect();
+    fed.send(20);
+    fed.bed.broker().unwrap().restart().unwrap();
+    let want: Vec<i64> = (i64::from(outage_start)..i64::from(fed.seq)).collect();
     // The broker had none of them (it was down), so each arrives once, in order.
-    assert_eq!(seqs, want, "every fact once, in order");
+    assert_eq!(fed.arrived_since(outage_start), want, "every fact once, in order");
 }
