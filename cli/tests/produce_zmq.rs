@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bmon_schemas::{ZmqFact, ZmqPayload};
-use bmon_testbed::{Implementation, TestBed, poll_until};
+use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
 use common::*;
 
 const ZMQ_TOPIC: &str = "bmon.node.zmq";
