@@ -202,8 +202,9 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// How long a read waits after a change woke it: the rest of a burst of lines lands meanwhile.
 const READ_SETTLE: Duration = Duration::from_millis(2);
 
-/// Waits `d`, or less if `changes` reports a change of the log (then [`READ_SETTLE`] more), noting acknowledgements as
-/// they arrive. True if shutdown was requested; an error if the change notifications failed.
+/// Waits `d`, or less if `changes` reports a change of the log (then [`READ_SETTLE`] more),
+/// noting acknowledgements as they arrive. True if shutdown was requested; an error if the change
+/// notifications failed.
 async fn pause(
     shutdown: &mut watch::Receiver<bool>,
     in_flight: &mut InFlight,
