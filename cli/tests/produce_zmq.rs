@@ -182,12 +182,16 @@ impl Fed {
     /// Publishes `n` messages, 5 ms apart.
     fn send(&mut self, n: usize) {
         for _ in 0..n {
-            let seq = self.seq;
-            let body = [b"hashtx".to_vec(), vec![(seq % 251) as u8; 32], seq.to_le_bytes().to_vec()];
-            self.publisher.send_multipart(body, 0).unwrap();
-            self.seq += 1;
+            self.send_body(vec![(self.seq % 251) as u8; 32]);
             std::thread::sleep(Duration::from_millis(5)); // pacing, not synchronisation
         }
+    }
+
+    /// Publishes one message with `body` (a `hashtx` body that is not 32 bytes is published raw).
+    fn send_body(&mut self, body: Vec<u8>) {
+        let parts = [b"hashtx".to_vec(), body, self.seq.to_le_bytes().to_vec()];
+        self.publisher.send_multipart(parts, 0).unwrap();
+        self.seq += 1;
     }
 
     /// Reads the topic until every fact from sequence `since` on has arrived (at least once);
@@ -249,4 +253,32 @@ fn zmq_facts_whose_delivery_failed_are_sent_again_in_order() {
     let want: Vec<i64> = (i64::from(outage_start)..i64::from(fed.seq)).collect();
     // The broker had none of them (it was down), so each arrives once, in order.
     assert_eq!(fed.arrived_since(outage_start), want, "every fact once, in order");
+}
+
+/// A fact the broker can never take (here larger than the producer's `message.max.bytes`) is
+/// dropped and counted, and the facts before and after it still arrive, in order: it does not
+/// block the spool.
+#[test]
+fn an_unsendable_zmq_fact_is_dropped_and_counted_and_the_rest_flows() {
+    let extra = "[kafka.producer]\n\"message.max.bytes\" = \"100000\"\n";
+    let (mut fed, _producer) = Fed::start("oversize", extra);
+    let dropped = "bmon_producer_dropped_total{source=\"zmq\"}";
+    let first = fed.seq;
+    fed.send(10);
+    let oversized = fed.seq;
+    fed.send_body(vec![7; 200_000]);
+    fed.send(10);
+    poll_until("the oversized fact to be dropped", Duration::from_secs(60), Duration::from_millis(100), || {
+        (metric(&fed.metrics, dropped)? >= 1.0).then_some(())
+    })
+    .unwrap();
+    let want: Vec<i64> = (i64::from(first)..i64::from(fed.seq)).filter(|s| *s != i64::from(oversized)).collect();
+    let mut reader = TopicReader::<ZmqFact>::new(&fed.brokers, ZMQ_TOPIC, ZMQ_PARTITIONS);
+    let after = |f: &ZmqFact| f.zmq_sequence.filter(|s| *s >= i64::from(first));
+    let all = |f: &[ZmqFact]| f.iter().filter_map(after).filter(|s| *s != i64::from(oversized)).count() >= want.len();
+    assert!(reader.read_until(Duration::from_secs(60), all), "the facts around the oversized one did not arrive");
+    reader.read_until(Duration::from_secs(2), |_| false);
+    let got: Vec<i64> = reader.facts.iter().filter_map(after).collect();
+    assert_eq!(got, want, "every other fact once, in order, and not the oversized one");
+    assert_eq!(metric(&fed.metrics, dropped), Some(1.0), "exactly one fact dropped");
 }

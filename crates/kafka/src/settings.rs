@@ -115,6 +115,9 @@ impl ClientSettings {
     /// earlier requests are in flight (5 ms cost 9–17 ms at p50 end to end, see BENCHMARKS.md).
     pub fn producer_config(&self) -> std::io::Result<ClientConfig> {
         let mut c = self.client_config()?;
+        // The largest record any topic takes (`bmon.node.rpc` in topology.yaml: a mainnet
+        // mempool snapshot is megabytes); librdkafka's default refuses anything over 1 MB.
+        c.set("message.max.bytes", "16777216");
         c.set("acks", "all").set("compression.type", "lz4").set("linger.ms", "1").set("message.timeout.ms", "30000");
         self.apply_extra(&mut c, &self.producer);
         Ok(c)

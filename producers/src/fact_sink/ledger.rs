@@ -12,6 +12,17 @@
 /// (during an outage librdkafka would otherwise hold a second copy of the whole backlog).
 pub const MAX_IN_FLIGHT: u64 = 1000;
 
+/// The broker's answer on one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Acknowledged.
+    Acked,
+    /// Refused for what it is (too large, invalid): sending it again cannot succeed.
+    Rejected,
+    /// Not delivered for now (timeout, broker away): it must be sent again.
+    Failed,
+}
+
 /// Sequence numbers of sent and reported records.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Ledger {
@@ -48,14 +59,21 @@ impl Ledger {
         self.sent += 1;
     }
 
-    /// Notes the report for record `seq`; true if the spool's head is to be removed (it was
-    /// acknowledged, in order, and nothing failed before it).
-    pub fn report(&mut self, seq: u64, ok: bool) -> bool {
-        if !ok || seq != self.reported {
+    /// Notes the report for record `seq`; true if the spool's head is to be removed: it was
+    /// acknowledged or rejected for good, in order, and nothing failed before it. (A rejected
+    /// record is dropped, and the caller counts it.)
+    pub fn report(&mut self, seq: u64, delivery: Delivery) -> bool {
+        if delivery == Delivery::Failed || seq != self.reported {
             self.broken = true;
         }
         self.reported += 1;
         !self.broken
+    }
+
+    /// Notes a failure outside any report (the producer cannot send at all): as after a failed
+    /// delivery, the spool is sent again from its head once everything in flight is reported.
+    pub fn fail(&mut self) {
+        self.broken = true;
     }
 
     /// After a failure, once everything in flight was reported: clears the failure, so the
@@ -86,8 +104,8 @@ mod tests {
         let a = send(&mut l);
         assert!(l.may_send_next(2), "the earlier record is in flight, so the next may follow it");
         let b = send(&mut l);
-        assert!(l.report(a, true));
-        assert!(l.report(b, true));
+        assert!(l.report(a, Delivery::Acked));
+        assert!(l.report(b, Delivery::Acked));
         assert_eq!(l.in_flight(), 0);
         assert!(!l.recover(), "nothing failed");
     }
@@ -102,22 +120,50 @@ mod tests {
     fn after_a_failure_nothing_is_removed_or_sent_until_all_reports_are_in() {
         let mut l = Ledger::default();
         let (a, b, c) = (send(&mut l), send(&mut l), send(&mut l));
-        assert!(l.report(a, true));
-        assert!(!l.report(b, false));
+        assert!(l.report(a, Delivery::Acked));
+        assert!(!l.report(b, Delivery::Failed));
         assert!(!l.may_send_next(3));
         assert!(!l.recover(), "c is still in flight");
-        assert!(!l.report(c, true), "c succeeded after b failed: b is still the head");
+        assert!(!l.report(c, Delivery::Acked), "c succeeded after b failed: b is still the head");
         assert!(l.recover());
         assert!(!l.is_broken());
         assert!(l.may_send_next(1), "the drainer resends from the head; new facts follow it");
     }
 
     #[test]
+    fn a_rejected_head_is_removed_and_the_rest_goes_on() {
+        let mut l = Ledger::default();
+        let (a, b) = (send(&mut l), send(&mut l));
+        assert!(l.report(a, Delivery::Rejected), "dropped: sending it again cannot succeed");
+        assert!(l.report(b, Delivery::Acked));
+        assert!(!l.is_broken());
+    }
+
+    #[test]
+    fn a_rejection_after_a_failure_removes_nothing() {
+        let mut l = Ledger::default();
+        let (a, b) = (send(&mut l), send(&mut l));
+        assert!(!l.report(a, Delivery::Failed));
+        assert!(!l.report(b, Delivery::Rejected), "a is still the head");
+    }
+
+    #[test]
+    fn a_failure_outside_reports_waits_for_those_in_flight() {
+        let mut l = Ledger::default();
+        let a = send(&mut l);
+        l.fail();
+        assert!(!l.may_send_next(2));
+        assert!(!l.recover());
+        assert!(!l.report(a, Delivery::Acked));
+        assert!(l.recover());
+    }
+
+    #[test]
     fn a_report_out_of_order_counts_as_a_failure() {
         let mut l = Ledger::default();
         let (a, b) = (send(&mut l), send(&mut l));
-        assert!(!l.report(b, true));
-        assert!(!l.report(a, true));
+        assert!(!l.report(b, Delivery::Acked));
+        assert!(!l.report(a, Delivery::Acked));
         assert!(l.recover());
     }
 

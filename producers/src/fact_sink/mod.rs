@@ -17,12 +17,13 @@ use std::time::Duration;
 use bmon_kafka::{AckingProducer, partition_count, partition_for};
 use bmon_schemas::{Codec, Record};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
 use crate::publish::{PublishError, SharedProducer};
 use crate::spool::{Spool, SpoolError};
 use crate::telemetry;
-use ledger::Ledger;
+use ledger::{Delivery, Ledger};
 
 /// Records the drainer sends in one window before waiting for their reports.
 const WINDOW: usize = 500;
@@ -62,6 +63,8 @@ enum Step {
     Recover,
     /// Records are in flight: wait for their reports.
     Busy,
+    /// Nothing could be sent just now (librdkafka's queue is full): try again shortly.
+    Retry,
     /// Nothing waits.
     Idle,
 }
@@ -98,7 +101,14 @@ impl FactSink {
         }
         metrics::gauge!(telemetry::QUEUED, "source" => self.inner.source).set(st.spool.len() as f64);
         let direct = st.link.is_some() && st.ledger.may_send_next(st.spool.len());
-        if !direct || self.inner.dispatch(&mut st, &bytes).is_err() {
+        if !direct {
+            self.inner.wake.notify_one();
+        } else if let Err(e) = self.inner.dispatch(&mut st, &bytes) {
+            // Left unsent: the drainer sends it (or drops it, if the broker can never take it)
+            // when it reaches the head. Any other failure means the producer cannot send at all.
+            if !matches!(classify_send(&e), SendError::QueueFull | SendError::Unsendable) {
+                st.ledger.fail();
+            }
             self.inner.wake.notify_one();
         }
         true
@@ -149,6 +159,10 @@ impl FactSink {
                     backoff = pause(&mut shutdown, backoff, deadline).await;
                 }
                 Step::Idle if deadline.is_some() => break,
+                Step::Retry => {
+                    let until = tokio::time::Instant::now() + RETRY_AFTER;
+                    tokio::time::sleep_until(deadline.map_or(until, |d| until.min(d))).await;
+                }
                 Step::Idle | Step::Busy => {
                     let until = tokio::time::Instant::now() + IDLE_RECHECK;
                     let until = deadline.map_or(until, |d| until.min(d));
@@ -196,13 +210,40 @@ impl Inner {
                 }
             };
             for f in &frames {
-                if let Err(e) = self.dispatch(&mut st, &f.payload) {
-                    tracing::debug!(source = self.source, error = %e, "librdkafka's queue is full; the rest waits");
-                    break;
+                let Err(e) = self.dispatch(&mut st, &f.payload) else { continue };
+                match classify_send(&e) {
+                    // Nothing before it is in flight, so it is the head: drop it, go on.
+                    SendError::Unsendable if st.ledger.in_flight() == 0 => {
+                        self.dropped(&e);
+                        if let Err(e) = st.spool.advance(1) {
+                            tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
+                        }
+                        self.gauges(&st);
+                        continue;
+                    }
+                    // Dropped when it reaches the head, once those before it are reported.
+                    SendError::Unsendable => {}
+                    SendError::QueueFull => {
+                        tracing::debug!(source = self.source, "librdkafka's queue is full; the rest waits");
+                    }
+                    SendError::Other => {
+                        tracing::warn!(source = self.source, error = %e, "cannot send; reconnecting");
+                        st.ledger.fail();
+                    }
                 }
+                break;
+            }
+            if st.ledger.in_flight() == 0 {
+                return Step::Retry;
             }
         }
         Step::Busy
+    }
+
+    /// Counts and logs a fact the broker will never take.
+    fn dropped(&self, e: &KafkaError) {
+        metrics::counter!(telemetry::DROPPED, "source" => self.source).increment(1);
+        tracing::error!(source = self.source, error = %e, "the broker refuses this fact for good (too large or invalid); dropped");
     }
 
     /// Hands `payload`, the spooled record after those in flight, to librdkafka.
@@ -219,11 +260,19 @@ impl Inner {
     /// The broker's report on record `seq` (on the producer's poll thread).
     fn reported(&self, seq: u64, result: Result<(), KafkaError>) {
         let Ok(mut st) = self.state.lock() else { return };
-        if let Err(e) = &result {
-            metrics::counter!(telemetry::DELIVERY_FAILURES, "source" => self.source).increment(1);
-            tracing::warn!(source = self.source, error = %e, "a fact was not acknowledged; it stays spooled");
-        }
-        if st.ledger.report(seq, result.is_ok()) {
+        let delivery = match &result {
+            Ok(()) => Delivery::Acked,
+            Err(e) if classify_send(e) == SendError::Unsendable => {
+                self.dropped(e);
+                Delivery::Rejected
+            }
+            Err(e) => {
+                metrics::counter!(telemetry::DELIVERY_FAILURES, "source" => self.source).increment(1);
+                tracing::warn!(source = self.source, error = %e, "a fact was not acknowledged; it stays spooled");
+                Delivery::Failed
+            }
+        };
+        if st.ledger.report(seq, delivery) {
             if let Err(e) = st.spool.advance(1) {
                 tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
             }
@@ -237,6 +286,33 @@ impl Inner {
     fn gauges(&self, st: &State) {
         metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(st.spool.len() as f64);
         metrics::gauge!(telemetry::SPOOL_AGE, "source" => self.source).set(st.spool.age_seconds());
+    }
+}
+
+/// How long the drainer waits when librdkafka's queue had no room for a window.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// What a failed send (or delivery) means for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendError {
+    /// librdkafka's local queue is full: send it again shortly.
+    QueueFull,
+    /// The record itself is refused (too large, invalid): sending it again cannot succeed.
+    Unsendable,
+    /// Anything else: the producer or the broker is at fault.
+    Other,
+}
+
+fn classify_send(e: &KafkaError) -> SendError {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => SendError::QueueFull,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord,
+        ) => SendError::Unsendable,
+        _ => SendError::Other,
     }
 }
 
