@@ -141,7 +141,15 @@ impl FactSink {
                 break;
             }
             match self.inner.step() {
-                Step::Connect => match connect(shared, topic, key) {
+                // The metadata lookup blocks for up to 10 s while the broker is away: off the
+                // runtime, which also runs the log source and the health listener.
+                Step::Connect => match tokio::task::spawn_blocking({
+                    let (shared, topic, key) = (shared.clone(), topic.to_owned(), key.to_owned());
+                    move || connect(&shared, &topic, &key)
+                })
+                .await
+                .unwrap_or_else(|e| Err(PublishError::Client(format!("connect task: {e}"))))
+                {
                     Ok(link) => {
                         if let Ok(mut st) = self.inner.state.lock() {
                             st.link = Some(link);
