@@ -69,12 +69,17 @@ fn checkpoint_offset(state: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// (command name, utime + stime in clock ticks) from a `/proc/…/stat` line.
+fn name_and_ticks(stat: &str) -> Option<(&str, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    Some((&stat[open + 1..close], f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+}
+
 /// (utime + stime in clock ticks, RSS in kB) of `pid`.
 fn cpu_and_rss(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let ticks = name_and_ticks(&stat).unwrap().1;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = status
         .lines()
@@ -89,11 +94,8 @@ fn ticks_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat[open + 1..close].to_owned();
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-        *out.entry(name).or_default() += ticks;
+        let Some((name, ticks)) = name_and_ticks(&stat) else { continue };
+        *out.entry(name.to_owned()).or_default() += ticks;
     }
     out
 }

@@ -74,6 +74,16 @@ impl SharedProducer {
         }
     }
 
+    /// The producer and `key`'s partition of `topic` (Kafka's murmur2 of the key, as the Java
+    /// client picks it). Blocks for the metadata lookup, up to 10 s.
+    pub fn route(&self, topic: &str, key: &str) -> Result<(AckingProducer, i32), PublishError> {
+        let producer = self.get()?;
+        let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
+            .map_err(|e| PublishError::Client(e.to_string()))?
+            .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
+        Ok((producer, partition_for(key.as_bytes(), partitions)))
+    }
+
     /// The producer, rebuilt if it failed fatally.
     pub fn get(&self) -> Result<AckingProducer, PublishError> {
         let mut slot = self.current.lock().map_err(|_| PublishError::Client("producer lock poisoned".into()))?;
@@ -121,15 +131,10 @@ impl LogPublisher {
     /// Connects, looks up the topic's partition count and picks this node's partition
     /// (Kafka's murmur2 of the node id).
     pub fn new(shared: &SharedProducer, topic: &str, node: NodeIdentity, path: &str) -> Result<Self, PublishError> {
-        let producer = shared.get()?;
-        let settings = shared.settings();
-        let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
-            .map_err(|e| PublishError::Client(e.to_string()))?
-            .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
-        let partition = partition_for(node.node_id.as_bytes(), partitions);
+        let (producer, partition) = shared.route(topic, &node.node_id)?;
         Ok(LogPublisher {
             producer,
-            settings: settings.clone(),
+            settings: shared.settings().clone(),
             topic: topic.to_owned(),
             partition,
             codec: Codec::default(),

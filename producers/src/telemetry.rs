@@ -24,7 +24,8 @@ pub const ZMQ_MISSED: &str = "bmon_producer_zmq_missed_total";
 pub const ZMQ_RESETS: &str = "bmon_producer_zmq_resets_total";
 /// ZMQ bodies that did not fit their topic, published raw, by topic (counter).
 pub const ZMQ_UNDECODABLE: &str = "bmon_producer_zmq_undecodable_total";
-/// Facts not published because the local queue was full (counter).
+/// Facts not published: the spool was full, or the broker refuses them for good (too large or
+/// invalid), by source (counter).
 pub const DROPPED: &str = "bmon_producer_dropped_total";
 /// Spooled facts whose delivery failed, by source (counter); they stay spooled and are sent again.
 pub const DELIVERY_FAILURES: &str = "bmon_producer_delivery_failures_total";

@@ -151,10 +151,13 @@ impl AckingProducer {
     /// acknowledged it or delivery failed. Fails at once when the local queue is full.
     pub fn send(&self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) -> Result<Ack, KafkaError> {
         let (tx, rx) = oneshot::channel();
-        let record =
-            BaseRecord::with_opaque_to(topic, Box::new(Waiter::One(tx))).partition(partition).key(key).payload(payload);
-        self.producer.send(record).map_err(|(e, _)| e)?;
+        self.queue(topic, partition, key, payload, Waiter::One(tx))?;
         Ok(rx)
+    }
+
+    fn queue(&self, topic: &str, partition: i32, key: &[u8], payload: &[u8], waiter: Waiter) -> Result<(), KafkaError> {
+        let record = BaseRecord::with_opaque_to(topic, Box::new(waiter)).partition(partition).key(key).payload(payload);
+        self.producer.send(record).map_err(|(e, _)| e)
     }
 
     /// Queues one record like [`AckingProducer::send`], but calls `on_report` with the broker's
@@ -169,9 +172,7 @@ impl AckingProducer {
         payload: &[u8],
         on_report: impl FnOnce(Result<(), KafkaError>) + Send + Sync + 'static,
     ) -> Result<(), KafkaError> {
-        let waiter = Box::new(Waiter::Call(Box::new(on_report)));
-        let record = BaseRecord::with_opaque_to(topic, waiter).partition(partition).key(key).payload(payload);
-        self.producer.send(record).map_err(|(e, _)| e)
+        self.queue(topic, partition, key, payload, Waiter::Call(Box::new(on_report)))
     }
 
     /// Starts a batch of records that share one acknowledgement future.

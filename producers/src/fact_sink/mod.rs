@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bmon_kafka::{AckingProducer, partition_count, partition_for};
+use bmon_kafka::AckingProducer;
 use bmon_schemas::{Codec, Record};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -223,10 +223,7 @@ impl Inner {
                     // Nothing before it is in flight, so it is the head: drop it, go on.
                     SendError::Unsendable if st.ledger.in_flight() == 0 => {
                         self.dropped(&e);
-                        if let Err(e) = st.spool.advance(1) {
-                            tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
-                        }
-                        self.gauges(&st);
+                        self.remove_head(&mut st);
                         continue;
                     }
                     // Dropped when it reaches the head, once those before it are reported.
@@ -281,13 +278,24 @@ impl Inner {
             }
         };
         if st.ledger.report(seq, delivery) {
-            if let Err(e) = st.spool.advance(1) {
-                tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
-            }
-            self.gauges(&st);
+            self.remove_head(&mut st);
         }
         if st.ledger.in_flight() == 0 && (st.ledger.is_broken() || !st.spool.is_empty()) {
             self.wake.notify_one();
+        }
+    }
+
+    /// Removes the spool's head record (acknowledged, or dropped for good).
+    fn remove_head(&self, st: &mut State) {
+        if let Err(e) = st.spool.advance(1) {
+            tracing::error!(source = self.source, error = %e, "cannot advance the spool head");
+        }
+        if st.ledger.in_flight() == 0 {
+            self.gauges(st);
+        } else {
+            // The age gauge reads the head record from disk: not once per acknowledgement of a
+            // window, only when its last report is in.
+            metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(st.spool.len() as f64);
         }
     }
 
@@ -340,10 +348,6 @@ async fn pause(
 }
 
 fn connect(shared: &SharedProducer, topic: &str, key: &str) -> Result<Link, PublishError> {
-    let producer = shared.get()?;
-    let partitions = partition_count(producer.client(), topic, Duration::from_secs(10))
-        .map_err(|e| PublishError::Client(e.to_string()))?
-        .ok_or_else(|| PublishError::NoTopic(topic.to_owned()))?;
-    let partition = partition_for(key.as_bytes(), partitions);
+    let (producer, partition) = shared.route(topic, key)?;
     Ok(Link { producer, topic: topic.to_owned(), partition, key: key.to_owned() })
 }
