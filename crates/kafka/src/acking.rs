@@ -5,8 +5,8 @@
 //! 1 % of a core while idle. This producer's thread calls it with [`POLL_SPAN`] instead (delivery
 //! reports still wake it at once), so the spin happens once per span.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -15,7 +15,8 @@ use rdkafka::client::Client;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, PurgeConfig};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::oneshot;
 
 /// The broker's answer for one record, or for every record of a [`Batch`].
@@ -56,15 +57,37 @@ impl BatchState {
 }
 
 /// Completes each record's waiter from the delivery report.
-pub struct AckContext;
+///
+/// When a record times out in librdkafka's queue (`message.timeout.ms`), every record still
+/// queued behind it is purged at once (it fails too, and is reported). Without that, a record
+/// queued later could still be delivered after an earlier one failed, leaving a gap that its
+/// sender's resend would fill out of order (librdkafka's "message timeout considerations"). With
+/// it, the failures form a suffix of what was sent, so a sender that resends from its first
+/// failure publishes every record once and in order. Records already on the wire are not purged:
+/// they are answered by the broker.
+#[derive(Default)]
+pub struct AckContext {
+    producer: OnceLock<Weak<BaseProducer<AckContext>>>,
+}
 
 impl ClientContext for AckContext {}
+
+impl AckContext {
+    fn purge_queued(&self) {
+        if let Some(p) = self.producer.get().and_then(Weak::upgrade) {
+            p.purge(PurgeConfig::default().queue());
+        }
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = Box<Waiter>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, waiter: Self::DeliveryOpaque) {
         let result = result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone());
+        if let Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)) = &result {
+            self.purge_queued();
+        }
         match *waiter {
             Waiter::One(tx) => {
                 let _ = tx.send(result);
@@ -133,7 +156,10 @@ pub struct AckingProducer {
 impl AckingProducer {
     /// Creates the producer from `config` and starts its poll thread.
     pub fn new(config: &ClientConfig) -> Result<AckingProducer, KafkaError> {
-        let producer = Arc::new(BaseProducer::from_config_and_context(config, AckContext)?);
+        let producer = Arc::new(BaseProducer::from_config_and_context(config, AckContext::default())?);
+        // The poll thread holds a strong reference while it serves reports, so the context's
+        // weak one upgrades whenever a report needs it.
+        let _ = producer.context().producer.set(Arc::downgrade(&producer));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (Arc::clone(&producer), Arc::clone(&stop));
         std::thread::Builder::new()
