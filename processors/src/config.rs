@@ -34,11 +34,23 @@ pub struct RuntimeSection {
     pub session_timeout_ms: u64,
     /// Input records whose outputs may await acknowledgement at once. Default 20000.
     pub max_in_flight: usize,
+    /// After SIGTERM, how long outputs may still be awaited, ms; the process exits a second
+    /// later whatever the broker does. Default 3000.
+    pub shutdown_grace_ms: u64,
+    /// `/healthz` fails when the consumer loop has not turned for this long, s. Default 120
+    /// (longer than a delivery timeout, so a broker outage alone does not fail it).
+    pub stall_timeout_s: u64,
 }
 
 impl Default for RuntimeSection {
     fn default() -> Self {
-        RuntimeSection { group: None, session_timeout_ms: 10_000, max_in_flight: 20_000 }
+        RuntimeSection {
+            group: None,
+            session_timeout_ms: 10_000,
+            max_in_flight: 20_000,
+            shutdown_grace_ms: 3_000,
+            stall_timeout_s: 120,
+        }
     }
 }
 
@@ -46,6 +58,16 @@ impl RuntimeSection {
     /// The session timeout as a duration.
     pub fn session_timeout(&self) -> Duration {
         Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// The shutdown grace as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The stall limit of `/healthz`.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.stall_timeout_s)
     }
 }
 

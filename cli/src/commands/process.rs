@@ -1,15 +1,13 @@
 //! `bmon process <logparse|propagation> --config FILE`: run one stream processor.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use bmon_processors::config::ProcessorFile;
 use bmon_processors::logparse::LogParse;
 use bmon_processors::logparse::wiring::LogParseProcessor;
-use bmon_processors::runtime::{self, RuntimeConfig};
+use bmon_processors::runtime::{self, Health, RuntimeConfig};
 use bmon_topology::Topology;
 use clap::{Args, ValueEnum};
 
@@ -64,35 +62,37 @@ fn runtime_config(which: Which, file: &ProcessorFile) -> anyhow::Result<(Runtime
         session_timeout: file.runtime.session_timeout(),
         max_in_flight: file.runtime.max_in_flight,
         name: which.name(),
+        shutdown_grace: file.runtime.shutdown_grace(),
     };
     Ok((config, window))
 }
 
-/// Runs the processor until SIGTERM or SIGINT; then drains outputs, commits and exits 0.
+/// Runs the processor until SIGTERM or SIGINT; then drains outputs for at most the shutdown
+/// grace, commits what was stored and exits 0. A watchdog ends the process a second after the
+/// grace if the broker client still holds it: offsets are stored only after acknowledgement, so
+/// whatever was not acknowledged is consumed again by the next start.
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let file = ProcessorFile::load(&args.config)?;
     let (config, window) = runtime_config(args.which, &file)?;
     let rt = tokio::runtime::Runtime::new().context("start async runtime")?;
     rt.block_on(async {
         let rx = super::shutdown_on_signals()?;
+        bmon_service::exit_after_shutdown(rx.clone(), config.shutdown_grace + Duration::from_secs(1));
         let buckets = bmon_processors::propagation::metrics_buckets();
         let metrics = bmon_service::install_recorder(&buckets).map_err(|e| anyhow!("metrics recorder: {e}"))?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let r = Arc::clone(&ready);
+        let health = Health::new(file.runtime.stall_timeout());
         let listen = file.service.listen;
-        let server =
-            tokio::spawn(bmon_service::serve(listen, metrics, Arc::new(move || r.load(Ordering::Relaxed)), rx.clone()));
+        let server = tokio::spawn(bmon_service::serve(listen, metrics, health.probes(), rx.clone()));
         tracing::info!(%listen, processor = config.name, group = %config.group, "serving /metrics, /healthz, /readyz");
-        ready.store(true, Ordering::Relaxed);
         let result = match args.which {
             Which::Logparse => {
                 let mut p = LogParseProcessor::new(LogParse::new(file.logparse.clone()), window);
-                runtime::run(&config, &mut p, rx).await
+                runtime::run(&config, &mut p, &health, rx).await
             }
             Which::Propagation => {
                 let mut p = bmon_processors::propagation::wiring::PropagationProcessor::open(file.propagation.clone())
                     .context("opening propagation state")?;
-                runtime::run(&config, &mut p, rx).await
+                runtime::run(&config, &mut p, &health, rx).await
             }
         };
         match server.await {

@@ -30,32 +30,51 @@ pub fn install_recorder(buckets: &[(&str, &[f64])]) -> Result<PrometheusHandle, 
         .map_err(|e| e.to_string())
 }
 
-/// Whether the process is ready to serve (`/readyz`).
+/// A probe: whether the process is ready (`/readyz`) or alive (`/healthz`). It must answer at
+/// once (read atomics; never wait on a broker), so the listener answers during any outage.
 pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The two probes the listener answers.
+#[derive(Clone)]
+pub struct Probes {
+    /// `/healthz`: false when the process is stuck (Kubernetes then restarts it).
+    pub live: Readiness,
+    /// `/readyz`: false until the process does its work (restored state, joined its group).
+    pub ready: Readiness,
+}
+
+impl Probes {
+    /// Probes with `ready`, and a `/healthz` that answers "ok" while the listener runs.
+    pub fn ready_only(ready: Readiness) -> Probes {
+        Probes { live: Arc::new(|| true), ready }
+    }
+}
 
 #[derive(Clone)]
 struct AppState {
     metrics: PrometheusHandle,
-    ready: Readiness,
+    probes: Probes,
+}
+
+fn answer(ok: bool, yes: &'static str, no: &'static str) -> (StatusCode, &'static str) {
+    if ok { (StatusCode::OK, yes) } else { (StatusCode::SERVICE_UNAVAILABLE, no) }
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
     metrics: PrometheusHandle,
-    ready: Readiness,
+    probes: Probes,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(|State(s): State<AppState>| async move { answer((s.probes.live)(), "ok", "stalled") }))
         .route(
             "/readyz",
-            get(|State(s): State<AppState>| async move {
-                if (s.ready)() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
-            }),
+            get(|State(s): State<AppState>| async move { answer((s.probes.ready)(), "ready", "not ready") }),
         )
-        .with_state(AppState { metrics, ready });
+        .with_state(AppState { metrics, probes });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -76,6 +95,26 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Ends the process (exit status 0) `after` the shutdown signal, whatever still runs: a broker
+/// client that waits on close for an unreachable broker must not hold the exit. Call it only
+/// where everything unacknowledged is recovered on the next start (bmon stores offsets, spool
+/// heads and log checkpoints only after acknowledgement).
+pub fn exit_after_shutdown(mut shutdown: watch::Receiver<bool>, after: std::time::Duration) {
+    tokio::spawn(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(after).await;
+        tracing::warn!(
+            ?after,
+            "shutdown took too long; exiting (what was not acknowledged is sent again on the next start)"
+        );
+        std::process::exit(0);
+    });
 }
 
 /// A receiver that turns true on SIGTERM or SIGINT (the first one logs "shutting down"). Call it

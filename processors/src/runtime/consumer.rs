@@ -1,17 +1,24 @@
-//! The consumer loop: rebalance handling, replay on assignment, ordered offset storing.
+//! The consumer loop: rebalance handling, restore or replay on assignment, ordered offset
+//! storing, event-time ticks, and a bounded shutdown.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bmon_schemas::{Codec, DeadLetter};
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::health::Health;
 use super::output::{OutputSink, SinkError};
+use super::partitions::{Partitions, Phase};
 use super::{Input, Output, Processor, RecordError, RuntimeConfig, telemetry};
+
+/// How long a live, caught-up partition must go without records before the wall clock may move
+/// its state on.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// A partition's assignment change, recorded by the rebalance callback for the loop to act on.
 #[derive(Debug)]
@@ -26,7 +33,15 @@ struct RebalanceLog {
     changes: Arc<Mutex<Vec<Change>>>,
 }
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition comes as an error event too; the loop acts on it (below).
+        if matches!(error, KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)) {
+            return;
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _c: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -39,6 +54,10 @@ impl ConsumerContext for RebalanceLog {
             }
         };
         if let Ok(mut changes) = self.changes.lock() {
+            // An empty assignment still means the group was joined.
+            if assigned && list.count() == 0 {
+                changes.push(Change::Assigned(String::new(), -1));
+            }
             for e in list.elements() {
                 let (t, p) = (e.topic().to_owned(), e.partition());
                 changes.push(if assigned { Change::Assigned(t, p) } else { Change::Revoked(t, p) });
@@ -51,29 +70,39 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Per-partition replay bookkeeping: `None` until the first record after assignment arrives.
-#[derive(Debug, Clone, Copy)]
-enum Replay {
-    Pending,
-    Until(i64),
-    Live,
-}
-
 /// Runs `processor` until `shutdown` turns true. Broker failures restart the loop from the last
-/// stored offsets after a backoff; only bad settings are returned as errors.
+/// stored offsets after a backoff, with the processor's in-memory state reset first (it may have
+/// advanced past outputs that were never acknowledged); only bad settings are returned as errors.
 pub async fn run<P: Processor>(
     config: &RuntimeConfig,
     processor: &mut P,
+    health: &Health,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SinkError> {
     let mut backoff = Duration::from_millis(500);
     while !*shutdown.borrow() {
-        match run_once(config, processor, &mut shutdown).await {
+        let result = match Session::start(config, health) {
+            Ok(mut session) => {
+                let result = session.run(processor, &mut shutdown).await;
+                if result.is_ok() {
+                    session.state.finish(&session.consumer, processor).await;
+                    return Ok(());
+                }
+                for (t, p) in session.state.partitions.keys() {
+                    processor.reset(&t, p);
+                }
+                session.state.sink.abandon();
+                result
+            }
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => return Ok(()),
             Err(SinkError::Settings(e)) => return Err(SinkError::Settings(e)),
             Err(e) => {
+                health.assignment(false, 0);
                 metrics::counter!(telemetry::RESTARTS, "processor" => config.name).increment(1);
-                tracing::warn!(processor = config.name, error = %e, retry_in = ?backoff, "consumer loop failed; resuming from the stored offsets");
+                tracing::warn!(processor = config.name, error = %e, retry_in = ?backoff, "consumer loop failed; state reset, resuming from the stored offsets");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
@@ -85,169 +114,299 @@ pub async fn run<P: Processor>(
     Ok(())
 }
 
-async fn run_once<P: Processor>(
-    config: &RuntimeConfig,
-    processor: &mut P,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), SinkError> {
-    let log = RebalanceLog::default();
-    let changes = Arc::clone(&log.changes);
-    let consumer: StreamConsumer<RebalanceLog> = config
-        .kafka
-        .consumer_config(&config.group, config.session_timeout)?
-        .create_with_context(log)
-        .map_err(SinkError::Kafka)?;
-    let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(SinkError::Kafka)?;
-    let mut sink = OutputSink::new(&config.kafka)?;
-    let mut replay: HashMap<(String, i32), Replay> = HashMap::new();
-    let codec = Codec::default();
-    let mut outputs: Vec<Output> = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // Next offset per partition since the last checkpoint.
-    let mut positions: HashMap<(String, i32), i64> = HashMap::new();
-    let result = loop {
-        apply_changes(&changes, processor, &mut replay, config.name);
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { break Ok(()); }
-            }
-            _ = tick.tick() => {
-                outputs.clear();
-                processor.tick(now_us(), &mut outputs);
-                if !outputs.is_empty() {
-                    sink.send(None, &outputs)?;
-                }
-                if !positions.is_empty() {
-                    while sink.in_flight() > 0 {
-                        store_completed(&consumer, &mut sink, config, true).await?;
-                    }
-                    let list: Vec<(String, i32, i64)> = positions.drain().map(|((t, p), o)| (t, p, o)).collect();
-                    processor.checkpoint(&list);
-                }
-            }
-            msg = consumer.recv() => {
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(processor = config.name, error = %e, "consume error");
-                        continue;
-                    }
-                };
-                // The rebalance callback runs inside `recv`, so an assignment may arrive together
-                // with its partition's first record: apply it before looking at the record.
-                apply_changes(&changes, processor, &mut replay, config.name);
-                let key = (msg.topic().to_owned(), msg.partition());
-                let state = replay.get(&key).copied().unwrap_or(Replay::Pending);
-                if let Replay::Pending = state {
-                    let until = msg.offset();
-                    // First record since assignment: resume from local state, or rewind to the
-                    // replay window's start.
-                    if let Some(next) = processor.restore(msg.topic(), msg.partition(), until) {
-                        replay.insert(key.clone(), Replay::Live);
-                        if next != until {
-                            consumer.seek(msg.topic(), msg.partition(), Offset::Offset(next), Duration::from_secs(10)).map_err(SinkError::Kafka)?;
-                            tracing::info!(processor = config.name, topic = msg.topic(), partition = msg.partition(), next, "state restored from the local store");
-                            continue;
-                        }
-                    } else {
-                    match rewind_to(&consumer, processor, msg.topic(), msg.partition(), until) {
-                        Some(from) => {
-                            replay.insert(key, Replay::Until(until));
-                            tracing::info!(processor = config.name, topic = msg.topic(), partition = msg.partition(), from, until, "replaying to rebuild state");
-                            continue;
-                        }
-                        None => { replay.insert(key.clone(), Replay::Live); }
-                    }
-                    }
-                }
-                let replaying = matches!(replay.get(&key), Some(Replay::Until(u)) if msg.offset() < *u);
-                if let Some(Replay::Until(u)) = replay.get(&key) && msg.offset() >= *u {
-                    replay.insert(key.clone(), Replay::Live);
-                }
-                let input = Input {
-                    topic: msg.topic(),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    key: msg.key(),
-                    payload: msg.payload().unwrap_or_default(),
-                    timestamp_ms: msg.timestamp().to_millis(),
-                    replay: replaying,
-                };
-                outputs.clear();
-                let result = processor.process(&input, &mut outputs);
-                if replaying {
-                    metrics::counter!(telemetry::REPLAYED, "processor" => config.name).increment(1);
-                    continue;
-                }
-                metrics::counter!(telemetry::RECORDS, "processor" => config.name, "topic" => msg.topic().to_owned()).increment(1);
-                if let Some(ms) = input.timestamp_ms {
-                    let age = (now_us() - ms * 1000).max(0) as f64 / 1e6;
-                    metrics::histogram!(telemetry::RECORD_AGE, "processor" => config.name).record(age);
-                }
-                positions.insert(key.clone(), msg.offset() + 1);
-                if let Err(e) = result {
-                    outputs.clear();
-                    outputs.push(dead_letter(&codec, config, &input, &e));
-                }
-                sink.send(Some((msg.topic().to_owned(), msg.partition(), msg.offset())), &outputs)?;
-                store_completed(&consumer, &mut sink, config, false).await?;
-                while sink.in_flight() > config.max_in_flight {
-                    store_completed(&consumer, &mut sink, config, true).await?;
-                }
-            }
-        }
-    };
-    let mut acked = true;
-    while sink.in_flight() > 0 {
-        if let Err(e) = store_completed(&consumer, &mut sink, config, true).await {
-            tracing::warn!(processor = config.name, error = %e, "outputs unacknowledged at shutdown; those inputs are consumed again");
-            sink.abandon();
-            acked = false;
-        }
-    }
-    if acked && !positions.is_empty() {
-        let list: Vec<(String, i32, i64)> = positions.drain().map(|((t, p), o)| (t, p, o)).collect();
-        processor.checkpoint(&list);
-    }
-    sink.flush(Duration::from_secs(10));
-    if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
-    }
-    result
+type Member = StreamConsumer<RebalanceLog>;
+
+/// One consumer session: a group member and the loop's state.
+struct Session<'a> {
+    consumer: Member,
+    state: State<'a>,
 }
 
-fn apply_changes<P: Processor>(
-    changes: &Mutex<Vec<Change>>,
-    processor: &mut P,
-    replay: &mut HashMap<(String, i32), Replay>,
-    name: &'static str,
-) {
-    let Ok(mut list) = changes.lock() else { return };
-    for change in list.drain(..) {
-        match change {
-            Change::Assigned(t, p) => {
-                processor.assigned(&t, p);
-                replay.insert((t, p), Replay::Pending);
-            }
-            Change::Revoked(t, p) => {
-                processor.revoked(&t, p);
-                replay.remove(&(t, p));
+/// The loop's state beside the consumer (records borrow the consumer while the state changes).
+struct State<'a> {
+    config: &'a RuntimeConfig,
+    health: &'a Health,
+    changes: Arc<Mutex<Vec<Change>>>,
+    sink: OutputSink,
+    partitions: Partitions,
+    codec: Codec,
+    outputs: Vec<Output>,
+    /// Next offset per partition since the last checkpoint.
+    positions: std::collections::HashMap<(String, i32), i64>,
+    joined: bool,
+}
+
+impl<'a> Session<'a> {
+    fn start(config: &'a RuntimeConfig, health: &'a Health) -> Result<Session<'a>, SinkError> {
+        let log = RebalanceLog::default();
+        let changes = Arc::clone(&log.changes);
+        let mut client = config.kafka.consumer_config(&config.group, config.session_timeout)?;
+        // The end of a partition tells the loop it has caught up (ticks) or has nothing to read
+        // (restore without a first record).
+        client.set("enable.partition.eof", "true");
+        let consumer: StreamConsumer<RebalanceLog> = client.create_with_context(log).map_err(SinkError::Kafka)?;
+        let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(SinkError::Kafka)?;
+        let state = State {
+            config,
+            health,
+            changes,
+            sink: OutputSink::new(&config.kafka)?,
+            partitions: Partitions::default(),
+            codec: Codec::default(),
+            outputs: Vec::new(),
+            positions: Default::default(),
+            joined: false,
+        };
+        Ok(Session { consumer, state })
+    }
+
+    async fn run<P: Processor>(
+        &mut self,
+        processor: &mut P,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), SinkError> {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let (consumer, state) = (&self.consumer, &mut self.state);
+        loop {
+            state.apply_changes(processor);
+            state.health.turned();
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { return Ok(()); }
+                }
+                _ = tick.tick() => state.tick(consumer, processor).await?,
+                msg = consumer.recv() => {
+                    match msg {
+                        Ok(m) => state.record(consumer, processor, &m).await?,
+                        Err(KafkaError::PartitionEOF(p)) => state.at_end(consumer, processor, p)?,
+                        Err(e) => tracing::warn!(processor = state.config.name, error = %e, "consume error"),
+                    }
+                }
             }
         }
-        metrics::gauge!(telemetry::ASSIGNED, "processor" => name).set(replay.len() as f64);
+    }
+}
+
+impl State<'_> {
+    async fn tick<P: Processor>(&mut self, consumer: &Member, processor: &mut P) -> Result<(), SinkError> {
+        self.outputs.clear();
+        let idle = self.partitions.idle(Instant::now(), QUIET);
+        processor.tick(now_us(), &idle, &mut self.outputs);
+        if !self.outputs.is_empty() {
+            self.sink.send(None, &self.outputs)?;
+        }
+        if !self.positions.is_empty() {
+            while self.sink.in_flight() > 0 {
+                self.store_completed(consumer, true).await?;
+            }
+            let list: Vec<(String, i32, i64)> = self.positions.drain().map(|((t, p), o)| (t, p, o)).collect();
+            processor.checkpoint(&list);
+        }
+        metrics::gauge!(telemetry::ASSIGNED, "processor" => self.config.name).set(self.partitions.len() as f64);
+        Ok(())
+    }
+
+    async fn record<P: Processor>(
+        &mut self,
+        consumer: &Member,
+        processor: &mut P,
+        msg: &BorrowedMessage<'_>,
+    ) -> Result<(), SinkError> {
+        // The rebalance callback runs inside `recv`, so an assignment may arrive together with
+        // its partition's first record: apply it before looking at the record.
+        self.apply_changes(processor);
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        if self.partitions.phase(topic, partition) == Some(Phase::Pending)
+            && self.start(consumer, processor, topic, partition, offset)?
+        {
+            // Seeked elsewhere: this record comes again in its turn.
+            return Ok(());
+        }
+        let replaying = self.partitions.record(topic, partition, offset, Instant::now());
+        let input = Input {
+            topic,
+            partition,
+            offset,
+            key: msg.key(),
+            payload: msg.payload().unwrap_or_default(),
+            timestamp_ms: msg.timestamp().to_millis(),
+            replay: replaying,
+        };
+        self.outputs.clear();
+        let result = processor.process(&input, &mut self.outputs);
+        if replaying {
+            metrics::counter!(telemetry::REPLAYED, "processor" => self.config.name).increment(1);
+            return Ok(());
+        }
+        metrics::counter!(telemetry::RECORDS, "processor" => self.config.name, "topic" => topic.to_owned())
+            .increment(1);
+        if let Some(ms) = input.timestamp_ms {
+            let age = (now_us() - ms * 1000).max(0) as f64 / 1e6;
+            metrics::histogram!(telemetry::RECORD_AGE, "processor" => self.config.name).record(age);
+        }
+        self.positions.insert((topic.to_owned(), partition), offset + 1);
+        if let Err(e) = result {
+            self.outputs.clear();
+            self.outputs.push(dead_letter(&self.codec, self.config, &input, &e));
+        }
+        self.sink.send(Some((topic.to_owned(), partition, offset)), &self.outputs)?;
+        self.store_completed(consumer, false).await?;
+        while self.sink.in_flight() > self.config.max_in_flight {
+            self.store_completed(consumer, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Partition number `p` of some input reached its end.
+    fn at_end<P: Processor>(&mut self, consumer: &Member, processor: &mut P, p: i32) -> Result<(), SinkError> {
+        self.apply_changes(processor);
+        let positions = consumer.position().ok();
+        for (topic, partition) in self.partitions.with_number(p) {
+            let pos = positions
+                .as_ref()
+                .and_then(|l| l.find_partition(&topic, partition))
+                .and_then(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None });
+            let Some(pos) = pos else { continue };
+            // librdkafka names only the partition number; with several inputs, another topic's
+            // partition of that number is marked too, until its next record clears the mark.
+            self.partitions.at_end(&topic, partition);
+            if self.partitions.phase(&topic, partition) == Some(Phase::Pending) {
+                self.start(consumer, processor, &topic, partition, pos)?;
+            }
+        }
+        self.report_health();
+        Ok(())
+    }
+
+    /// Restores a pending partition whose first offset to consume is `first`: from the
+    /// processor's local store, or by replaying its window. Returns true if it seeked.
+    fn start<P: Processor>(
+        &mut self,
+        consumer: &Member,
+        processor: &mut P,
+        topic: &str,
+        partition: i32,
+        first: i64,
+    ) -> Result<bool, SinkError> {
+        let name = self.config.name;
+        let restored = tokio::task::block_in_place(|| processor.restore(topic, partition, first));
+        if let Some(next) = restored {
+            self.partitions.set_phase(topic, partition, Phase::Live);
+            self.report_health();
+            if next != first {
+                tokio::task::block_in_place(|| {
+                    consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(10))
+                })
+                .map_err(SinkError::Kafka)?;
+                tracing::info!(processor = name, topic, partition, next, "state restored from the local store");
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        let from = tokio::task::block_in_place(|| rewind_to(consumer, processor, topic, partition, first));
+        self.report_health();
+        match from {
+            Some(from) => {
+                self.partitions.set_phase(topic, partition, Phase::Replaying(first));
+                self.report_health();
+                tracing::info!(processor = name, topic, partition, from, until = first, "replaying to rebuild state");
+                Ok(true)
+            }
+            None => {
+                self.partitions.set_phase(topic, partition, Phase::Live);
+                self.report_health();
+                Ok(false)
+            }
+        }
+    }
+
+    fn apply_changes<P: Processor>(&mut self, processor: &mut P) {
+        let list: Vec<Change> = match self.changes.lock() {
+            Ok(mut l) => l.drain(..).collect(),
+            Err(_) => return,
+        };
+        if list.is_empty() {
+            return;
+        }
+        for change in list {
+            match change {
+                Change::Assigned(t, p) if p < 0 && t.is_empty() => {}
+                Change::Assigned(t, p) => {
+                    processor.assigned(&t, p);
+                    self.partitions.assign(&t, p);
+                }
+                Change::Revoked(t, p) => {
+                    processor.revoked(&t, p);
+                    self.partitions.revoke(&t, p);
+                    self.positions.remove(&(t, p));
+                }
+            }
+        }
+        self.joined = true;
+        self.report_health();
+        metrics::gauge!(telemetry::ASSIGNED, "processor" => self.config.name).set(self.partitions.len() as f64);
+    }
+
+    fn report_health(&self) {
+        self.health.assignment(self.joined, self.partitions.restoring());
+    }
+
+    async fn store_completed(&mut self, consumer: &Member, wait: bool) -> Result<(), SinkError> {
+        while let Some(done) = self.sink.complete_front(wait).await? {
+            if let Some((topic, partition, offset)) = done.source {
+                // A revoked partition refuses the store; its new owner consumes the record again.
+                if let Err(e) = consumer.store_offset(&topic, partition, offset) {
+                    tracing::debug!(processor = self.config.name, %topic, partition, offset, error = %e, "offset not stored");
+                }
+            }
+            if wait {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// After shutdown was asked for: awaits outstanding outputs for at most the grace period,
+    /// checkpoints if every one was acknowledged, and commits what was stored. What is left
+    /// unacknowledged is consumed again by the next start, so nothing is lost.
+    async fn finish<P: Processor>(&mut self, consumer: &Member, processor: &mut P) {
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        let mut acked = true;
+        while self.sink.in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, self.store_completed(consumer, true)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(processor = self.config.name, error = %e, "outputs failed at shutdown; those inputs are consumed again");
+                    acked = false;
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        processor = self.config.name,
+                        pending = self.sink.in_flight(),
+                        "outputs unacknowledged at shutdown; those inputs are consumed again"
+                    );
+                    acked = false;
+                    break;
+                }
+            }
+        }
+        self.sink.abandon();
+        if acked && !self.positions.is_empty() {
+            let list: Vec<(String, i32, i64)> = self.positions.drain().map(|((t, p), o)| (t, p, o)).collect();
+            processor.checkpoint(&list);
+        }
+        // Stored offsets go in an asynchronous commit: a broker that is away cannot hold the exit.
+        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Async) {
+            tracing::debug!(error = %e, "final commit");
+        }
     }
 }
 
 /// Seeks `topic`/`partition` back to the start of the processor's replay window if that is
 /// before `until`; returns the offset replay starts from.
-fn rewind_to<P: Processor>(
-    consumer: &StreamConsumer<RebalanceLog>,
-    processor: &P,
-    topic: &str,
-    partition: i32,
-    until: i64,
-) -> Option<i64> {
+fn rewind_to<P: Processor>(consumer: &Member, processor: &P, topic: &str, partition: i32, until: i64) -> Option<i64> {
     let window = processor.replay_window()?;
     let since_ms = (now_us() / 1000) - window.as_millis() as i64;
     let mut tpl = TopicPartitionList::new();
@@ -263,26 +422,6 @@ fn rewind_to<P: Processor>(
     }
     consumer.seek(topic, partition, Offset::Offset(from), Duration::from_secs(10)).ok()?;
     Some(from)
-}
-
-async fn store_completed(
-    consumer: &StreamConsumer<RebalanceLog>,
-    sink: &mut OutputSink,
-    config: &RuntimeConfig,
-    wait: bool,
-) -> Result<(), SinkError> {
-    while let Some(done) = sink.complete_front(wait).await? {
-        if let Some((topic, partition, offset)) = done.source {
-            // A revoked partition refuses the store; its new owner consumes the record again.
-            if let Err(e) = consumer.store_offset(&topic, partition, offset) {
-                tracing::debug!(processor = config.name, %topic, partition, offset, error = %e, "offset not stored");
-            }
-        }
-        if wait {
-            break;
-        }
-    }
-    Ok(())
 }
 
 fn dead_letter(codec: &Codec, config: &RuntimeConfig, input: &Input<'_>, error: &RecordError) -> Output {

@@ -1,12 +1,15 @@
 //! The runtime every processor shares: consume, process, publish, then store offsets.
 
 mod consumer;
+mod health;
 mod output;
+mod partitions;
 pub mod telemetry;
 
 use std::time::Duration;
 
 pub use consumer::run;
+pub use health::Health;
 pub use output::OutputSink;
 
 /// One input record, as a processor sees it.
@@ -58,15 +61,25 @@ pub trait Processor: Send {
     /// Processes one record, appending what to publish.
     fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError>;
 
-    /// Called about once a second with the wall clock (µs since the epoch), for timeouts of
-    /// partitions that receive no records.
-    fn tick(&mut self, _now_us: i64, _out: &mut Vec<Output>) {}
+    /// Called about once a second with the wall clock (µs since the epoch). `idle` lists the
+    /// partitions the wall clock may move on: live (not replaying), caught up with the end of
+    /// the partition, and without a record since the last tick. Partitions that are replaying or
+    /// catching up are never in it, so their windows close in event time only.
+    fn tick(&mut self, _now_us: i64, _idle: &[(&str, i32)], _out: &mut Vec<Output>) {}
 
     /// A partition was assigned to this instance (its state is about to be rebuilt by replay).
     fn assigned(&mut self, _topic: &str, _partition: i32) {}
 
-    /// A partition was taken away: drop its state.
+    /// A partition was taken away: drop its state, local store included.
     fn revoked(&mut self, _topic: &str, _partition: i32) {}
+
+    /// The consumer loop restarts after a failure: drop the partition's in-memory state, which
+    /// may have advanced past outputs that were never acknowledged. A local store written by
+    /// [`Processor::checkpoint`] (only ever after acknowledgement) may stay. The partition is
+    /// then restored or replayed as on a new assignment. Defaults to [`Processor::revoked`].
+    fn reset(&mut self, topic: &str, partition: i32) {
+        self.revoked(topic, partition);
+    }
 
     /// How far back to replay an assigned partition to rebuild state; `None` for no replay.
     fn replay_window(&self) -> Option<Duration> {
@@ -103,4 +116,7 @@ pub struct RuntimeConfig {
     pub max_in_flight: usize,
     /// Processor name for logs and metric labels.
     pub name: &'static str,
+    /// How long, after shutdown is asked for, outputs may still be awaited before the rest is
+    /// left to be consumed again by the next start.
+    pub shutdown_grace: Duration,
 }

@@ -96,13 +96,6 @@ impl OutputSink {
         Ok(self.pending.pop_front())
     }
 
-    /// Waits for every queued record up to `timeout`.
-    pub(crate) fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!(error = %e, "outputs not all acknowledged at shutdown");
-        }
-    }
-
     /// Drops what is pending (after a failure: those inputs are consumed again).
     pub(crate) fn abandon(&mut self) {
         self.pending.clear();
