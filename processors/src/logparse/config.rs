@@ -19,6 +19,9 @@ pub struct LogParseConfig {
     pub tracked_objects_per_node: usize,
     /// Publish `unknown` events too (every unparsed line). Default true.
     pub emit_unknown: bool,
+    /// A node without facts for this long, s, is forgotten (its once-only and dedup state).
+    /// Default 3600.
+    pub node_idle_s: u64,
 }
 
 impl Default for LogParseConfig {
@@ -30,6 +33,7 @@ impl Default for LogParseConfig {
             observations_topic: "bmon.observations".into(),
             tracked_objects_per_node: 100_000,
             emit_unknown: true,
+            node_idle_s: 3600,
         }
     }
 }

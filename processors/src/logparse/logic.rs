@@ -20,10 +20,12 @@ pub struct Derived {
     pub observations: Vec<Observation>,
 }
 
-/// Per-node state: the stages already reported.
+/// Per-node state: the stages already reported, and the latest receive time (µs) of the node's
+/// facts, so departed nodes can be forgotten.
 #[derive(Debug)]
 struct NodeState {
     tracker: StageTracker,
+    last_us: i64,
 }
 
 /// The logparse operator.
@@ -56,13 +58,27 @@ impl LogParse {
         &self.config
     }
 
-    /// The stages to report for `node`'s sighting of `hash` at `stage` (see [`StageTracker`]).
-    fn report(&mut self, node: &str, hash: &str, stage: Stage) -> Vec<Stage> {
+    /// The stages to report for the sighting of `hash` at `stage` in the fact with `envelope`
+    /// (see [`StageTracker`]).
+    fn report(&mut self, envelope: &Envelope, hash: &str, stage: Stage) -> Vec<Stage> {
+        let node = envelope.node_id.as_str();
         if !self.nodes.contains_key(node) {
             let tracker = StageTracker::new(self.config.tracked_objects_per_node);
-            self.nodes.insert(node.to_owned(), NodeState { tracker });
+            self.nodes.insert(node.to_owned(), NodeState { tracker, last_us: envelope.received_at_us });
         }
-        self.nodes.get_mut(node).map(|n| n.tracker.report(hash, stage)).unwrap_or_default()
+        let Some(n) = self.nodes.get_mut(node) else { return Vec::new() };
+        n.last_us = n.last_us.max(envelope.received_at_us);
+        n.tracker.report(hash, stage)
+    }
+
+    /// Forgets nodes whose newest fact was received before `before_us` (departed nodes).
+    pub fn forget_before(&mut self, before_us: i64) {
+        self.nodes.retain(|_, n| n.last_us >= before_us);
+    }
+
+    /// Nodes tracked, and objects remembered over all of them, for memory bounds.
+    pub fn size(&self) -> (usize, usize) {
+        (self.nodes.len(), self.nodes.values().map(|n| n.tracker.len()).sum())
     }
 
     /// Parses one log line fact. Its time is the node's own timestamp for the line (µs), or the
@@ -75,7 +91,7 @@ impl LogParse {
         let mut derived = Derived::default();
         for (index, body) in bodies.into_iter().enumerate() {
             if let Some((hash, object, stage, height)) = arrival(&body) {
-                for s in self.report(&fact.envelope.node_id, hash, stage) {
+                for s in self.report(&fact.envelope, hash, stage) {
                     derived.observations.push(observation(
                         &fact.envelope,
                         hash,
@@ -114,7 +130,7 @@ impl LogParse {
             _ => return Derived::default(),
         };
         let mut derived = Derived::default();
-        if !self.report(&fact.envelope.node_id, hash, stage).is_empty() {
+        if !self.report(&fact.envelope, hash, stage).is_empty() {
             let at = fact.envelope.received_at_us;
             derived.observations.push(observation(
                 &fact.envelope,

@@ -2,7 +2,9 @@
 //! observations out.
 
 pub mod config;
+pub mod dedup;
 pub mod logic;
+pub mod telemetry;
 pub mod tracker;
 pub mod wiring;
 

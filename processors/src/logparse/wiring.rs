@@ -1,45 +1,78 @@
 //! Connects the pure logparse logic to the runtime: decoding, de-duplication by envelope key,
 //! encoding and keys.
+//!
+//! State is per input partition (a node's facts live in one partition of each input topic), so
+//! a revoked partition's state goes with it, and a reset partition is rebuilt by replay: the
+//! once-only and dedup state then holds exactly the facts whose outputs were acknowledged.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bmon_schemas::{Codec, Envelope, LogLineFact, ZmqFact};
 
+use super::dedup::{Dedup, Verdict};
 use super::logic::{Derived, LogParse};
+use super::telemetry as t;
 use crate::runtime::{Input, Output, Processor, RecordError};
+
+/// How often (in records) a partition forgets departed nodes.
+const PRUNE_EVERY: u64 = 4096;
+
+/// One input partition's state.
+#[derive(Debug)]
+struct Part {
+    logic: LogParse,
+    dedup: Dedup,
+    records: u64,
+    /// Latest producer receive time seen, µs: the partition's event time.
+    now_us: i64,
+}
 
 /// The logparse operator as the runtime runs it.
 #[derive(Debug)]
 pub struct LogParseProcessor {
-    logic: LogParse,
+    template: LogParse,
     codec: Codec,
-    /// Highest source offset handled per (node, stream, epoch): a node's facts arrive in order on
-    /// one partition, so anything at or below it is a redelivery and yields nothing.
-    done: HashMap<(String, String, String), i64>,
+    parts: HashMap<(String, i32), Part>,
     replay: Duration,
 }
 
 impl LogParseProcessor {
-    /// Wraps `logic`; state is rebuilt from `replay` of input after an assignment.
+    /// Wraps `logic` (the template of every partition's state); state is rebuilt from `replay`
+    /// of input after an assignment.
     pub fn new(logic: LogParse, replay: Duration) -> LogParseProcessor {
-        LogParseProcessor { logic, codec: Codec::default(), done: HashMap::new(), replay }
+        LogParseProcessor { template: logic, codec: Codec::default(), parts: HashMap::new(), replay }
     }
 
-    /// True if the fact was not handled before (and marks it handled).
-    fn first_time(&mut self, e: &Envelope) -> bool {
-        let key = (e.node_id.clone(), e.source.stream.clone(), e.source.epoch.clone());
-        match self.done.get(&key) {
-            Some(last) if *last >= e.source.offset => false,
-            _ => {
-                self.done.insert(key, e.source.offset);
-                true
-            }
-        }
+    /// Per partition: (nodes tracked, objects remembered, dedup (node, stream) pairs, epochs,
+    /// ranges), for memory bounds.
+    pub fn state_size(&self) -> Vec<((String, i32), [usize; 5])> {
+        let mut v: Vec<_> = self
+            .parts
+            .iter()
+            .map(|(k, p)| {
+                let (nodes, objects) = p.logic.size();
+                let (streams, epochs, ranges) = p.dedup.size();
+                (k.clone(), [nodes, objects, streams, epochs, ranges])
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn part(&mut self, topic: &str, partition: i32) -> &mut Part {
+        let key = (topic.to_owned(), partition);
+        let template = &self.template;
+        self.parts.entry(key).or_insert_with(|| Part {
+            logic: LogParse::new(template.config().clone()),
+            dedup: Dedup::default(),
+            records: 0,
+            now_us: i64::MIN,
+        })
     }
 
     fn encode(&self, derived: Derived, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let cfg = self.logic.config();
+        let cfg = self.template.config();
         for e in &derived.events {
             let payload = self.codec.encode(e).map_err(|e| RecordError::Invalid(e.to_string()))?;
             out.push(Output { topic: cfg.events_topic.clone(), key: e.envelope.node_id.as_bytes().to_vec(), payload });
@@ -52,26 +85,58 @@ impl LogParseProcessor {
     }
 }
 
+impl Part {
+    /// True if the fact at `[offset, end)` was not handled before (and marks it handled).
+    fn first_time(&mut self, e: &Envelope, end: i64, idle_us: i64, replay: bool) -> bool {
+        self.now_us = self.now_us.max(e.received_at_us);
+        self.records += 1;
+        if self.records.is_multiple_of(PRUNE_EVERY) {
+            let before = self.now_us.saturating_sub(idle_us);
+            self.logic.forget_before(before);
+            self.dedup.forget_before(before);
+        }
+        let s = &e.source;
+        let verdict = self.dedup.check(&e.node_id, &s.stream, &s.epoch, s.offset, end, e.received_at_us);
+        if verdict == Verdict::Duplicate && !replay {
+            metrics::counter!(t::DUPLICATES, "stream" => if s.stream == "log" { "log" } else { "zmq" }).increment(1);
+        }
+        verdict == Verdict::New
+    }
+}
+
 impl Processor for LogParseProcessor {
     fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let derived = if input.topic == self.logic.config().log_topic {
+        let cfg = self.template.config();
+        let idle_us = i64::try_from(cfg.node_idle_s).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+        let derived = if input.topic == cfg.log_topic {
             let fact: LogLineFact =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-            if !self.first_time(&fact.envelope) {
+            let part = self.part(input.topic, input.partition);
+            if !part.first_time(&fact.envelope, fact.end_offset, idle_us, input.replay) {
                 return Ok(());
             }
-            self.logic.log_fact(&fact)
-        } else if input.topic == self.logic.config().zmq_topic {
+            part.logic.log_fact(&fact)
+        } else if input.topic == cfg.zmq_topic {
             let fact: ZmqFact =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-            if !self.first_time(&fact.envelope) {
+            let part = self.part(input.topic, input.partition);
+            let end = fact.envelope.source.offset.saturating_add(1);
+            if !part.first_time(&fact.envelope, end, idle_us, input.replay) {
                 return Ok(());
             }
-            self.logic.zmq_fact(&fact)
+            part.logic.zmq_fact(&fact)
         } else {
             return Err(RecordError::Invalid(format!("logparse does not read topic {}", input.topic)));
         };
         self.encode(derived, out)
+    }
+
+    fn assigned(&mut self, topic: &str, partition: i32) {
+        self.parts.remove(&(topic.to_owned(), partition));
+    }
+
+    fn revoked(&mut self, topic: &str, partition: i32) {
+        self.parts.remove(&(topic.to_owned(), partition));
     }
 
     fn replay_window(&self) -> Option<Duration> {
