@@ -5,28 +5,46 @@
 //! plus the tailing delay, which is never negative; the minimum over recent samples is the best
 //! estimate of the offset alone. Producer hosts are assumed NTP-synchronised, so the estimate
 //! corrects nodes whose own clock (or log time zone) is off.
+//!
+//! The estimate is a pure function of the observations a partition received, in their order:
+//! each partition keeps its own estimator inside its checkpointed state, so a restart or a
+//! replay of the same input gives the same estimates, and so the same lags.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 /// Samples kept per node.
 const SAMPLES: usize = 256;
 
 /// Running offset estimates, per node: the minimum of the last [`SAMPLES`] differences, kept as a
 /// monotonic queue (sliding-window minimum, O(1) amortised per sample).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockEstimator {
-    /// Per node: samples seen, and (sample number, value) pairs with increasing values.
-    nodes: HashMap<String, (u64, VecDeque<(u64, i64)>)>,
+    nodes: BTreeMap<String, NodeClock>,
+}
+
+/// One node's samples.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct NodeClock {
+    /// Samples seen.
+    seen: u64,
+    /// (sample number, value) pairs with increasing values.
+    window: VecDeque<(u64, i64)>,
+    /// Host time of the newest sample, µs: nodes that stopped reporting are forgotten.
+    last_us: i64,
 }
 
 impl ClockEstimator {
     /// Adds one (node time, host time) pair.
     pub fn sample(&mut self, node: &str, observed_at_us: i64, received_at_us: i64) {
         let v = received_at_us - observed_at_us;
-        let (seen, q) = match self.nodes.get_mut(node) {
+        let c = match self.nodes.get_mut(node) {
             Some(e) => e,
             None => self.nodes.entry(node.to_owned()).or_default(),
         };
+        c.last_us = c.last_us.max(received_at_us);
+        let (seen, q) = (&mut c.seen, &mut c.window);
         while q.back().is_some_and(|&(_, b)| b >= v) {
             q.pop_back();
         }
@@ -39,12 +57,27 @@ impl ClockEstimator {
 
     /// The node's estimated offset (µs to add to its timestamps), if it has samples.
     pub fn offset_us(&self, node: &str) -> Option<i64> {
-        self.nodes.get(node).and_then(|(_, q)| q.front().map(|&(_, v)| v))
+        self.nodes.get(node).and_then(|c| c.window.front().map(|&(_, v)| v))
     }
 
-    /// Every node's estimate (in no particular order).
-    pub fn offsets(&self) -> impl Iterator<Item = (&str, i64)> {
-        self.nodes.iter().filter_map(|(n, (_, q))| q.front().map(|&(_, v)| (n.as_str(), v)))
+    /// Every node's estimate, with its number of samples.
+    pub fn offsets(&self) -> impl Iterator<Item = (&str, i64, u64)> {
+        self.nodes.iter().filter_map(|(n, c)| c.window.front().map(|&(_, v)| (n.as_str(), v, c.seen)))
+    }
+
+    /// Forgets nodes whose newest sample is older than `before_us` (host time).
+    pub fn forget_before(&mut self, before_us: i64) {
+        self.nodes.retain(|_, c| c.last_us >= before_us);
+    }
+
+    /// Nodes with an estimate.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when no node has an estimate.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 }
 
@@ -72,5 +105,14 @@ mod tests {
         }
         assert_eq!(c.offset_us("slow"), Some(5_999_010));
         assert_eq!(c.offset_us("other"), None);
+    }
+
+    #[test]
+    fn departed_nodes_are_forgotten() {
+        let mut c = ClockEstimator::default();
+        c.sample("gone", 0, 1_000);
+        c.sample("here", 0, 9_000);
+        c.forget_before(5_000);
+        assert_eq!((c.offset_us("gone"), c.len()), (None, 1));
     }
 }

@@ -34,6 +34,10 @@ pub struct PropagationConfig {
     pub baseline_min: usize,
     /// Clock offsets (|offset| above this, ms) are corrected in lags. Default 1000.
     pub clock_correction_threshold_ms: i64,
+    /// A log timestamp further than this from its producer's receive time, s, is a clock
+    /// outlier: the receive time is used for it, it is counted, and it never moves a window's
+    /// deadline or the watermark. Default 120.
+    pub clock_outlier_s: u64,
     /// RocksDB directory for window state. Default `state/propagation`.
     pub state_dir: PathBuf,
 }
@@ -52,6 +56,7 @@ impl Default for PropagationConfig {
             anomaly_quantile: 0.99,
             baseline_min: 20,
             clock_correction_threshold_ms: 1000,
+            clock_outlier_s: 120,
             state_dir: PathBuf::from("state/propagation"),
         }
     }

@@ -1,16 +1,18 @@
 //! RocksDB window state: one column family per input partition holding its windows, the alive
-//! table, the watermark and the next offset, all written in one batch per checkpoint, so the
-//! state and its offset never disagree.
+//! table, the clock estimates, the watermark and the next offset, all written in one batch per
+//! checkpoint, so the state and its offset never disagree.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
-use super::window::Window;
+use super::clock::ClockEstimator;
+use super::window::{Window, WindowKey};
 
 const OFFSET: &[u8] = b"meta/offset";
 const ALIVE: &[u8] = b"meta/alive";
+const CLOCKS: &[u8] = b"meta/clocks";
 const WATERMARK: &[u8] = b"meta/watermark";
 const WINDOW_PREFIX: &[u8] = b"w/";
 
@@ -34,6 +36,8 @@ pub struct Saved {
     pub windows: Vec<Window>,
     /// Network → node → last observation.
     pub alive: BTreeMap<String, BTreeMap<String, i64>>,
+    /// The partition's clock estimates.
+    pub clocks: ClockEstimator,
     /// Highest event time.
     pub watermark_us: i64,
 }
@@ -67,6 +71,9 @@ impl Store {
         if let Some(a) = self.db.get_cf(&cf, ALIVE)? {
             saved.alive = serde_json::from_slice(&a).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
+        if let Some(c) = self.db.get_cf(&cf, CLOCKS)? {
+            saved.clocks = serde_json::from_slice(&c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
         if let Some(w) = self.db.get_cf(&cf, WATERMARK)? {
             saved.watermark_us = decode_i64(&w)?;
         }
@@ -80,35 +87,25 @@ impl Store {
         Ok(Some(saved))
     }
 
-    /// Writes changed windows (`None`: delete), the alive table, the watermark and the offset in
-    /// one batch.
-    pub fn checkpoint(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        changed: &[(Vec<u8>, Option<Window>)],
-        alive: &BTreeMap<String, BTreeMap<String, i64>>,
-        watermark_us: i64,
-        offset: i64,
-    ) -> Result<(), StoreError> {
+    /// Writes changed windows (`None`: delete), the alive table, the clock estimates, the
+    /// watermark and the offset in one batch.
+    pub fn checkpoint(&mut self, topic: &str, partition: i32, c: &Checkpoint<'_>) -> Result<(), StoreError> {
         let name = cf_name(topic, partition);
         if self.db.cf_handle(&name).is_none() {
             self.db.create_cf(&name, &Options::default())?;
         }
         let cf = self.db.cf_handle(&name).ok_or_else(|| StoreError::Corrupt(format!("no column family {name}")))?;
         let mut batch = WriteBatch::default();
-        for (key, w) in changed {
+        for (key, w) in c.changed {
             match w {
-                Some(w) => {
-                    let v = serde_json::to_vec(w).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    batch.put_cf(&cf, key, v);
-                }
+                Some(w) => batch.put_cf(&cf, key, json(w)?),
                 None => batch.delete_cf(&cf, key),
             }
         }
-        batch.put_cf(&cf, ALIVE, serde_json::to_vec(alive).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        batch.put_cf(&cf, WATERMARK, watermark_us.to_be_bytes());
-        batch.put_cf(&cf, OFFSET, offset.to_be_bytes());
+        batch.put_cf(&cf, ALIVE, json(c.alive)?);
+        batch.put_cf(&cf, CLOCKS, json(c.clocks)?);
+        batch.put_cf(&cf, WATERMARK, c.watermark_us.to_be_bytes());
+        batch.put_cf(&cf, OFFSET, c.offset.to_be_bytes());
         self.db.write(batch)?;
         Ok(())
     }
@@ -123,10 +120,28 @@ impl Store {
     }
 }
 
+/// What one checkpoint writes.
+pub struct Checkpoint<'a> {
+    /// Changed windows by storage key (`None`: deleted).
+    pub changed: &'a [(Vec<u8>, Option<Window>)],
+    /// Network → node → last observation.
+    pub alive: &'a BTreeMap<String, BTreeMap<String, i64>>,
+    /// Clock estimates.
+    pub clocks: &'a ClockEstimator,
+    /// Highest event time.
+    pub watermark_us: i64,
+    /// Next offset to consume.
+    pub offset: i64,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// The storage key of a window.
-pub fn key_of(stage: bmon_schemas::Stage, hash: &str) -> Vec<u8> {
+pub fn key_of((network, stage, hash): &WindowKey) -> Vec<u8> {
     let mut k = WINDOW_PREFIX.to_vec();
-    k.extend_from_slice(format!("{stage:?}/{hash}").as_bytes());
+    k.extend_from_slice(format!("{network}/{stage:?}/{hash}").as_bytes());
     k
 }
 

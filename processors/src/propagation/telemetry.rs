@@ -18,6 +18,9 @@ pub const ANOMALIES: &str = "bmon_propagation_anomalies_total";
 pub const DUPLICATES: &str = "bmon_propagation_duplicate_observations_total";
 /// Estimated clock offset of a node's log clock behind its producer host, seconds, by node (gauge).
 pub const CLOCK_OFFSET: &str = "bmon_node_clock_offset_seconds";
+/// Log observations whose node clock was further from its producer host's clock than
+/// `clock_outlier_s` (the receive time was used instead), by node (counter).
+pub const CLOCK_OUTLIERS: &str = "bmon_propagation_clock_outliers_total";
 /// Wall-clock time from the producer receiving the last needed fact to the summary, seconds (histogram).
 pub const SUMMARY_LATENCY: &str = "bmon_propagation_summary_latency_seconds";
 

@@ -1,12 +1,24 @@
-//! Pure window logic: one window per (stage, hash), closed when every expected node reported or
-//! at its timeout (event time), amended by late observations. No I/O.
+//! Pure window logic: one window per (network, stage, hash), closed when every expected node
+//! reported or at its timeout (event time), amended by late observations. No I/O.
+//!
+//! Event time is each sighting's time on the host clock's scale: a log line's node timestamp,
+//! corrected by the node's estimated clock offset when that exceeds the threshold, or the
+//! producer's receive time when the node's clock is an outlier (further from its host's clock
+//! than `clock_outlier_us`). One bad clock therefore cannot move the watermark, and the
+//! correction is fixed when the sighting is recorded, so amendments, restarts and replays give
+//! the same lags for the same input.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, PropagationSummary, Stage};
+use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use serde::{Deserialize, Serialize};
 
 use super::clock::ClockEstimator;
+
+/// A window's identity: network, stage and hash. Two networks can share an object (Core and
+/// BSV regtest share their genesis block; BCH and BSV share pre-fork history), so the network
+/// is part of the key.
+pub type WindowKey = (String, Stage, String);
 
 /// Window settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +35,9 @@ pub struct WindowConfig {
     pub fleet: BTreeMap<String, Vec<String>>,
     /// Offsets larger than this (µs) are corrected.
     pub correction_threshold_us: i64,
+    /// A log time further than this (µs) from its producer's receive time is a clock outlier:
+    /// the receive time stands in for it, and it is not sampled for the offset estimate.
+    pub clock_outlier_us: i64,
 }
 
 /// One object's window at one stage.
@@ -40,8 +55,11 @@ pub struct Window {
     pub deadline_us: i64,
     /// Nodes expected to report.
     pub expected: BTreeSet<String>,
-    /// Each reporting node's first sighting (its own clock), µs.
+    /// Each reporting node's first sighting, µs (host-clock scale, see the module doc).
     pub seen: BTreeMap<String, i64>,
+    /// Nodes whose sighting time was corrected (offset, or receive time for an outlier).
+    #[serde(default)]
+    pub corrected: BTreeSet<String>,
     /// Nodes that reported after the close.
     pub late: BTreeSet<String>,
     /// Close reason and time, once closed.
@@ -54,14 +72,31 @@ pub struct Window {
 #[derive(Debug, Clone)]
 pub struct Windows {
     config: WindowConfig,
-    windows: HashMap<(Stage, String), Window>,
+    windows: HashMap<WindowKey, Window>,
     /// Open windows by deadline; closed ones by retirement time.
-    deadlines: BTreeSet<(i64, Stage, String)>,
-    retire: BTreeSet<(i64, Stage, String)>,
+    deadlines: BTreeSet<(i64, WindowKey)>,
+    retire: BTreeSet<(i64, WindowKey)>,
     alive: BTreeMap<String, BTreeMap<String, i64>>,
+    clocks: ClockEstimator,
     watermark_us: i64,
+    /// Event time of the last pruning of departed nodes.
+    pruned_us: i64,
     /// Windows changed since the last [`Windows::take_dirty`].
-    dirty: HashSet<(Stage, String)>,
+    dirty: HashSet<WindowKey>,
+}
+
+/// How often (event time, µs) departed nodes are pruned from the alive table and the clocks.
+const PRUNE_EVERY_US: i64 = 60_000_000;
+
+/// When a sighting happened, as the windows use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sighting {
+    /// Event time, µs.
+    pub at_us: i64,
+    /// Corrected from the node's own timestamp.
+    pub corrected: bool,
+    /// The node's clock was an outlier (its receive time was used).
+    pub outlier: bool,
 }
 
 /// What an observation did.
@@ -84,7 +119,9 @@ impl Windows {
             deadlines: BTreeSet::new(),
             retire: BTreeSet::new(),
             alive: BTreeMap::new(),
+            clocks: ClockEstimator::default(),
             watermark_us: i64::MIN,
+            pruned_us: i64::MIN,
             dirty: HashSet::new(),
         }
     }
@@ -100,8 +137,39 @@ impl Windows {
     }
 
     /// A window, open or recently closed.
-    pub fn get(&self, stage: Stage, hash: &str) -> Option<&Window> {
-        self.windows.get(&(stage, hash.to_owned()))
+    pub fn get(&self, network: &str, stage: Stage, hash: &str) -> Option<&Window> {
+        self.windows.get(&(network.to_owned(), stage, hash.to_owned()))
+    }
+
+    /// The clock estimates of this partition's nodes.
+    pub fn clocks(&self) -> &ClockEstimator {
+        &self.clocks
+    }
+
+    /// Windows held, open or closed (for memory bounds).
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// True when no window is held.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// The event time of `o`, sampling the node's clock on the way (see the module doc).
+    fn sighting(&mut self, o: &Observation) -> Sighting {
+        let plain = Sighting { at_us: o.observed_at_us, corrected: false, outlier: false };
+        let (ObservationSource::Log, Some(recv)) = (o.source, o.received_at_us) else { return plain };
+        if recv.saturating_sub(o.observed_at_us).saturating_abs() > self.config.clock_outlier_us {
+            return Sighting { at_us: recv, corrected: true, outlier: true };
+        }
+        self.clocks.sample(&o.node_id, o.observed_at_us, recv);
+        match self.clocks.offset_us(&o.node_id) {
+            Some(off) if off.abs() > self.config.correction_threshold_us => {
+                Sighting { at_us: o.observed_at_us + off, corrected: true, outlier: false }
+            }
+            _ => plain,
+        }
     }
 
     fn expected(&self, network: &str, reporter: &str) -> BTreeSet<String> {
@@ -125,8 +193,9 @@ impl Windows {
 
     /// Applies one observation (with the clock estimates for lags); closed or amended windows'
     /// summaries are appended to `out`.
-    pub fn observe(&mut self, o: &Observation, clocks: &ClockEstimator, out: &mut Vec<PropagationSummary>) -> Outcome {
-        let at = o.observed_at_us;
+    pub fn observe(&mut self, o: &Observation, out: &mut Vec<PropagationSummary>) -> (Outcome, Sighting) {
+        let sighting = self.sighting(o);
+        let at = sighting.at_us;
         let nodes = match self.alive.get_mut(&o.network) {
             Some(n) => n,
             None => self.alive.entry(o.network.clone()).or_default(),
@@ -137,25 +206,35 @@ impl Windows {
                 nodes.insert(o.node_id.clone(), at);
             }
         }
-        let key = (o.stage, o.hash.clone());
+        let key = (o.network.clone(), o.stage, o.hash.clone());
         let outcome = match self.windows.get_mut(&key) {
             Some(w) if w.closed.is_some() => {
                 if w.seen.contains_key(&o.node_id) {
                     Outcome::Duplicate
                 } else {
                     w.seen.insert(o.node_id.clone(), at);
+                    if sighting.corrected {
+                        w.corrected.insert(o.node_id.clone());
+                    }
                     w.late.insert(o.node_id.clone());
                     w.revision += 1;
                     let closed_at = w.closed.map_or(at, |c| c.1);
                     w.closed = Some((CloseReason::Amended, closed_at));
-                    out.push(summarize(w, &self.config, clocks));
+                    out.push(summarize(w));
                     Outcome::Late
                 }
             }
             Some(w) => {
                 let first = !w.seen.contains_key(&o.node_id);
                 let entry = w.seen.entry(o.node_id.clone()).or_insert(at);
-                *entry = (*entry).min(at);
+                if at <= *entry {
+                    *entry = at;
+                    if sighting.corrected {
+                        w.corrected.insert(o.node_id.clone());
+                    } else {
+                        w.corrected.remove(&o.node_id);
+                    }
+                }
                 if first { Outcome::Recorded } else { Outcome::Duplicate }
             }
             None => {
@@ -169,11 +248,12 @@ impl Windows {
                     deadline_us: at.saturating_add(timeout),
                     expected: self.expected(&o.network, &o.node_id),
                     seen: BTreeMap::from([(o.node_id.clone(), at)]),
+                    corrected: if sighting.corrected { BTreeSet::from([o.node_id.clone()]) } else { BTreeSet::new() },
                     late: BTreeSet::new(),
                     closed: None,
                     revision: 0,
                 };
-                self.deadlines.insert((w.deadline_us, o.stage, o.hash.clone()));
+                self.deadlines.insert((w.deadline_us, key.clone()));
                 self.windows.insert(key.clone(), w);
                 Outcome::Recorded
             }
@@ -184,72 +264,84 @@ impl Windows {
             && let Some(w) = self.windows.get(&key)
             && w.expected.iter().all(|n| w.seen.contains_key(n))
         {
-            self.close(&key, CloseReason::AllReported, self.watermark_us, clocks, out);
+            self.close(&key, CloseReason::AllReported, self.watermark_us, out);
         }
         let now = self.watermark_us;
-        self.advance(now, clocks, out);
-        outcome
+        self.advance(now, out);
+        (outcome, sighting)
     }
 
-    fn close(
-        &mut self,
-        key: &(Stage, String),
-        reason: CloseReason,
-        at_us: i64,
-        clocks: &ClockEstimator,
-        out: &mut Vec<PropagationSummary>,
-    ) {
+    fn close(&mut self, key: &WindowKey, reason: CloseReason, at_us: i64, out: &mut Vec<PropagationSummary>) {
         let Some(w) = self.windows.get_mut(key) else { return };
         if w.closed.is_some() {
             return;
         }
-        self.deadlines.remove(&(w.deadline_us, key.0, key.1.clone()));
+        self.deadlines.remove(&(w.deadline_us, key.clone()));
         w.closed = Some((reason, at_us));
-        self.retire.insert((at_us.saturating_add(self.config.closed_retention_us), key.0, key.1.clone()));
+        self.retire.insert((at_us.saturating_add(self.config.closed_retention_us), key.clone()));
         self.dirty.insert(key.clone());
-        out.push(summarize(w, &self.config, clocks));
+        out.push(summarize(w));
     }
 
     /// Closes windows whose deadline is at or before `now_us` and forgets closed windows past
     /// their retention. `now_us` is event time (the watermark) or, for idle partitions, the
-    /// wall clock.
-    pub fn advance(&mut self, now_us: i64, clocks: &ClockEstimator, out: &mut Vec<PropagationSummary>) {
-        while let Some((deadline, stage, hash)) = self.deadlines.first().cloned() {
+    /// wall clock. Nodes unseen for the alive span leave the alive table and the clock
+    /// estimates, so departed nodes hold no memory and no stale gauge.
+    pub fn advance(&mut self, now_us: i64, out: &mut Vec<PropagationSummary>) {
+        while let Some((deadline, key)) = self.deadlines.first().cloned() {
             if deadline > now_us {
                 break;
             }
-            self.close(&(stage, hash), CloseReason::Timeout, deadline, clocks, out);
+            self.close(&key, CloseReason::Timeout, deadline, out);
         }
-        while let Some((when, stage, hash)) = self.retire.first().cloned() {
+        while let Some((when, key)) = self.retire.first().cloned() {
             if when > now_us {
                 break;
             }
             self.retire.pop_first();
-            self.windows.remove(&(stage, hash.clone()));
-            self.dirty.insert((stage, hash));
+            self.windows.remove(&key);
+            self.dirty.insert(key);
+        }
+        // Departed nodes, at most once a minute of event time: a scan of every node per
+        // observation would cost more than the window update itself.
+        if now_us.saturating_sub(self.pruned_us) >= PRUNE_EVERY_US {
+            self.pruned_us = now_us;
+            let before = now_us.saturating_sub(self.config.alive_us);
+            for nodes in self.alive.values_mut() {
+                nodes.retain(|_, last| *last >= before);
+            }
+            self.alive.retain(|_, nodes| !nodes.is_empty());
+            self.clocks.forget_before(before);
         }
     }
 
     /// Keys changed since the last call, with their current window (`None`: removed).
-    pub fn take_dirty(&mut self) -> Vec<((Stage, String), Option<Window>)> {
+    pub fn take_dirty(&mut self) -> Vec<(WindowKey, Option<Window>)> {
         std::mem::take(&mut self.dirty).into_iter().map(|k| (k.clone(), self.windows.get(&k).cloned())).collect()
     }
 
-    /// Restores windows saved by [`Windows::take_dirty`], and the alive table.
-    pub fn restore(&mut self, windows: Vec<Window>, alive: BTreeMap<String, BTreeMap<String, i64>>, watermark_us: i64) {
+    /// Restores windows saved by [`Windows::take_dirty`], the alive table and clock estimates.
+    pub fn restore(
+        &mut self,
+        windows: Vec<Window>,
+        alive: BTreeMap<String, BTreeMap<String, i64>>,
+        clocks: ClockEstimator,
+        watermark_us: i64,
+    ) {
         for w in windows {
-            let key = (w.stage, w.hash.clone());
+            let key = (w.network.clone(), w.stage, w.hash.clone());
             match w.closed {
                 None => {
-                    self.deadlines.insert((w.deadline_us, w.stage, w.hash.clone()));
+                    self.deadlines.insert((w.deadline_us, key.clone()));
                 }
                 Some((_, at)) => {
-                    self.retire.insert((at.saturating_add(self.config.closed_retention_us), w.stage, w.hash.clone()));
+                    self.retire.insert((at.saturating_add(self.config.closed_retention_us), key.clone()));
                 }
             }
             self.windows.insert(key, w);
         }
         self.alive = alive;
+        self.clocks = clocks;
         self.watermark_us = watermark_us;
     }
 
@@ -259,18 +351,10 @@ impl Windows {
     }
 }
 
-/// Builds the summary of a closed window. Lags are against the earliest (corrected) sighting.
-pub fn summarize(w: &Window, config: &WindowConfig, clocks: &ClockEstimator) -> PropagationSummary {
-    let correction =
-        |node: &str| clocks.offset_us(node).filter(|off| off.abs() > config.correction_threshold_us).unwrap_or(0);
-    let times: Vec<(&String, i64, bool)> = w
-        .seen
-        .iter()
-        .map(|(n, t)| {
-            let c = correction(n);
-            (n, t + c, c != 0)
-        })
-        .collect();
+/// Builds the summary of a closed window. Lags are against the earliest sighting; times were
+/// corrected when recorded, so the same window always gives the same summary.
+pub fn summarize(w: &Window) -> PropagationSummary {
+    let times: Vec<(&String, i64, bool)> = w.seen.iter().map(|(n, t)| (n, *t, w.corrected.contains(n))).collect();
     let (first_node, first_seen) =
         times.iter().min_by_key(|(n, t, _)| (*t, (*n).clone())).map(|(n, t, _)| ((*n).clone(), *t)).unwrap_or_default();
     let lags: Vec<NodeLag> = times

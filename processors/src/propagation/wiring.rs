@@ -1,15 +1,14 @@
 //! Connects the pure windows to the runtime: decoding, per-partition state with RocksDB
 //! checkpoints, metrics, summaries and anomaly events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bmon_schemas::{CloseReason, Codec, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use bmon_schemas::{CloseReason, Codec, ObjectKind, Observation, PropagationSummary, Stage};
 
 use super::baseline::Baseline;
-use super::clock::ClockEstimator;
 use super::config::PropagationConfig;
-use super::store::{Store, StoreError, key_of};
+use super::store::{Checkpoint, Store, StoreError, key_of};
 use super::telemetry as t;
 use super::window::{Outcome, WindowConfig, Windows};
 use crate::runtime::{Input, Output, Processor, RecordError};
@@ -59,13 +58,43 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Summaries whose metrics this process already recorded, by (network, stage, hash, revision):
+/// a summary published again (after a failed delivery, a restart of the consumer loop or a
+/// rebalance) is published, but not counted twice. Bounded; the oldest keys go first.
+#[derive(Debug, Default)]
+struct Recorded {
+    keys: std::collections::HashSet<(String, Stage, String, i32)>,
+    order: VecDeque<(String, Stage, String, i32)>,
+}
+
+impl Recorded {
+    const CAPACITY: usize = 200_000;
+
+    /// True the first time `s`'s revision is seen.
+    fn first(&mut self, s: &PropagationSummary) -> bool {
+        let key = (s.network.clone(), s.stage, s.hash.clone(), s.revision);
+        if !self.keys.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.keys.remove(&old);
+        }
+        true
+    }
+}
+
 /// The propagation operator as the runtime runs it.
 pub struct PropagationProcessor {
     config: PropagationConfig,
     window_config: WindowConfig,
     /// Windows per input partition (the processor has one input topic).
     partitions: HashMap<i32, Windows>,
-    clocks: ClockEstimator,
+    recorded: Recorded,
+    /// Nodes with a clock-offset gauge, so a departed node's gauge can be cleared.
+    gauged: BTreeSet<String>,
     baseline: Baseline,
     store: Store,
     codec: Codec,
@@ -86,22 +115,35 @@ impl PropagationProcessor {
             alive_us: s(config.alive_s),
             fleet: config.fleet.clone(),
             correction_threshold_us: config.clock_correction_threshold_ms.saturating_mul(1000),
+            clock_outlier_us: s(config.clock_outlier_s),
         };
         Ok(PropagationProcessor {
             baseline: Baseline::new(config.baseline_size, config.baseline_min, config.anomaly_quantile),
             config,
             window_config,
             partitions: HashMap::new(),
-            clocks: ClockEstimator::default(),
+            recorded: Recorded::default(),
+            gauged: BTreeSet::new(),
             store,
             codec: Codec::default(),
             summaries: Vec::new(),
         })
     }
 
-    /// Metrics for a summary, an anomaly verdict, and its output records.
-    fn publish(&mut self, s: &PropagationSummary, live: bool, out: &mut Vec<Output>) -> Result<(), RecordError> {
+    /// A summary's output records, and, the first time this process publishes its revision, its
+    /// metrics and anomaly verdict.
+    fn publish(&mut self, s: &PropagationSummary, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let payload = self.codec.encode(s).map_err(|e| RecordError::Invalid(e.to_string()))?;
+        let first = self.recorded.first(s);
+        if first {
+            self.record(s, &payload, out);
+        }
+        out.push(Output { topic: self.config.events_topic.clone(), key: SUMMARY_KIND.as_bytes().to_vec(), payload });
+        Ok(())
+    }
+
+    /// Metrics for a summary published for the first time, and its anomaly event.
+    fn record(&mut self, s: &PropagationSummary, payload: &[u8], out: &mut Vec<Output>) {
         let (stage, object) = (stage_label(s.stage), object_label(s.object));
         let net = s.network.clone();
         if s.revision == 0 {
@@ -120,18 +162,36 @@ impl PropagationProcessor {
                 out.push(Output {
                     topic: self.config.events_topic.clone(),
                     key: ANOMALY_KIND.as_bytes().to_vec(),
-                    payload: payload.clone(),
+                    payload: payload.to_vec(),
                 });
             }
         } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
             metrics::counter!(t::LATE, "network" => net, "stage" => stage, "node" => l.node_id.clone()).increment(1);
         }
         metrics::counter!(t::SUMMARIES, "close_reason" => reason_label(s.close_reason)).increment(1);
-        if live {
-            metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
+        metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
+    }
+
+    /// Sets each node's clock-offset gauge from the partition with the most samples of it, and
+    /// clears (NaN) the gauges of nodes no partition holds any more.
+    fn clock_gauges(&mut self) {
+        let mut best: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+        for w in self.partitions.values() {
+            for (node, off, n) in w.clocks().offsets() {
+                let e = best.entry(node).or_insert((n, off));
+                if n > e.0 {
+                    *e = (n, off);
+                }
+            }
         }
-        out.push(Output { topic: self.config.events_topic.clone(), key: SUMMARY_KIND.as_bytes().to_vec(), payload });
-        Ok(())
+        for (node, (_, off)) in &best {
+            metrics::gauge!(t::CLOCK_OFFSET, "node" => (*node).to_owned()).set(secs(*off));
+        }
+        let now: BTreeSet<String> = best.keys().map(|n| (*n).to_owned()).collect();
+        for gone in self.gauged.difference(&now) {
+            metrics::gauge!(t::CLOCK_OFFSET, "node" => gone.clone()).set(f64::NAN);
+        }
+        self.gauged = now;
     }
 
     fn open_windows(&self) -> usize {
@@ -145,49 +205,53 @@ impl Processor for PropagationProcessor {
         if o.hash.is_empty() || o.node_id.is_empty() {
             return Err(RecordError::Invalid("observation without hash or node".into()));
         }
-        if o.source == ObservationSource::Log
-            && let Some(recv) = o.received_at_us
-        {
-            self.clocks.sample(&o.node_id, o.observed_at_us, recv);
-        }
         let mut summaries = std::mem::take(&mut self.summaries);
         summaries.clear();
         let cfg = &self.window_config;
         let windows = self.partitions.entry(input.partition).or_insert_with(|| Windows::new(cfg.clone()));
-        let outcome = windows.observe(&o, &self.clocks, &mut summaries);
+        let (outcome, sighting) = windows.observe(&o, &mut summaries);
         if input.replay {
+            // Already published (and counted) by whoever processed these records live.
             self.summaries = summaries;
             return Ok(());
         }
         if outcome == Outcome::Duplicate {
             metrics::counter!(t::DUPLICATES).increment(1);
         }
+        if sighting.outlier {
+            metrics::counter!(t::CLOCK_OUTLIERS, "node" => o.node_id.clone()).increment(1);
+        }
         for s in &summaries {
-            self.publish(s, true, out)?;
+            self.publish(s, out)?;
         }
         self.summaries = summaries;
         Ok(())
     }
 
-    fn tick(&mut self, now_us: i64, out: &mut Vec<Output>) {
+    fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
         let mut closed = Vec::new();
-        for w in self.partitions.values_mut() {
-            // Idle partitions: wall-clock time moves their windows on.
-            let now = now_us.max(w.watermark_us());
-            w.advance(now, &self.clocks, &mut closed);
+        for (_, partition) in idle {
+            // Live, caught-up, quiet partitions: wall-clock time moves their windows on.
+            if let Some(w) = self.partitions.get_mut(partition) {
+                let now = now_us.max(w.watermark_us());
+                w.advance(now, &mut closed);
+            }
         }
         for s in &closed {
-            if let Err(e) = self.publish(s, true, out) {
+            if let Err(e) = self.publish(s, out) {
                 tracing::warn!(error = %e, "summary not published");
             }
         }
         metrics::gauge!(t::OPEN_WINDOWS).set(self.open_windows() as f64);
-        for (node, off) in self.clocks.offsets() {
-            metrics::gauge!(t::CLOCK_OFFSET, "node" => node.to_owned()).set(secs(off));
-        }
+        self.clock_gauges();
     }
 
     fn assigned(&mut self, _topic: &str, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
+    fn reset(&mut self, _topic: &str, partition: i32) {
+        // The local store holds only acknowledged state; the partition restores from it.
         self.partitions.remove(&partition);
     }
 
@@ -225,7 +289,7 @@ impl Processor for PropagationProcessor {
             return None;
         }
         let mut w = Windows::new(self.window_config.clone());
-        w.restore(saved.windows, saved.alive, saved.watermark_us);
+        w.restore(saved.windows, saved.alive, saved.clocks, saved.watermark_us);
         self.partitions.insert(partition, w);
         Some(saved.offset)
     }
@@ -234,9 +298,15 @@ impl Processor for PropagationProcessor {
         for (topic, partition, offset) in positions {
             let Some(w) = self.partitions.get_mut(partition) else { continue };
             let changed: Vec<(Vec<u8>, Option<super::window::Window>)> =
-                w.take_dirty().into_iter().map(|((stage, hash), win)| (key_of(stage, &hash), win)).collect();
-            let (alive, watermark) = (w.alive().clone(), w.watermark_us());
-            if let Err(e) = self.store.checkpoint(topic, *partition, &changed, &alive, watermark, *offset) {
+                w.take_dirty().into_iter().map(|(key, win)| (key_of(&key), win)).collect();
+            let c = Checkpoint {
+                changed: &changed,
+                alive: w.alive(),
+                clocks: w.clocks(),
+                watermark_us: w.watermark_us(),
+                offset: *offset,
+            };
+            if let Err(e) = self.store.checkpoint(topic, *partition, &c) {
                 tracing::warn!(topic, partition, error = %e, "checkpoint failed; state will be replayed after a restart");
             }
         }
