@@ -21,6 +21,10 @@ use crate::zmq::subscriber::ZmqSettings;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// After SIGTERM, how long the sources still await the broker's acknowledgements (within the
+/// service's [`crate::service::SHUTDOWN_LIMIT`]). What is left is re-read or resent next time.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
 fn identity(config: &ProducerConfig) -> NodeIdentity {
     NodeIdentity {
         node_id: config.node.id.clone(),
@@ -54,7 +58,7 @@ impl SpooledSource {
         let (drain_sink, shared, topic, key) = (sink.clone(), shared.clone(), topic.to_owned(), config.node.id.clone());
         let rx = shutdown.clone();
         let drainer = tokio::spawn(async move {
-            drain_sink.drain(&shared, &topic, &key, rx, Duration::from_secs(10)).await;
+            drain_sink.drain(&shared, &topic, &key, rx, SHUTDOWN_WAIT).await;
             let left = drain_sink.queued();
             if left > 0 {
                 tracing::warn!(source = name, left, "facts still spooled at shutdown; they are sent after the restart");
@@ -151,10 +155,18 @@ pub async fn run_log_source(
     let mut backoff = Duration::from_millis(500);
     let path = log.path.to_string_lossy().into_owned();
     while !*shutdown.borrow() {
-        let publisher = match LogPublisher::new(shared, &log.topic, node.clone(), &path) {
+        // The metadata lookup blocks for up to 10 s while the broker is away: off this thread,
+        // which also serves the health listener.
+        let built = {
+            let (shared, topic, node, path) = (shared.clone(), log.topic.clone(), node.clone(), path.clone());
+            tokio::task::spawn_blocking(move || LogPublisher::new(&shared, &topic, node, &path))
+                .await
+                .unwrap_or_else(|e| Err(PublishError::Client(format!("connect task: {e}"))))
+        };
+        let publisher = match built {
             Ok(p) => {
                 health.log.store(true, Ordering::Relaxed);
-                p
+                Arc::new(p)
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the log topic; retrying");
@@ -167,7 +179,7 @@ pub async fn run_log_source(
         };
         match follow(&publisher, &checkpoint, log, poll, &mut shutdown).await {
             Ok(()) => {
-                publisher.flush(Duration::from_secs(10));
+                publisher.flush(Duration::from_millis(500));
                 return Ok(());
             }
             Err(e) => {
@@ -247,13 +259,20 @@ fn resume_position(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<
 }
 
 async fn follow(
-    publisher: &LogPublisher,
+    publisher: &Arc<LogPublisher>,
     checkpoint: &Checkpoint,
     log: &LogSection,
     poll: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
-    let resume = resume_position(publisher, checkpoint)?;
+    // The recovery scan reads the broker (seconds on a busy partition): off this thread, which
+    // also serves the health listener.
+    let resume = {
+        let (p, c) = (Arc::clone(publisher), checkpoint.clone());
+        tokio::task::spawn_blocking(move || resume_position(&p, &c))
+            .await
+            .unwrap_or_else(|e| Err(PublishError::Client(format!("recovery task: {e}"))))?
+    };
     tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
     let mut follower = Follower::open(&log.path, resume, log.max_line_bytes);
     // The local checkpoint is only a fallback (the broker holds the true position), so it is
@@ -341,7 +360,13 @@ async fn follow(
             }
         };
         if stop || *shutdown.borrow() {
-            let (acked, failure) = in_flight.settle().await;
+            // Bounded: a broker that is away must not hold the exit. Lines not acknowledged by
+            // then are read again on the next start, which resumes from the broker's position.
+            let Ok((acked, failure)) = tokio::time::timeout(SHUTDOWN_WAIT, in_flight.settle()).await else {
+                save(unsaved);
+                tracing::warn!("log facts unacknowledged at shutdown; they are read again on the next start");
+                return Ok(());
+            };
             save(acked.or(unsaved));
             return match failure {
                 Some(e) => Err(publisher.delivery_error(e)),

@@ -22,6 +22,11 @@ pub enum ServiceError {
     Producer(#[from] PublishError),
 }
 
+/// How long after SIGTERM the process may take to flush before it exits regardless. The sources
+/// give up waiting for the broker before it ([`crate::run`]); what was not acknowledged is
+/// re-read from the log or resent from the spool on the next start.
+pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Runs the producer for `config` until SIGTERM or SIGINT, then flushes and returns.
 pub fn run_service(config: &ProducerConfig) -> Result<(), ServiceError> {
     // One thread runs every async task (the log loop, the drainers, the metrics listener): at a
@@ -30,6 +35,7 @@ pub fn run_service(config: &ProducerConfig) -> Result<(), ServiceError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServiceError::Startup)?;
     runtime.block_on(async {
         let rx = bmon_service::shutdown_on_signals().map_err(ServiceError::Startup)?;
+        bmon_service::exit_after_shutdown(rx.clone(), SHUTDOWN_LIMIT);
         let metrics = install_recorder().map_err(ServiceError::Recorder)?;
         let health = Arc::new(Health {
             configured: (config.log.is_some(), config.zmq.is_some(), config.rpc.is_some()),

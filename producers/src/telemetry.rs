@@ -73,5 +73,6 @@ pub async fn serve(
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    bmon_service::serve(addr, metrics, Arc::new(move || health.ready()), shutdown).await
+    bmon_service::serve(addr, metrics, bmon_service::Probes::ready_only(Arc::new(move || health.ready())), shutdown)
+        .await
 }

@@ -64,6 +64,15 @@ impl Broker {
         }
     }
 
+    /// Kills the broker at once (SIGKILL), as a crash would: nothing in flight is answered or
+    /// drained first, as it would be on a graceful stop. [`Broker::restart`] starts it again.
+    /// (A SIGSTOP pause is no substitute here: tansu 0.6.0 stops answering for good after one.)
+    pub fn crash(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill_hard();
+        }
+    }
+
     /// Starts the broker again on the same port and storage.
     pub fn restart(&mut self) -> Result<(), TestbedError> {
         self.stop();

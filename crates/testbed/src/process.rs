@@ -22,8 +22,12 @@ pub struct Managed {
 
 impl Managed {
     /// Spawns `cmd` with stdout and stderr appended to `log`, recording its PID in
-    /// `pid_dir/<name>.pid`.
+    /// `pid_dir/<name>.pid`. The child gets a process group of its own, so a Ctrl-C in the
+    /// terminal reaches only its owner, which then stops its children in order (processors
+    /// before the broker), not all of them at once.
     pub fn spawn(name: &str, mut cmd: Command, pid_dir: &Path, log: &Path) -> Result<Managed, TestbedError> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         let out = File::options()
             .create(true)
             .append(true)
