@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bmon_processors::propagation::clock::ClockEstimator;
 use bmon_processors::propagation::window::{WindowConfig, Windows};
 use bmon_schemas::{CloseReason, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use proptest::prelude::*;
@@ -22,10 +21,16 @@ fn config(nodes: usize) -> WindowConfig {
             (0..nodes).map(|i| format!("n{i}")).collect(),
         )]),
         correction_threshold_us: 1_000_000,
+        clock_outlier_us: 120_000_000,
     }
 }
 
 fn obs(hash: &str, node: usize, at: i64) -> Observation {
+    obs_recv(hash, node, at, at)
+}
+
+/// An observation whose node clock says `at` and whose producer received it at `recv`.
+fn obs_recv(hash: &str, node: usize, at: i64, recv: i64) -> Observation {
     Observation {
         hash: hash.into(),
         object: ObjectKind::Block,
@@ -36,15 +41,14 @@ fn obs(hash: &str, node: usize, at: i64) -> Observation {
         source: ObservationSource::Log,
         height: Some(1),
         fact: FactKey { stream: "log".into(), epoch: "e".into(), offset: at },
-        received_at_us: Some(at),
+        received_at_us: Some(recv),
     }
 }
 
 fn run(windows: &mut Windows, input: &[Observation]) -> Vec<PropagationSummary> {
-    let clocks = ClockEstimator::default();
     let mut out = Vec::new();
     for o in input {
-        windows.observe(o, &clocks, &mut out);
+        windows.observe(o, &mut out);
     }
     out
 }
@@ -111,7 +115,7 @@ proptest! {
         let mut w = Windows::new(config(n + 1));
         let mut out = run(&mut w, &lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect::<Vec<_>>());
         prop_assert!(out.is_empty(), "closed before the deadline");
-        w.advance(T0 + lags[0] + TIMEOUT, &ClockEstimator::default(), &mut out);
+        w.advance(T0 + lags[0] + TIMEOUT, &mut out);
         prop_assert_eq!(out.len(), 1);
         prop_assert_eq!(out[0].close_reason, CloseReason::Timeout);
         prop_assert_eq!(out[0].closed_at_us, T0 + lags[0] + TIMEOUT);
@@ -126,7 +130,7 @@ proptest! {
         let n = lags.len();
         let mut w = Windows::new(config(n + 1));
         let mut out = run(&mut w, &lags.iter().enumerate().map(|(i, l)| obs("h", i, T0 + l)).collect::<Vec<_>>());
-        w.advance(T0 + lags[0] + TIMEOUT, &ClockEstimator::default(), &mut out);
+        w.advance(T0 + lags[0] + TIMEOUT, &mut out);
         prop_assert_eq!(out.len(), 1);
         let late = obs("h", n, T0 + lags[0] + TIMEOUT + after);
         let amended = run(&mut w, &[late.clone(), late]);
@@ -157,13 +161,9 @@ proptest! {
 /// A node whose log clock is 5 s behind its host has its lag corrected and the summary says so.
 #[test]
 fn clock_offsets_are_corrected() {
-    let mut clocks = ClockEstimator::default();
-    clocks.sample("n1", T0 - 5_000_000, T0 + 2_000);
-    clocks.sample("n0", T0, T0 + 1_000);
     let mut w = Windows::new(config(2));
-    let mut out = Vec::new();
-    w.observe(&obs("h", 0, T0), &clocks, &mut out);
-    w.observe(&obs("h", 1, T0 - 5_000_000 + 300_000), &clocks, &mut out);
+    let out =
+        run(&mut w, &[obs_recv("h", 0, T0, T0 + 1_000), obs_recv("h", 1, T0 - 5_000_000 + 300_000, T0 + 302_000)]);
     assert_eq!(out.len(), 1);
     let s = &out[0];
     assert!(s.clock_corrected);
@@ -171,4 +171,67 @@ fn clock_offsets_are_corrected() {
     let n1 = s.lags.iter().find(|l| l.node_id == "n1").unwrap();
     assert!(n1.corrected);
     assert_eq!(n1.lag_us, 302_000, "5 s offset removed, 2 ms tailing delay remains");
+}
+
+/// Core and BSV regtest share a genesis block: the same hash on two networks is two windows.
+#[test]
+fn networks_stay_apart() {
+    let mut cfg = config(2);
+    cfg.fleet.insert("regtest-bsv".into(), vec!["n0".into(), "n1".into()]);
+    let mut w = Windows::new(cfg);
+    let mut other = obs("genesis", 1, T0 + 5);
+    other.network = "regtest-bsv".into();
+    let out = run(&mut w, &[obs("genesis", 0, T0), other]);
+    assert!(out.is_empty(), "one sighting per network: neither window is complete");
+    assert_eq!(w.get("regtest", Stage::Tip, "genesis").unwrap().seen.len(), 1);
+    assert_eq!(w.get("regtest-bsv", Stage::Tip, "genesis").unwrap().seen.len(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Nodes whose log clocks are off by up to ±2 s from their (correct) host clocks: once each
+    /// clock has a sample, the lags equal the unskewed run's within the tailing delay (≤ 5 ms).
+    #[test]
+    fn skewed_clocks_give_true_lags(
+        lags in proptest::collection::vec(0i64..2_000_000, 3..5),
+        skews in proptest::collection::vec(-2_000_000i64..2_000_000, 5),
+        tail in proptest::collection::vec(0i64..5_000, 5),
+    ) {
+        let n = lags.len();
+        let cfg = || { let mut c = config(n); c.correction_threshold_us = 0; c };
+        // A first block gives every node a clock sample.
+        let warm: Vec<Observation> = (0..n).map(|i| obs_recv("warm", i, T0 - skews[i], T0 + tail[i])).collect();
+        let block = |i: usize, skewed: bool| {
+            let t = T0 + 60_000_000 + lags[i];
+            let s = if skewed { skews[i] } else { 0 };
+            obs_recv("b", i, t - s, t + tail[i])
+        };
+        let mut skewed = Windows::new(cfg());
+        run(&mut skewed, &warm);
+        let a = run(&mut skewed, &(0..n).map(|i| block(i, true)).collect::<Vec<_>>());
+        let b = run(&mut Windows::new(config(n)), &(0..n).map(|i| block(i, false)).collect::<Vec<_>>());
+        prop_assert_eq!(a.len(), 1);
+        for (x, y) in a[0].lags.iter().zip(&b[0].lags) {
+            prop_assert!((x.lag_us - y.lag_us).abs() <= 5_000, "{} vs {}", x.lag_us, y.lag_us);
+        }
+    }
+}
+
+/// One node an hour ahead of its host: its sightings take the receive time, are marked as
+/// outliers, and never move the watermark, so the other windows close on time.
+#[test]
+fn an_hour_ahead_does_not_close_windows() {
+    let hour = 3_600_000_000;
+    let mut w = Windows::new(config(3));
+    let mut out = Vec::new();
+    w.observe(&obs("a", 0, T0), &mut out);
+    let (_, sighting) = w.observe(&obs_recv("a", 2, T0 + 10_000 + hour, T0 + 10_000), &mut out);
+    assert!(sighting.outlier);
+    assert_eq!(w.watermark_us(), T0 + 10_000, "the outlier's receive time, not its clock");
+    assert!(out.is_empty(), "a still waits for n1");
+    w.observe(&obs("a", 1, T0 + 20_000), &mut out);
+    assert_eq!(out.len(), 1);
+    let lag = out[0].lags.iter().find(|l| l.node_id == "n2").unwrap();
+    assert_eq!((lag.lag_us, lag.corrected), (10_000, true));
 }
