@@ -161,8 +161,10 @@ fn producer_kill_9_and_restart_mid_stream() {
     assert_exactly_once(&reader.of("crashing"), &written, "crashing producer");
 }
 
-/// The broker is stopped for a while during a stream and restarted on the same storage: the
-/// producer retries, then resumes from the broker's position; every line once, in order.
+/// The broker is stopped during a stream for 8 s, longer than the producer's delivery timeout
+/// (`message.timeout.ms` 2 s here), and restarted on the same storage: deliveries time out, the
+/// producer retries, then resumes from the broker's position; every line once, in order, with
+/// byte offsets that tile the file.
 #[test]
 fn broker_outage_during_a_stream() {
     let mut bed = TestBed::new().unwrap();
@@ -171,14 +173,18 @@ fn broker_outage_during_a_stream() {
     let dir = bed.dir().join("outage");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("debug.log");
-    let _producer = start_producer(&bed, "outage", "core", &log, &brokers);
+    let sources = format!(
+        "[log]\npath = \"{}\"\npoll_ms = 50\n[kafka.producer]\n\"message.timeout.ms\" = \"2000\"\n",
+        log.display()
+    );
+    let producer = start_producer_with(&bed, "outage", "core", &sources, &brokers);
     let writer = start_writer(log.clone(), 4000, 500, Arc::new(Mutex::new(false)));
     {
         let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
         assert!(reader.read_until(Duration::from_secs(60), |f| f.len() >= 1000));
     }
     bed.broker().unwrap().stop();
-    std::thread::sleep(Duration::from_secs(3)); // the outage being simulated, not a synchronisation
+    std::thread::sleep(Duration::from_secs(8)); // the outage being simulated, not a synchronisation
     bed.broker().unwrap().restart().unwrap();
     let written = writer.handle.join().unwrap();
     let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
@@ -190,4 +196,6 @@ fn broker_outage_during_a_stream() {
     );
     reader.read_until(Duration::from_secs(2), |_| false);
     assert_exactly_once(&reader.of("outage"), &written, "broker outage");
+    let log = std::fs::read_to_string(producer.log()).unwrap();
+    assert!(log.contains("publishing log facts failed"), "no delivery timed out, so the test proved nothing: {log}");
 }

@@ -10,10 +10,7 @@ use std::time::Duration;
 use bmon_testbed::{Implementation, TestBed, poll_until};
 use common::*;
 
-fn get(url: &str) -> Option<(i32, String)> {
-    let r = minreq::get(url).with_timeout(2).send().ok()?;
-    Some((r.status_code, r.as_str().unwrap_or_default().to_owned()))
-}
+use common::http_get as get;
 
 /// The value of the first sample of `name` whose labels contain `labels`.
 fn sample(body: &str, name: &str, labels: &str) -> Option<f64> {

@@ -2,16 +2,18 @@
 //!
 //! One input stream of observations (three nodes; complete windows, windows with a missing node,
 //! late sightings that amend closed windows) is published to the real broker and consumed by
-//! three independent runs of `bmon process propagation`, each in its own consumer group with its
-//! own output topic:
+//! independent runs of `bmon process propagation`, each in its own consumer group with its own
+//! output topic:
 //! - straight through;
-//! - killed with SIGKILL mid-stream and restarted on the same state directory (it resumes from
-//!   its RocksDB checkpoint);
 //! - two instances in one group, one of which leaves mid-stream so the other takes over its
-//!   partitions (and rebuilds their state by replay).
+//!   partitions (and rebuilds their state by replay);
+//! - killed with SIGKILL at five points and restarted each time in the same group on the same
+//!   state directory (it resumes from its RocksDB checkpoint);
+//! - a takeover of 40-minute-old history while the tick runs.
 //!
-//! All three must publish exactly the summaries the pure window logic computes for the same input
-//! (redeliveries may repeat a summary, identically; none may be missing or different).
+//! Each must publish exactly the summaries the pure window logic computes for the same input.
+//! Tolerated: a summary may be published again (its input's offset was not stored when the
+//! process died or the partition moved), and then it must be byte-identical to the first copy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -21,10 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bmon_kafka::partition_for;
-use bmon_processors::propagation::clock::ClockEstimator;
 use bmon_processors::propagation::window::{WindowConfig, Windows};
 use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
-use bmon_testbed::{Managed, TestBed};
+use bmon_testbed::{Managed, TestBed, poll_until};
 use common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -87,6 +88,7 @@ fn window_config() -> WindowConfig {
         alive_us: 1_800_000_000,
         fleet: BTreeMap::from([("regtest".to_owned(), NODES.iter().map(|n| n.to_string()).collect())]),
         correction_threshold_us: 1_000_000,
+        clock_outlier_us: 120_000_000,
     }
 }
 
@@ -98,11 +100,7 @@ fn expected(batches: &[Vec<Observation>]) -> BTreeMap<Key, PropagationSummary> {
     let mut out = Vec::new();
     for o in batches.iter().flatten() {
         let p = partition_for(o.hash.as_bytes(), PARTITIONS);
-        windows.entry(p).or_insert_with(|| Windows::new(window_config())).observe(
-            o,
-            &ClockEstimator::default(),
-            &mut out,
-        );
+        windows.entry(p).or_insert_with(|| Windows::new(window_config())).observe(o, &mut out);
     }
     out.into_iter().map(|s| ((s.hash.clone(), s.revision), s)).collect()
 }
@@ -122,26 +120,36 @@ fn create_topics(brokers: &str, names: &[&str]) {
     }
 }
 
+/// Publishes `batch`, each record stamped with its observation time (so past history looks past
+/// to `offsets_for_times`).
 fn publish(producer: &BaseProducer, batch: &[Observation]) {
     let codec = Codec::default();
     for o in batch {
         let payload = codec.encode(o).unwrap();
         let p = partition_for(o.hash.as_bytes(), PARTITIONS);
-        producer
-            .send(BaseRecord::to("bmon.observations").partition(p).key(o.hash.as_bytes()).payload(&payload))
-            .unwrap();
+        let record = BaseRecord::to("bmon.observations")
+            .partition(p)
+            .key(o.hash.as_bytes())
+            .payload(&payload)
+            .timestamp(o.observed_at_us / 1000);
+        producer.send(record).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
 fn start(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str) -> Managed {
+    start_on(bed, instance, group, topic, brokers, 0)
+}
+
+/// [`start`], serving `/metrics`, `/healthz` and `/readyz` on `port`.
+fn start_on(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str, port: u16) -> Managed {
     let state = bed.dir().join(format!("propagation-state-{instance}"));
     let extra = format!(
         "group = \"{group}\"\n[propagation]\nevents_topic = \"{topic}\"\nstate_dir = \"{}\"\n\
          [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n",
         state.display()
     );
-    start_processor(bed, "propagation", instance, &extra, brokers, 0)
+    start_processor(bed, "propagation", instance, &extra, brokers, port)
 }
 
 /// Summaries read so far on `reader`, by (hash, revision); panics if a repeat differs.
@@ -158,52 +166,182 @@ fn summaries(reader: &TopicReader<PropagationSummary>) -> BTreeMap<Key, Propagat
     got
 }
 
+/// Checks that `reader` ends up with exactly `want`: nothing missing, nothing different,
+/// nothing extra (repeats must be identical; `summaries` fails on a differing one).
+fn assert_all(reader: &mut TopicReader<PropagationSummary>, want: &BTreeMap<Key, PropagationSummary>, run: &str) {
+    reader.read_until(Duration::from_secs(180), |s| {
+        s.iter().map(|x| (x.hash.clone(), x.revision)).collect::<BTreeSet<_>>().len() >= want.len()
+    });
+    let got = summaries(reader);
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+    assert!(missing.is_empty(), "{run}: missing summaries, e.g. {missing:?}");
+    for (k, s) in want {
+        assert_eq!(&got[k], s, "{run}: summary {k:?} differs");
+    }
+    assert_eq!(got.len(), want.len(), "{run}: unexpected extra summaries");
+}
+
 #[test]
-fn summaries_survive_kill_and_rebalance() {
+fn summaries_survive_a_rebalance() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
     apply_topology(&brokers);
-    create_topics(&brokers, &["out.straight", "out.killed", "out.rebalance"]);
+    create_topics(&brokers, &["out.straight", "out.rebalance"]);
     let batches = input(now_us());
     let want = expected(&batches);
     assert_eq!(want.len() as i64, OBJECTS + OBJECTS / 20, "one summary per object plus one per amendment");
 
     let _straight = start(&bed, "straight", "g-straight", "out.straight", &brokers);
-    let mut killed = start(&bed, "killed", "g-killed", "out.killed", &brokers);
     let mut leaver = start(&bed, "rebalance-a", "g-rebalance", "out.rebalance", &brokers);
     let _stayer = start(&bed, "rebalance-b", "g-rebalance", "out.rebalance", &brokers);
     let mut readers: Vec<TopicReader<PropagationSummary>> =
-        ["out.straight", "out.killed", "out.rebalance"].iter().map(|t| TopicReader::new(&brokers, t, 3)).collect();
+        ["out.straight", "out.rebalance"].iter().map(|t| TopicReader::new(&brokers, t, 3)).collect();
 
     let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
     let (first, rest) = batches[0].split_at(batches[0].len() / 3);
     publish(&producer, first);
-    // Mid-stream: once the killed run and the rebalance group have published some summaries.
-    for r in &mut readers[1..] {
-        assert!(r.read_until(Duration::from_secs(90), |s| s.len() >= 10), "no summaries before the disruption");
-    }
-    killed.kill_hard();
+    // Mid-stream: once the rebalance group has published some summaries.
+    assert!(readers[1].read_until(Duration::from_secs(90), |s| s.len() >= 10), "no summaries before the disruption");
     leaver.stop(Duration::from_secs(30));
     publish(&producer, rest);
-    // The restarted instance resumes from its RocksDB checkpoint (which carries its own offset).
-    // It joins a fresh group: tansu 0.6.0 does not reliably evict a SIGKILLed member, and a group
-    // that still lists it never finishes rebalancing (Kafka and Redpanda expire it after the
-    // session timeout).
-    let killed_again = start(&bed, "killed", "g-killed-restarted", "out.killed", &brokers);
     publish(&producer, &batches[1]);
     publish(&producer, &batches[2]);
-
-    for (reader, run) in readers.iter_mut().zip(["straight", "killed", "rebalance"]) {
-        reader.read_until(Duration::from_secs(180), |s| {
-            s.iter().map(|x| (x.hash.clone(), x.revision)).collect::<BTreeSet<_>>().len() >= want.len()
-        });
-        let got = summaries(reader);
-        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-        assert!(missing.is_empty(), "{run}: missing summaries, e.g. {missing:?}");
-        for (k, s) in &want {
-            assert_eq!(&got[k], s, "{run}: summary {k:?} differs");
-        }
-        assert_eq!(got.len(), want.len(), "{run}: unexpected extra summaries");
+    for (reader, run) in readers.iter_mut().zip(["straight", "rebalance"]) {
+        assert_all(reader, &want, run);
     }
-    drop(killed_again);
+}
+
+/// kill -9 at five pseudo-random points of the stream, each time restarted in the same consumer
+/// group on the same state directory: it resumes from its RocksDB checkpoint or the group's
+/// offsets, and its summaries equal the pure logic's, repeats byte-identical.
+#[test]
+fn summaries_survive_kill_minus_nine_in_the_same_group() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    create_topics(&brokers, &["out.killed"]);
+    let batches = input(now_us());
+    let want = expected(&batches);
+    let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "out.killed", 3);
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let main = &batches[0];
+    // Five cut points, spread by a fixed xorshift so a failure can be reproduced.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut cuts: Vec<usize> = (0..5)
+        .map(|k| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let span = main.len() / 6;
+            span * (k + 1) + (x as usize % (span / 2))
+        })
+        .collect();
+    cuts.push(main.len());
+    let mut killed = start(&bed, "killed", "g-killed", "out.killed", &brokers);
+    let mut from = 0;
+    for (round, cut) in cuts.iter().enumerate() {
+        publish(&producer, &main[from..*cut]);
+        from = *cut;
+        if round == cuts.len() - 1 {
+            break;
+        }
+        let before = reader.facts.len();
+        assert!(
+            reader.read_until(Duration::from_secs(90), |s| s.len() > before),
+            "round {round}: no new summaries before the kill"
+        );
+        killed.kill_hard();
+        killed = start(&bed, "killed", "g-killed", "out.killed", &brokers);
+    }
+    publish(&producer, &batches[1]);
+    publish(&producer, &batches[2]);
+    assert_all(&mut reader, &want, "killed five times");
+    drop(killed);
+}
+
+/// Every summary `got` holds must equal `want`'s for its (hash, revision): nothing invented.
+fn assert_only(got: &BTreeMap<Key, PropagationSummary>, want: &BTreeMap<Key, PropagationSummary>, run: &str) {
+    for (k, s) in got {
+        assert_eq!(want.get(k), Some(s), "{run}: summary {k:?} was never published by the first instance");
+    }
+}
+
+/// A second instance takes over partitions with 40 minutes of history while its tick runs. It
+/// replays that history with the wall clock 40 minutes ahead of the data, and must publish
+/// nothing the first instance had not published (before the fix, its tick closed windows being
+/// replayed as timeouts, naming as missing the nodes not replayed yet); its later summaries
+/// equal the pure logic's.
+#[test]
+fn takeover_of_old_history_invents_nothing() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    create_topics(&brokers, &["out.takeover"]);
+    let t0 = now_us() - 40 * 60 * 1_000_000;
+    let batches = input(t0);
+    let (main, late) = (&batches[0], &batches[2]);
+    // What the first instance publishes: its tick (wall clock, 40 min past the data) times out
+    // every incomplete window before the late sightings arrive and amend half of them.
+    let mut pure: BTreeMap<i32, Windows> = BTreeMap::new();
+    let mut first = Vec::new();
+    let part = |o: &Observation| partition_for(o.hash.as_bytes(), PARTITIONS);
+    for o in main {
+        pure.entry(part(o)).or_insert_with(|| Windows::new(window_config())).observe(o, &mut first);
+    }
+    for w in pure.values_mut() {
+        w.advance(now_us(), &mut first);
+    }
+    for o in late {
+        pure.entry(part(o)).or_insert_with(|| Windows::new(window_config())).observe(o, &mut first);
+    }
+    let want_a: BTreeMap<Key, PropagationSummary> =
+        first.into_iter().map(|s| ((s.hash.clone(), s.revision), s)).collect();
+
+    let (port_a, port_b) = (bed.service_port(3), bed.service_port(4));
+    let mut a = start_on(&bed, "takeover-a", "g-takeover", "out.takeover", &brokers, port_a);
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "out.takeover", 3);
+    let count = |r: &[PropagationSummary], n: usize| {
+        r.iter().map(|x| (x.hash.clone(), x.revision)).collect::<BTreeSet<_>>().len() >= n
+    };
+    publish(&producer, main);
+    let closed_by_main = want_a.keys().filter(|(_, rev)| *rev == 0).count();
+    assert!(
+        reader.read_until(Duration::from_secs(120), |r| count(r, closed_by_main)),
+        "first instance: every window closed"
+    );
+    publish(&producer, late);
+    assert!(reader.read_until(Duration::from_secs(60), |r| count(r, want_a.len())), "first instance: the amendments");
+    assert_only(&summaries(&reader), &want_a, "first instance");
+    assert_eq!(summaries(&reader).len(), want_a.len());
+
+    let _b = start_on(&bed, "takeover-b", "g-takeover", "out.takeover", &brokers, port_b);
+    a.stop(Duration::from_secs(30));
+    // Ready only once every partition it took over is replayed.
+    poll_until(
+        "the second instance to restore every partition",
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || http_get(&format!("http://127.0.0.1:{port_b}/readyz")).filter(|(c, _)| *c == 200),
+    )
+    .unwrap();
+    // New objects after the takeover, stamped now: B's summaries of them mark the end of the check.
+    let t1 = now_us();
+    let after: Vec<Observation> = (OBJECTS..OBJECTS + 24)
+        .flat_map(|i| NODES.iter().enumerate().map(move |(j, n)| obs(&hash(i), n, t1 + i + j as i64 * 1000)))
+        .collect();
+    let mut later = Vec::new();
+    for o in &after {
+        pure.entry(part(o)).or_insert_with(|| Windows::new(window_config())).observe(o, &mut later);
+    }
+    let mut want_all = want_a.clone();
+    want_all.extend(later.into_iter().map(|s| ((s.hash.clone(), s.revision), s)));
+    publish(&producer, &after);
+    assert!(
+        reader.read_until(Duration::from_secs(120), |r| count(r, want_all.len())),
+        "the second instance's summaries"
+    );
+    // Tick once more past the last summary, then look at everything published.
+    reader.read_until(Duration::from_secs(3), |_| false);
+    assert_only(&summaries(&reader), &want_all, "after the takeover");
 }

@@ -35,7 +35,7 @@ pub struct RuntimeSection {
     /// Input records whose outputs may await acknowledgement at once. Default 20000.
     pub max_in_flight: usize,
     /// After SIGTERM, how long outputs may still be awaited, ms; the process exits a second
-    /// later whatever the broker does. Default 3000.
+    /// later whatever the broker does. Default 2000.
     pub shutdown_grace_ms: u64,
     /// `/healthz` fails when the consumer loop has not turned for this long, s. Default 120
     /// (longer than a delivery timeout, so a broker outage alone does not fail it).
@@ -48,7 +48,7 @@ impl Default for RuntimeSection {
             group: None,
             session_timeout_ms: 10_000,
             max_in_flight: 20_000,
-            shutdown_grace_ms: 3_000,
+            shutdown_grace_ms: 2_000,
             stall_timeout_s: 120,
         }
     }

@@ -31,6 +31,12 @@ pub fn bmon(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// GETs `url` with a 2 s timeout: (status, body).
+pub fn http_get(url: &str) -> Option<(i32, String)> {
+    let r = minreq::get(url).with_timeout(2).send().ok()?;
+    Some((r.status_code, r.as_str().unwrap_or_default().to_owned()))
+}
+
 /// Applies topology.yaml to the bed's broker with replication factor 1.
 pub fn apply_topology(brokers: &str) {
     let (ok, out, err) = bmon(&["topology", "apply", "--brokers", brokers, "--replication-factor", "1"]);
@@ -221,4 +227,10 @@ pub fn assert_exactly_once(facts: &[&LogLineFact], lines: &[Vec<u8>], what: &str
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), facts.len(), "{what}: duplicate envelope keys");
+    // Within one file epoch each line starts where the one before it ended: no hole.
+    for w in facts.windows(2) {
+        if w[0].envelope.source.epoch == w[1].envelope.source.epoch {
+            assert_eq!(w[1].envelope.source.offset, w[0].end_offset, "{what}: a hole or overlap in the byte offsets");
+        }
+    }
 }

@@ -258,21 +258,36 @@ impl State<'_> {
         Ok(())
     }
 
-    /// Partition number `p` of some input reached its end.
+    /// Partition number `p` of some input reached its end. (librdkafka names only the number:
+    /// with several inputs, a partition of that number in another topic that has consumed is
+    /// marked too, until its next record clears the mark; that only matters to ticks.)
     fn at_end<P: Processor>(&mut self, consumer: &Member, processor: &mut P, p: i32) -> Result<(), SinkError> {
         self.apply_changes(processor);
         let positions = consumer.position().ok();
         for (topic, partition) in self.partitions.with_number(p) {
-            let pos = positions
+            let position = positions
                 .as_ref()
                 .and_then(|l| l.find_partition(&topic, partition))
                 .and_then(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None });
-            let Some(pos) = pos else { continue };
-            // librdkafka names only the partition number; with several inputs, another topic's
-            // partition of that number is marked too, until its next record clears the mark.
-            self.partitions.at_end(&topic, partition);
-            if self.partitions.phase(&topic, partition) == Some(Phase::Pending) {
-                self.start(consumer, processor, &topic, partition, pos)?;
+            let consumed = position.is_some();
+            match self.partitions.phase(&topic, partition) {
+                // Replayed up to the end: there is no live record to end the replay, so the end does.
+                Some(Phase::Replaying(until)) if position.is_some_and(|o| o >= until) => {
+                    self.partitions.set_phase(&topic, partition, Phase::Live);
+                    self.partitions.at_end(&topic, partition);
+                }
+                Some(Phase::Pending) => {
+                    // Nothing consumed since the assignment: restore now if there is nothing to
+                    // consume, so an idle partition is restored (and ready) too.
+                    if let Some(first) = tokio::task::block_in_place(|| end_position(consumer, &topic, partition)) {
+                        self.partitions.at_end(&topic, partition);
+                        self.start(consumer, processor, &topic, partition, first)?;
+                    }
+                }
+                Some(_) if consumed || self.partitions.never_delivered(&topic, partition) => {
+                    self.partitions.at_end(&topic, partition);
+                }
+                _ => {}
             }
         }
         self.report_health();
@@ -402,6 +417,21 @@ impl State<'_> {
             tracing::debug!(error = %e, "final commit");
         }
     }
+}
+
+/// The offset a pending partition will deliver first, if that is its end: nothing to consume.
+/// Two broker round trips, once per assignment of an idle partition.
+fn end_position(consumer: &Member, topic: &str, partition: i32) -> Option<i64> {
+    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+    let next = match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => o,
+        // No committed offset: the group starts at the beginning (auto.offset.reset=earliest).
+        _ => low,
+    };
+    (next >= high).then_some(next)
 }
 
 /// Seeks `topic`/`partition` back to the start of the processor's replay window if that is

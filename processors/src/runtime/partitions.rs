@@ -71,6 +71,11 @@ impl Partitions {
         }
     }
 
+    /// True if the partition delivered no record since it was assigned.
+    pub(crate) fn never_delivered(&self, topic: &str, partition: i32) -> bool {
+        self.map.get(&(topic.to_owned(), partition)).is_some_and(|p| p.last_record.is_none())
+    }
+
     /// Partitions the wall clock may move: live, caught up, and quiet for `quiet`.
     pub(crate) fn idle(&self, now: Instant, quiet: Duration) -> Vec<(&str, i32)> {
         self.map
