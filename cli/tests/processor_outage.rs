@@ -1,7 +1,7 @@
 //! The processors lose nothing when the broker goes away for longer than their delivery timeout.
 //!
 //! Three Core nodes, a producer each, logparse and propagation run as in production, with the
-//! processors' `message.timeout.ms` cut to 3 s. While transactions stream (one every 100 ms) and
+//! processors' `message.timeout.ms` cut to 3 s. While transactions stream (one every 250 ms) and
 //! blocks are mined, the broker is killed (SIGKILL) and restarted on the same storage 10 s later;
 //! at the end it is also stopped gracefully and restarted. Outputs in flight when the broker died time out,
 //! and the processor's consumer loop fails and restarts from its stored offsets with its
@@ -44,8 +44,8 @@ fn processors_lose_nothing_through_a_long_broker_outage() {
     let brokers = bed.broker().unwrap().bootstrap();
     apply_topology(&brokers);
     let net = bed.start_network(Implementation::Core, 3).unwrap();
-    // Transactions come from node 0 (it holds the coins): 10 more mature coinbases.
-    bed.network(net).mine(0, 10).unwrap();
+    // Transactions come from node 0 (it holds the coins): 20 more mature coinbases.
+    bed.network(net).mine(0, 20).unwrap();
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
     let _producers: Vec<_> = bed
         .network(net)
@@ -82,10 +82,11 @@ fn processors_lose_nothing_through_a_long_broker_outage() {
     while !(failed(&logparse) && failed(&propagation)) {
         assert!(outages < MAX_OUTAGES, "after {outages} broker kills a processor never saw a delivery fail");
         outages += 1;
-        // Transactions stream from node 0 while the broker dies mid-stream.
-        for _ in 0..5 {
+        // Transactions stream from node 0 for 4 s, long enough for their observations to reach
+        // propagation through logparse's lingering outputs, and the broker dies mid-stream.
+        for _ in 0..16 {
             bed.network(net).node(0).send_tx().unwrap();
-            std::thread::sleep(Duration::from_millis(100)); // pacing the stream, not synchronisation
+            std::thread::sleep(Duration::from_millis(250)); // pacing the stream, not synchronisation
         }
         bed.broker().unwrap().crash();
         let outage_start = std::time::Instant::now();

@@ -312,3 +312,20 @@ impl Processor for PropagationProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_revision_is_recorded_once() {
+        let mut r = Recorded::default();
+        let mut s = bmon_schemas::samples::propagation_summary();
+        assert!(r.first(&s));
+        assert!(!r.first(&s), "published again after a failure: not counted again");
+        s.revision += 1;
+        assert!(r.first(&s), "an amendment is a new revision");
+        s.network = "other".into();
+        assert!(r.first(&s), "the same hash on another network is another window");
+    }
+}

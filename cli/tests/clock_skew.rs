@@ -1,0 +1,142 @@
+//! Lags stay true when node clocks are off, and one wild clock closes no one else's windows.
+//!
+//! Four "nodes" write Core v31 UpdateTip lines to debug.log files that real producers follow
+//! (their host clock is right): one with a right clock, one 2 s ahead, one 2 s behind, and one
+//! an hour ahead. Every block is "seen" by the nodes at true lags of 0, 40, 80 and 120 ms (the
+//! writes are paced so), and each line carries its node's skewed clock. logparse and propagation
+//! run as in production.
+//!
+//! - The ±2 s nodes' lags equal the true lags within 5 ms (their offsets are estimated from the
+//!   producer's receive times and corrected; what remains is the tailing delay).
+//! - The hour-ahead node is an outlier: its sightings take the receive time (within 50 ms of the
+//!   truth), it is counted in `bmon_propagation_clock_outliers_total`, and every window still
+//!   closes as complete (revision 0), not as a timeout forced by a watermark an hour ahead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bmon_schemas::{CloseReason, PropagationSummary, Stage};
+use bmon_testbed::{TestBed, poll_until};
+use common::*;
+
+/// (node, clock skew µs, true lag µs).
+const NODES: [(&str, i64, i64); 4] =
+    [("right", 0, 0), ("ahead", 2_000_000, 40_000), ("behind", -2_000_000, 80_000), ("hour", 3_600_000_000, 120_000)];
+const WARM_UP: usize = 5;
+const BLOCKS: usize = 20;
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
+}
+
+/// `us` since the epoch as Core's ISO-8601 log timestamp with microseconds.
+fn iso(us: i64) -> String {
+    let (secs, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn tip_line(at_us: i64, hash: &str, height: usize) -> String {
+    format!(
+        "{} [msghand] UpdateTip: new best={hash} height={height} version=0x20000000 log2_work=2.000000 tx=2 date='2026-11-25T01:00:18Z' progress=1.000000 cache=0.3MiB(1txo)\n",
+        iso(at_us)
+    )
+}
+
+#[test]
+fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let mut files = Vec::new();
+    let mut producers = Vec::new();
+    for (name, _, _) in NODES {
+        let dir = bed.dir().join(format!("node-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("debug.log");
+        files.push(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap());
+        producers.push(start_producer(&bed, name, "core", &log, &brokers));
+    }
+    let port = bed.service_port(1);
+    let fleet: Vec<String> = NODES.iter().map(|(n, _, _)| format!("\"{n}\"")).collect();
+    let extra = format!(
+        "[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [{}]\n",
+        bed.dir().join("propagation-state").display(),
+        fleet.join(", ")
+    );
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let _propagation = start_processor(&bed, "propagation", "0", &extra, &brokers, port);
+    poll_until("propagation ready", Duration::from_secs(90), Duration::from_millis(100), || {
+        http_get(&format!("http://127.0.0.1:{port}/readyz")).filter(|(c, _)| *c == 200)
+    })
+    .unwrap();
+
+    let mut hashes = Vec::new();
+    for k in 0..WARM_UP + BLOCKS {
+        let hash = format!("{:064x}", 0xb10c_0000_u64 + k as u64);
+        let start = now_us();
+        for ((_, skew, lag), file) in NODES.iter().zip(&mut files) {
+            let wait = start + lag - now_us();
+            if wait > 0 {
+                std::thread::sleep(Duration::from_micros(wait as u64)); // the injected lag, not synchronisation
+            }
+            file.write_all(tip_line(now_us() + skew, &hash, k + 1).as_bytes()).unwrap();
+            file.flush().unwrap();
+        }
+        hashes.push(hash);
+        std::thread::sleep(Duration::from_millis(300)); // block spacing, not synchronisation
+    }
+
+    let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "bmon.events", 3);
+    let tips = |s: &[PropagationSummary]| -> BTreeMap<String, PropagationSummary> {
+        s.iter().filter(|x| x.stage == Stage::Tip && x.revision == 0).map(|x| (x.hash.clone(), x.clone())).collect()
+    };
+    assert!(
+        reader.read_until(Duration::from_secs(120), |s| hashes.iter().all(|h| tips(s).contains_key(h))),
+        "a tip summary for every block"
+    );
+    let got = tips(&reader.facts);
+    for hash in &hashes[WARM_UP..] {
+        let s = &got[hash];
+        assert_eq!(s.close_reason, CloseReason::AllReported, "{hash}: closed as {:?}", s.close_reason);
+        assert!(s.missing_nodes.is_empty(), "{hash}: missing {:?}", s.missing_nodes);
+        let lag_of = |n: &str| s.lags.iter().find(|l| l.node_id == n).unwrap();
+        let base = lag_of("right").lag_us;
+        for (name, _, truth) in NODES {
+            let measured = lag_of(name).lag_us - base;
+            let tolerance = if name == "hour" { 50_000 } else { 5_000 };
+            assert!(
+                (measured - truth).abs() <= tolerance,
+                "{hash}: {name} lag {measured} µs, true {truth} µs (±{tolerance})"
+            );
+        }
+        assert!(lag_of("ahead").corrected && lag_of("behind").corrected && lag_of("hour").corrected);
+    }
+    let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    let outliers: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("bmon_propagation_clock_outliers_total") && l.contains("node=\"hour\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(outliers >= BLOCKS as f64, "the hour-ahead node is reported: {outliers} outliers");
+    assert!(
+        !metrics.contains("bmon_propagation_clock_outliers_total{node=\"ahead\""),
+        "±2 s is corrected, not an outlier"
+    );
+    drop(producers);
+}
