@@ -12,7 +12,8 @@ fn pool_size(s: &str) -> (Option<i64>, Option<i64>) {
     let txs = int_prefix(rest);
     let kb = rest.find(" kB").and_then(|end| {
         let head = &rest[..end];
-        let start = head.rfind(|c: char| !c.is_ascii_digit()).map_or(0, |p| p + 1);
+        // Past the last non-digit, which may be a multi-byte character (garbled lines).
+        let start = head.char_indices().rev().find(|(_, c)| !c.is_ascii_digit()).map_or(0, |(p, c)| p + c.len_utf8());
         int_prefix(&head[start..])
     });
     (txs, kb.map(|k| k * 1000))
