@@ -10,7 +10,7 @@
 //! each partition keeps its own estimator inside its checkpointed state, so a restart or a
 //! replay of the same input gives the same estimates, and so the same lags.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,7 @@ const SAMPLES: usize = 256;
 /// monotonic queue (sliding-window minimum, O(1) amortised per sample).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockEstimator {
-    nodes: BTreeMap<String, NodeClock>,
+    nodes: HashMap<String, NodeClock>,
 }
 
 /// One node's samples.

@@ -9,6 +9,7 @@
 //! the same lags for the same input.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,8 @@ use super::clock::ClockEstimator;
 /// A window's identity: network, stage and hash. Two networks can share an object (Core and
 /// BSV regtest share their genesis block; BCH and BSV share pre-fork history), so the network
 /// is part of the key.
-pub type WindowKey = (String, Stage, String);
+/// The network is interned (a fleet has a handful), so a key costs one allocation, the hash.
+pub type WindowKey = (Arc<str>, Stage, String);
 
 /// Window settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,8 @@ pub struct Windows {
     watermark_us: i64,
     /// Event time of the last pruning of departed nodes.
     pruned_us: i64,
+    /// Interned network names, for [`WindowKey`].
+    networks: HashMap<String, Arc<str>>,
     /// Windows changed since the last [`Windows::take_dirty`].
     dirty: HashSet<WindowKey>,
 }
@@ -122,6 +126,7 @@ impl Windows {
             clocks: ClockEstimator::default(),
             watermark_us: i64::MIN,
             pruned_us: i64::MIN,
+            networks: HashMap::new(),
             dirty: HashSet::new(),
         }
     }
@@ -138,7 +143,19 @@ impl Windows {
 
     /// A window, open or recently closed.
     pub fn get(&self, network: &str, stage: Stage, hash: &str) -> Option<&Window> {
-        self.windows.get(&(network.to_owned(), stage, hash.to_owned()))
+        self.windows.get(&(Arc::from(network), stage, hash.to_owned()))
+    }
+
+    /// The interned name of `network`.
+    fn network(&mut self, network: &str) -> Arc<str> {
+        match self.networks.get(network) {
+            Some(n) => Arc::clone(n),
+            None => {
+                let n: Arc<str> = Arc::from(network);
+                self.networks.insert(network.to_owned(), Arc::clone(&n));
+                n
+            }
+        }
     }
 
     /// The clock estimates of this partition's nodes.
@@ -206,7 +223,7 @@ impl Windows {
                 nodes.insert(o.node_id.clone(), at);
             }
         }
-        let key = (o.network.clone(), o.stage, o.hash.clone());
+        let key = (self.network(&o.network), o.stage, o.hash.clone());
         let outcome = match self.windows.get_mut(&key) {
             Some(w) if w.closed.is_some() => {
                 if w.seen.contains_key(&o.node_id) {
@@ -329,7 +346,7 @@ impl Windows {
         watermark_us: i64,
     ) {
         for w in windows {
-            let key = (w.network.clone(), w.stage, w.hash.clone());
+            let key = (self.network(&w.network), w.stage, w.hash.clone());
             match w.closed {
                 None => {
                     self.deadlines.insert((w.deadline_us, key.clone()));
