@@ -107,7 +107,10 @@ fn processors_lose_nothing_through_a_long_broker_outage() {
             summaries.facts.len()
         );
     }
-    eprintln!("{outages} broker kills until logparse had failed deliveries; propagation's failed too: {}", failed(&propagation));
+    eprintln!(
+        "{outages} broker kills until logparse had failed deliveries; propagation's failed too: {}",
+        failed(&propagation)
+    );
     // A stop and restart of the broker on the same storage, with blocks mined meanwhile.
     bed.broker().unwrap().stop();
     blocks.extend(round(&bed, 7));
