@@ -70,6 +70,19 @@ pub fn start_producer_bin(
     sources: &str,
     brokers: &str,
 ) -> Managed {
+    start_producer_on("regtest", program, bed, node_id, implementation, sources, brokers)
+}
+
+/// [`start_producer_bin`] for a node of `network`.
+pub fn start_producer_on(
+    network: &str,
+    program: &[&str],
+    bed: &TestBed,
+    node_id: &str,
+    implementation: &str,
+    sources: &str,
+    brokers: &str,
+) -> Managed {
     let state = bed.dir().join(format!("producer-{node_id}"));
     std::fs::create_dir_all(&state).unwrap();
     let config = state.join("node.toml");
@@ -79,7 +92,7 @@ pub fn start_producer_bin(
     std::fs::write(
         &config,
         format!(
-            "[node]\nid = \"{node_id}\"\nnetwork = \"regtest\"\nimplementation = \"{implementation}\"\n\
+            "[node]\nid = \"{node_id}\"\nnetwork = \"{network}\"\nimplementation = \"{implementation}\"\n\
              {sources}[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n",
             state.display()
         ),
