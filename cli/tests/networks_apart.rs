@@ -49,7 +49,7 @@ fn core_and_bsv_regtest_genesis_windows_stay_apart() {
 
     let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "bmon.events", 3);
     let genesis = |s: &[PropagationSummary], network: &str| -> Option<PropagationSummary> {
-        s.iter().filter(|x| x.hash == GENESIS && x.stage == Stage::Tip && x.network == network).next_back().cloned()
+        s.iter().rfind(|x| x.hash == GENESIS && x.stage == Stage::Tip && x.network == network).cloned()
     };
     let complete = |s: &[PropagationSummary]| {
         genesis(s, "regtest-core").is_some_and(|x| x.lags.len() == 2) && genesis(s, "regtest-bsv").is_some()
