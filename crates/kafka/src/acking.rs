@@ -75,7 +75,8 @@ impl ClientContext for AckContext {}
 impl AckContext {
     fn purge_queued(&self) {
         if let Some(p) = self.producer.get().and_then(Weak::upgrade) {
-            p.purge(PurgeConfig::default().queue());
+            // Non-blocking: a sweep may time out thousands of records, each calling this.
+            p.purge(PurgeConfig::default().queue().non_blocking());
         }
     }
 }

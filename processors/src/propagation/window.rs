@@ -81,7 +81,7 @@ pub struct Windows {
     alive: BTreeMap<String, BTreeMap<String, i64>>,
     clocks: ClockEstimator,
     watermark_us: i64,
-    /// Event time of the last pruning of departed nodes.
+    /// The event-time minute (`now / PRUNE_EVERY_US`) of the last pruning of departed nodes.
     pruned_us: i64,
     /// Interned network names, for [`WindowKey`].
     networks: HashMap<String, Arc<str>>,
@@ -321,15 +321,24 @@ impl Windows {
         }
         // Departed nodes, at most once a minute of event time: a scan of every node per
         // observation would cost more than the window update itself.
-        if now_us.saturating_sub(self.pruned_us) >= PRUNE_EVERY_US {
-            self.pruned_us = now_us;
-            let before = now_us.saturating_sub(self.config.alive_us);
+        // The cut-off is the start of the current minute, so pruning gives the same result
+        // whenever in that minute it runs (after a restore, too).
+        let minute = now_us.div_euclid(PRUNE_EVERY_US);
+        if minute != self.pruned_us {
+            self.pruned_us = minute;
+            let before = (minute * PRUNE_EVERY_US).saturating_sub(self.config.alive_us);
             for nodes in self.alive.values_mut() {
                 nodes.retain(|_, last| *last >= before);
             }
             self.alive.retain(|_, nodes| !nodes.is_empty());
             self.clocks.forget_before(before);
         }
+    }
+
+    /// Marks every window changed, so the next [`Windows::take_dirty`] returns them all (after
+    /// a checkpoint that failed to write its batch).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.windows.keys().cloned());
     }
 
     /// Keys changed since the last call, with their current window (`None`: removed).

@@ -58,36 +58,43 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Summaries whose metrics this process already recorded, by (network, stage, hash, revision):
-/// a summary published again (after a failed delivery, a restart of the consumer loop or a
-/// rebalance) is published, but not counted twice. Keys are kept as 64-bit hashes (a collision
-/// among the 200 000 kept is about a one-in-10^9 chance, and would skip one sample). Bounded;
-/// the oldest keys go first.
+/// Summaries whose metrics this process already recorded, by (network, stage, hash, revision),
+/// with their anomaly verdict: a summary published again (after a failed delivery, a restart of
+/// the consumer loop or a rebalance) is published with the same anomaly event, but not counted
+/// twice. Keys are kept as 64-bit hashes (a collision among the 200 000 kept is about a
+/// one-in-10^9 chance, and would reuse another window's verdict). Bounded; the oldest go first.
 #[derive(Debug, Default)]
 struct Recorded {
-    keys: std::collections::HashSet<u64>,
+    verdicts: HashMap<u64, bool>,
     order: VecDeque<u64>,
 }
 
 impl Recorded {
     const CAPACITY: usize = 200_000;
 
-    /// True the first time `s`'s revision is seen.
-    fn first(&mut self, s: &PropagationSummary) -> bool {
+    fn key(s: &PropagationSummary) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         (&s.network, s.stage, &s.hash, s.revision).hash(&mut h);
-        let key = h.finish();
-        if !self.keys.insert(key) {
-            return false;
+        h.finish()
+    }
+
+    /// The anomaly verdict of `s`'s revision, if it was recorded before.
+    fn verdict(&self, s: &PropagationSummary) -> Option<bool> {
+        self.verdicts.get(&Self::key(s)).copied()
+    }
+
+    /// Notes that `s`'s revision was recorded, with its verdict.
+    fn insert(&mut self, s: &PropagationSummary, anomalous: bool) {
+        let key = Self::key(s);
+        if self.verdicts.insert(key, anomalous).is_none() {
+            self.order.push_back(key);
         }
-        self.order.push_back(key);
         if self.order.len() > Self::CAPACITY
             && let Some(old) = self.order.pop_front()
         {
-            self.keys.remove(&old);
+            self.verdicts.remove(&old);
         }
-        true
     }
 }
 
@@ -135,20 +142,30 @@ impl PropagationProcessor {
         })
     }
 
-    /// A summary's output records, and, the first time this process publishes its revision, its
-    /// metrics and anomaly verdict.
+    /// A summary's output records: the summary, and its anomaly event if it is one. The first
+    /// time this process publishes the revision, its metrics are recorded and its anomaly
+    /// verdict taken; a re-publication reuses the verdict.
     fn publish(&mut self, s: &PropagationSummary, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let payload = self.codec.encode(s).map_err(|e| RecordError::Invalid(e.to_string()))?;
-        let first = self.recorded.first(s);
-        if first {
-            self.record(s, &payload, out);
+        let anomalous = match self.recorded.verdict(s) {
+            Some(v) => v,
+            None => {
+                let v = self.record(s);
+                self.recorded.insert(s, v);
+                v
+            }
+        };
+        if anomalous {
+            let topic = self.config.events_topic.clone();
+            out.push(Output { topic, key: ANOMALY_KIND.as_bytes().to_vec(), payload: payload.clone() });
         }
         out.push(Output { topic: self.config.events_topic.clone(), key: SUMMARY_KIND.as_bytes().to_vec(), payload });
         Ok(())
     }
 
-    /// Metrics for a summary published for the first time, and its anomaly event.
-    fn record(&mut self, s: &PropagationSummary, payload: &[u8], out: &mut Vec<Output>) {
+    /// Metrics for a summary published for the first time; true if it is an anomaly.
+    fn record(&mut self, s: &PropagationSummary) -> bool {
+        let mut anomalous = false;
         let (stage, object) = (stage_label(s.stage), object_label(s.object));
         let net = s.network.clone();
         if s.revision == 0 {
@@ -164,17 +181,14 @@ impl PropagationProcessor {
             }
             if self.baseline.judge_and_add(&s.network, s.stage, s.spread_us) {
                 metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage).increment(1);
-                out.push(Output {
-                    topic: self.config.events_topic.clone(),
-                    key: ANOMALY_KIND.as_bytes().to_vec(),
-                    payload: payload.to_vec(),
-                });
+                anomalous = true;
             }
         } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
             metrics::counter!(t::LATE, "network" => net, "stage" => stage, "node" => l.node_id.clone()).increment(1);
         }
         metrics::counter!(t::SUMMARIES, "close_reason" => reason_label(s.close_reason)).increment(1);
         metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
+        anomalous
     }
 
     /// Sets each node's clock-offset gauge from the partition with the most samples of it, and
@@ -312,7 +326,15 @@ impl Processor for PropagationProcessor {
                 offset: *offset,
             };
             if let Err(e) = self.store.checkpoint(topic, *partition, &c) {
-                tracing::warn!(topic, partition, error = %e, "checkpoint failed; state will be replayed after a restart");
+                // The dirty set went with this batch: a later checkpoint would save a newer offset
+                // without these changes. Drop the local copy and write every window next time.
+                tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
+                if let Err(e) = self.store.drop_partition(topic, *partition) {
+                    tracing::warn!(topic, partition, error = %e, "cannot drop the partition's local state");
+                }
+                if let Some(w) = self.partitions.get_mut(partition) {
+                    w.mark_all_dirty();
+                }
             }
         }
     }
@@ -323,14 +345,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_summary_revision_is_recorded_once() {
+    fn a_summary_revision_is_recorded_once_and_keeps_its_verdict() {
         let mut r = Recorded::default();
         let mut s = bmon_schemas::samples::propagation_summary();
-        assert!(r.first(&s));
-        assert!(!r.first(&s), "published again after a failure: not counted again");
+        assert_eq!(r.verdict(&s), None);
+        r.insert(&s, true);
+        assert_eq!(r.verdict(&s), Some(true), "published again after a failure: same anomaly event, not counted again");
         s.revision += 1;
-        assert!(r.first(&s), "an amendment is a new revision");
+        assert_eq!(r.verdict(&s), None, "an amendment is a new revision");
+        s.revision -= 1;
         s.network = "other".into();
-        assert!(r.first(&s), "the same hash on another network is another window");
+        assert_eq!(r.verdict(&s), None, "the same hash on another network is another window");
     }
 }

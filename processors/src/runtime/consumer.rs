@@ -92,6 +92,8 @@ pub async fn run<P: Processor>(
                     processor.reset(&t, p);
                 }
                 session.state.sink.abandon();
+                // Closing the consumer waits for the broker, which may be away.
+                tokio::task::block_in_place(|| drop(session));
                 result
             }
             Err(e) => Err(e),
@@ -319,7 +321,7 @@ impl State<'_> {
             }
             return Ok(false);
         }
-        let from = tokio::task::block_in_place(|| rewind_to(consumer, processor, topic, partition, first));
+        let from = tokio::task::block_in_place(|| rewind_to(consumer, processor, topic, partition, first))?;
         self.report_health();
         match from {
             Some(from) => {
@@ -435,23 +437,30 @@ fn end_position(consumer: &Member, topic: &str, partition: i32) -> Option<i64> {
 }
 
 /// Seeks `topic`/`partition` back to the start of the processor's replay window if that is
-/// before `until`; returns the offset replay starts from.
-fn rewind_to<P: Processor>(consumer: &Member, processor: &P, topic: &str, partition: i32, until: i64) -> Option<i64> {
-    let window = processor.replay_window()?;
+/// before `until`; returns the offset replay starts from, `None` when there is nothing to
+/// replay. A broker error fails the session: going live with empty state would invent results.
+fn rewind_to<P: Processor>(
+    consumer: &Member,
+    processor: &P,
+    topic: &str,
+    partition: i32,
+    until: i64,
+) -> Result<Option<i64>, SinkError> {
+    let Some(window) = processor.replay_window() else { return Ok(None) };
     let since_ms = (now_us() / 1000) - window.as_millis() as i64;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(since_ms)).ok()?;
-    let found = consumer.offsets_for_times(tpl, Duration::from_secs(10)).ok()?;
-    let from = match found.find_partition(topic, partition)?.offset() {
-        Offset::Offset(o) => o,
+    tpl.add_partition_offset(topic, partition, Offset::Offset(since_ms)).map_err(SinkError::Kafka)?;
+    let found = consumer.offsets_for_times(tpl, Duration::from_secs(10)).map_err(SinkError::Kafka)?;
+    let from = match found.find_partition(topic, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => o,
         // Nothing at or after the time: nothing to replay.
-        _ => return None,
+        _ => return Ok(None),
     };
     if from >= until {
-        return None;
+        return Ok(None);
     }
-    consumer.seek(topic, partition, Offset::Offset(from), Duration::from_secs(10)).ok()?;
-    Some(from)
+    consumer.seek(topic, partition, Offset::Offset(from), Duration::from_secs(10)).map_err(SinkError::Kafka)?;
+    Ok(Some(from))
 }
 
 fn dead_letter(codec: &Codec, config: &RuntimeConfig, input: &Input<'_>, error: &RecordError) -> Output {

@@ -46,7 +46,10 @@ impl OutputSink {
         let count = match self.partitions.get(topic) {
             Some(n) => *n,
             None => {
-                let n = partition_count(self.producer.client(), topic, Duration::from_secs(10))?
+                // A metadata round trip (up to 10 s while the broker is away): off the async
+                // threads that serve the health listener.
+                let client = self.producer.client();
+                let n = tokio::task::block_in_place(|| partition_count(client, topic, Duration::from_secs(10)))?
                     .ok_or_else(|| SinkError::NoTopic(topic.to_owned()))?;
                 self.partitions.insert(topic.to_owned(), n);
                 n
