@@ -192,6 +192,9 @@ impl<'a> Session<'a> {
 
 impl State<'_> {
     async fn tick<P: Processor>(&mut self, consumer: &Member, processor: &mut P) -> Result<(), SinkError> {
+        for (topic, partition) in self.partitions.end_unresolved() {
+            self.start_at_end(consumer, processor, &topic, partition)?;
+        }
         self.outputs.clear();
         let idle = self.partitions.idle(Instant::now(), QUIET);
         processor.tick(now_us(), &idle, &mut self.outputs);
@@ -278,14 +281,9 @@ impl State<'_> {
                     self.partitions.set_phase(&topic, partition, Phase::Live);
                     self.partitions.at_end(&topic, partition);
                 }
-                Some(Phase::Pending) => {
-                    // Nothing consumed since the assignment: restore now if there is nothing to
-                    // consume, so an idle partition is restored (and ready) too.
-                    if let Some(first) = tokio::task::block_in_place(|| end_position(consumer, &topic, partition)) {
-                        self.partitions.at_end(&topic, partition);
-                        self.start(consumer, processor, &topic, partition, first)?;
-                    }
-                }
+                // Nothing consumed since the assignment: restore now if there is nothing to
+                // consume, so an idle partition is restored (and ready) too.
+                Some(Phase::Pending) => self.start_at_end(consumer, processor, &topic, partition)?,
                 Some(_) if consumed || self.partitions.never_delivered(&topic, partition) => {
                     self.partitions.at_end(&topic, partition);
                 }
@@ -293,6 +291,30 @@ impl State<'_> {
             }
         }
         self.report_health();
+        Ok(())
+    }
+
+    /// Restores a pending partition that reached its end, if there is nothing to consume. When
+    /// the look-up fails, it is retried on each tick (the end is reported only once).
+    fn start_at_end<P: Processor>(
+        &mut self,
+        consumer: &Member,
+        processor: &mut P,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), SinkError> {
+        match tokio::task::block_in_place(|| end_position(consumer, topic, partition)) {
+            Ok(Some(first)) => {
+                self.partitions.set_end_unresolved(topic, partition, false);
+                self.partitions.at_end(topic, partition);
+                self.start(consumer, processor, topic, partition, first)?;
+            }
+            Ok(None) => self.partitions.set_end_unresolved(topic, partition, false),
+            Err(e) => {
+                tracing::warn!(processor = self.config.name, topic, partition, error = %e, "cannot look up the partition's end; retrying");
+                self.partitions.set_end_unresolved(topic, partition, true);
+            }
+        }
         Ok(())
     }
 
@@ -423,17 +445,17 @@ impl State<'_> {
 
 /// The offset a pending partition will deliver first, if that is its end: nothing to consume.
 /// Two broker round trips, once per assignment of an idle partition.
-fn end_position(consumer: &Member, topic: &str, partition: i32) -> Option<i64> {
-    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?;
+fn end_position(consumer: &Member, topic: &str, partition: i32) -> Result<Option<i64>, KafkaError> {
+    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
-    let next = match committed.find_partition(topic, partition)?.offset() {
-        Offset::Offset(o) => o,
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(5))?;
+    let next = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => o,
         // No committed offset: the group starts at the beginning (auto.offset.reset=earliest).
         _ => low,
     };
-    (next >= high).then_some(next)
+    Ok((next >= high).then_some(next))
 }
 
 /// Seeks `topic`/`partition` back to the start of the processor's replay window if that is

@@ -21,6 +21,8 @@ struct Partition {
     /// Consumed up to the partition's end (librdkafka reported EOF since the last record).
     caught_up: bool,
     last_record: Option<Instant>,
+    /// Pending, at its end, but the look-up of its end position failed: retried on each tick.
+    end_unresolved: bool,
 }
 
 /// The assigned partitions, by (topic, partition).
@@ -31,7 +33,7 @@ pub(crate) struct Partitions {
 
 impl Partitions {
     pub(crate) fn assign(&mut self, topic: &str, partition: i32) {
-        let p = Partition { phase: Phase::Pending, caught_up: false, last_record: None };
+        let p = Partition { phase: Phase::Pending, caught_up: false, last_record: None, end_unresolved: false };
         self.map.insert((topic.to_owned(), partition), p);
     }
 
@@ -53,6 +55,7 @@ impl Partitions {
     pub(crate) fn record(&mut self, topic: &str, partition: i32, offset: i64, now: Instant) -> bool {
         let Some(p) = self.map.get_mut(&(topic.to_owned(), partition)) else { return false };
         p.caught_up = false;
+        p.end_unresolved = false;
         p.last_record = Some(now);
         match p.phase {
             Phase::Replaying(until) if offset < until => true,
@@ -69,6 +72,18 @@ impl Partitions {
         if let Some(p) = self.map.get_mut(&(topic.to_owned(), partition)) {
             p.caught_up = true;
         }
+    }
+
+    /// Notes whether a pending partition's end position is still to be looked up.
+    pub(crate) fn set_end_unresolved(&mut self, topic: &str, partition: i32, unresolved: bool) {
+        if let Some(p) = self.map.get_mut(&(topic.to_owned(), partition)) {
+            p.end_unresolved = unresolved;
+        }
+    }
+
+    /// Pending partitions whose end position is still to be looked up.
+    pub(crate) fn end_unresolved(&self) -> Vec<(String, i32)> {
+        self.map.iter().filter(|(_, p)| p.end_unresolved && p.phase == Phase::Pending).map(|(k, _)| k.clone()).collect()
     }
 
     /// True if the partition delivered no record since it was assigned.
