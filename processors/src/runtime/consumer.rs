@@ -208,7 +208,6 @@ impl State<'_> {
             let list: Vec<(String, i32, i64)> = self.positions.drain().map(|((t, p), o)| (t, p, o)).collect();
             processor.checkpoint(&list);
         }
-        metrics::gauge!(telemetry::ASSIGNED, "processor" => self.config.name).set(self.partitions.len() as f64);
         Ok(())
     }
 
@@ -330,34 +329,34 @@ impl State<'_> {
     ) -> Result<bool, SinkError> {
         let name = self.config.name;
         let restored = tokio::task::block_in_place(|| processor.restore(topic, partition, first));
-        if let Some(next) = restored {
-            self.partitions.set_phase(topic, partition, Phase::Live);
-            self.report_health();
-            if next != first {
-                tokio::task::block_in_place(|| {
-                    consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(10))
-                })
-                .map_err(SinkError::Kafka)?;
-                tracing::info!(processor = name, topic, partition, next, "state restored from the local store");
-                return Ok(true);
-            }
-            return Ok(false);
-        }
-        let from = tokio::task::block_in_place(|| rewind_to(consumer, processor, topic, partition, first))?;
+        let (phase, seek_to) = match restored {
+            Some(next) => (Phase::Live, (next != first).then_some(next)),
+            None => match tokio::task::block_in_place(|| rewind_to(consumer, processor, topic, partition, first))? {
+                Some(from) => {
+                    tracing::info!(
+                        processor = name,
+                        topic,
+                        partition,
+                        from,
+                        until = first,
+                        "replaying to rebuild state"
+                    );
+                    (Phase::Replaying(first), None)
+                }
+                None => (Phase::Live, None),
+            },
+        };
+        self.partitions.set_phase(topic, partition, phase);
         self.report_health();
-        match from {
-            Some(from) => {
-                self.partitions.set_phase(topic, partition, Phase::Replaying(first));
-                self.report_health();
-                tracing::info!(processor = name, topic, partition, from, until = first, "replaying to rebuild state");
-                Ok(true)
-            }
-            None => {
-                self.partitions.set_phase(topic, partition, Phase::Live);
-                self.report_health();
-                Ok(false)
-            }
+        if let Some(next) = seek_to {
+            tokio::task::block_in_place(|| {
+                consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(10))
+            })
+            .map_err(SinkError::Kafka)?;
+            tracing::info!(processor = name, topic, partition, next, "state restored from the local store");
         }
+        // `rewind_to` seeked when it started a replay.
+        Ok(seek_to.is_some() || matches!(phase, Phase::Replaying(_)))
     }
 
     fn apply_changes<P: Processor>(&mut self, processor: &mut P) {
