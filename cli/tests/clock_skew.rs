@@ -2,16 +2,15 @@
 //!
 //! Four "nodes" write Core v31 UpdateTip lines to debug.log files that real producers follow
 //! (their host clock is right): one with a right clock, one 2 s ahead, one 2 s behind, and one
-//! an hour ahead. Every block is "seen" by the nodes at true lags of 0, 40, 80 and 120 ms (the
-//! writes are paced so), and each line carries its node's skewed clock. logparse and propagation
-//! run as in production.
+//! an hour ahead. Every block is "seen" by the nodes at lags of about 0, 40, 80 and 120 ms (the
+//! writes are paced so, and each write's true host time is noted), and each line carries its
+//! node's skewed clock. logparse and propagation run as in production.
 //!
-//! - The ±2 s nodes' lags equal the true lags within 10 ms. Their offsets are estimated from the
-//!   producer's receive times and corrected; what remains is the smallest tailing delay (the
-//!   producer's 2 ms read settle, the read and scheduling) that each partition's estimate has
-//!   seen. Each of the 12 observation partitions sees only one block in twelve here, so that
-//!   floor is 2–7 ms on this bed (one run measured 6.4 ms); the issue asks for 5 ms, which this
-//!   method meets only with more samples per partition than this test makes.
+//! - The ±2 s nodes' lags equal the true lags (from the noted write times) within 5 ms, the
+//!   issue's bound; runs on this bed measure about 0.15 ms. Their offsets are estimated from the
+//!   producer's receive times (taken at the change notification, see `producers/src/tail/stamp.rs`),
+//!   less the tailing floor of the right-clocked node in the same partition. What remains is the
+//!   difference between two nodes' smallest tailing delays.
 //! - The hour-ahead node is an outlier: its sightings take the receive time (within 50 ms of the
 //!   truth), it is counted in `bmon_propagation_clock_outliers_total`, and every window still
 //!   closes as complete (revision 0), not as a timeout forced by a watermark an hour ahead.
@@ -31,6 +30,8 @@ use common::*;
 /// (node, clock skew µs, true lag µs).
 const NODES: [(&str, i64, i64); 4] =
     [("right", 0, 0), ("ahead", 2_000_000, 40_000), ("behind", -2_000_000, 80_000), ("hour", 3_600_000_000, 120_000)];
+/// Blocks before the measured ones, so that the observation partitions' clock estimates have
+/// samples (a real fleet's transactions give them thousands).
 const WARM_UP: usize = 10;
 const BLOCKS: usize = 20;
 
@@ -91,15 +92,19 @@ fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
     .unwrap();
 
     let mut hashes = Vec::new();
+    // Each line's true write time on the host clock, by (block, node): the lags to compare with.
+    let mut written: BTreeMap<(usize, &str), i64> = BTreeMap::new();
     for k in 0..WARM_UP + BLOCKS {
         let hash = format!("{:064x}", 0xb10c_0000_u64 + k as u64);
         let start = now_us();
-        for ((_, skew, lag), file) in NODES.iter().zip(&mut files) {
+        for ((name, skew, lag), file) in NODES.iter().zip(&mut files) {
             let wait = start + lag - now_us();
             if wait > 0 {
                 std::thread::sleep(Duration::from_micros(wait as u64)); // the injected lag, not synchronisation
             }
-            file.write_all(tip_line(now_us() + skew, &hash, k + 1).as_bytes()).unwrap();
+            let at = now_us();
+            written.insert((k, name), at);
+            file.write_all(tip_line(at + skew, &hash, k + 1).as_bytes()).unwrap();
             file.flush().unwrap();
         }
         hashes.push(hash);
@@ -115,15 +120,20 @@ fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
         "a tip summary for every block"
     );
     let got = tips(&reader.facts);
-    for hash in &hashes[WARM_UP..] {
+    let mut worst = 0;
+    for (k, hash) in hashes.iter().enumerate().skip(WARM_UP) {
         let s = &got[hash];
         assert_eq!(s.close_reason, CloseReason::AllReported, "{hash}: closed as {:?}", s.close_reason);
         assert!(s.missing_nodes.is_empty(), "{hash}: missing {:?}", s.missing_nodes);
         let lag_of = |n: &str| s.lags.iter().find(|l| l.node_id == n).unwrap();
         let base = lag_of("right").lag_us;
-        for (name, _, truth) in NODES {
+        for (name, _, _) in NODES {
             let measured = lag_of(name).lag_us - base;
-            let tolerance = if name == "hour" { 50_000 } else { 10_000 };
+            let truth = written[&(k, name)] - written[&(k, "right")];
+            let tolerance = if name == "hour" { 50_000 } else { 5_000 };
+            if name != "hour" {
+                worst = worst.max((measured - truth).abs());
+            }
             assert!(
                 (measured - truth).abs() <= tolerance,
                 "{hash}: {name} lag {measured} µs, true {truth} µs (±{tolerance})"
@@ -131,6 +141,7 @@ fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
         }
         assert!(lag_of("ahead").corrected && lag_of("behind").corrected && lag_of("hour").corrected);
     }
+    eprintln!("largest lag error of the ±2 s nodes: {worst} µs");
     let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
     let outliers: f64 = metrics
         .lines()

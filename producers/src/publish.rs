@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::tail::{FileId, Line, Position};
+use crate::tail::{FileId, Line, Position, Stamp};
 
 /// Publishing failures. All are retryable: the file is still there, so the caller backs off and
 /// resumes from the broker's position.
@@ -123,7 +123,8 @@ pub struct LogPublisher {
     path: String,
 }
 
-fn now_us() -> i64 {
+/// Now, µs since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
@@ -148,15 +149,15 @@ impl LogPublisher {
         self.partition
     }
 
-    /// The fact for one line.
-    pub fn fact(&self, file: FileId, line: &Line) -> LogLineFact {
+    /// The fact for one line, received at `received_at_us`.
+    pub fn fact(&self, file: FileId, line: &Line, received_at_us: i64) -> LogLineFact {
         LogLineFact {
             envelope: Envelope {
                 node_id: self.node.node_id.clone(),
                 network: self.node.network.clone(),
                 implementation: self.node.implementation,
                 node_version: self.node.version.clone(),
-                received_at_us: now_us(),
+                received_at_us,
                 source: SourceSeq { stream: "log".into(), epoch: file.epoch(), offset: line.start as i64 },
             },
             path: self.path.clone(),
@@ -169,11 +170,14 @@ impl LogPublisher {
     /// Sends `lines` of `file`. The future completes when the broker has acknowledged every
     /// line that was queued, or at the first failure. It comes back also when not every line
     /// could be queued (the error says why): the caller must still await the ones that were.
-    pub fn send(&self, file: FileId, lines: &[Line]) -> (Ack, Result<(), PublishError>) {
+    pub fn send(&self, file: FileId, lines: &[Line], stamp: &Stamp) -> (Ack, Result<(), PublishError>) {
         // One acknowledgement future for the whole batch: one wake-up, not one per line.
         let mut batch = self.producer.batch();
         let queued = lines.iter().try_for_each(|line| {
-            let bytes = self.codec.encode(&self.fact(file, line)).map_err(|e| PublishError::Encode(e.to_string()))?;
+            let bytes = self
+                .codec
+                .encode(&self.fact(file, line, stamp.received_at_us(file, line.end)))
+                .map_err(|e| PublishError::Encode(e.to_string()))?;
             batch
                 .send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes)
                 .map_err(|e| self.delivery_error(e))

@@ -11,10 +11,10 @@ use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
 use crate::in_flight::{InFlight, Sent};
-use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer};
+use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer, now_us};
 use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
 use crate::stop::Stop;
-use crate::tail::{Checkpoint, Follower, LogWatch, Position, ReadPacer};
+use crate::tail::{Checkpoint, Follower, LogWatch, Position, ReadPacer, Stamp, Wake};
 use crate::telemetry::{self, Health};
 use crate::zmq::run_zmq_source;
 use crate::zmq::subscriber::ZmqSettings;
@@ -215,14 +215,16 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 const READ_SETTLE: Duration = Duration::from_millis(2);
 
 /// Waits `d`, or less if `changes` reports a change of the log (then [`READ_SETTLE`] more),
-/// noting acknowledgements as they arrive. True if shutdown was requested; an error if the change
-/// notifications failed.
+/// noting acknowledgements as they arrive. Returns whether shutdown was requested, and what the
+/// follower's file held when a change woke the wait (for the lines' receive times); an error if
+/// the change notifications failed.
 async fn pause(
     shutdown: &mut watch::Receiver<bool>,
     in_flight: &mut InFlight,
     mut changes: Option<&mut LogWatch>,
+    follower: &Follower,
     d: Duration,
-) -> std::io::Result<bool> {
+) -> std::io::Result<(bool, Option<Wake>)> {
     let deadline = tokio::time::Instant::now() + d;
     loop {
         let changed = async {
@@ -232,13 +234,15 @@ async fn pause(
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(*shutdown.borrow()),
-            _ = shutdown.changed() => return Ok(true),
+            _ = tokio::time::sleep_until(deadline) => return Ok((*shutdown.borrow(), None)),
+            _ = shutdown.changed() => return Ok((true, None)),
             changed = changed => {
                 changed?;
+                let at_us = now_us();
+                let wake = follower.size_now().map(|(file, size)| Wake { file, size, at_us });
                 // A node writes one event's lines (a block's are dozens) within a millisecond
                 // or so: let the burst land, so that one read takes it whole.
-                return Ok(wait(shutdown, READ_SETTLE).await);
+                return Ok((wait(shutdown, READ_SETTLE).await, wake));
             }
             () = in_flight.next_outcome() => {}
         }
@@ -300,6 +304,7 @@ async fn follow(
         .inspect_err(|e| tracing::info!(error = %e, every = ?poll, "no file-change notifications; polling the log"))
         .ok();
     let mut pacer = ReadPacer::new(poll, log.read_burst, std::time::Instant::now());
+    let mut wake = None;
     loop {
         if let Some(w) = watch.as_mut() {
             w.clear();
@@ -313,9 +318,11 @@ async fn follow(
                 return fail(&mut in_flight, unsaved, e).await;
             }
         };
+        // After the read: no line it returned was written later than this.
+        let stamp = Stamp { wake: wake.take(), read_us: now_us() };
         for batch in &batches {
             let Some(last) = batch.lines.last() else { continue };
-            let (ack, queued) = publisher.send(batch.file, &batch.lines);
+            let (ack, queued) = publisher.send(batch.file, &batch.lines, &stamp);
             in_flight.push(Sent {
                 ack,
                 end: Position { file: batch.file, offset: last.end },
@@ -350,8 +357,11 @@ async fn follow(
                 },
                 None => (None, poll),
             };
-            match pause(shutdown, &mut in_flight, changes, d).await {
-                Ok(stop) => stop,
+            match pause(shutdown, &mut in_flight, changes, &follower, d).await {
+                Ok((stop, woke)) => {
+                    wake = woke;
+                    stop
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, every = ?poll, "file-change notifications failed; polling the log");
                     watch = None;

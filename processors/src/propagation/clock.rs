@@ -6,6 +6,13 @@
 //! estimate of the offset alone. Producer hosts are assumed NTP-synchronised, so the estimate
 //! corrects nodes whose own clock (or log time zone) is off.
 //!
+//! That minimum still holds the smallest tailing delay the node's samples saw (the producer's read
+//! settle, the read, scheduling): a few milliseconds, and more with few samples. Nodes whose clocks
+//! are right (their estimate is within the correction threshold) have only that delay in their
+//! estimate, so their median is the partition's *tailing floor*. A corrected node's offset is its
+//! estimate minus that floor, so that its lags compare with the uncorrected nodes' raw log times
+//! without the producer's delay in between.
+//!
 //! The estimate is a pure function of the observations a partition received, in their order:
 //! each partition keeps its own estimator inside its checkpointed state, so a restart or a
 //! replay of the same input gives the same estimates, and so the same lags.
@@ -60,6 +67,30 @@ impl ClockEstimator {
         self.nodes.get(node).and_then(|c| c.window.front().map(|&(_, v)| v))
     }
 
+    /// The median estimate of the nodes within `threshold_us` of the host clock (see the module
+    /// doc), or 0 if there is none.
+    pub fn tailing_floor_us(&self, threshold_us: i64) -> i64 {
+        let mut right: Vec<i64> = self
+            .nodes
+            .values()
+            .filter_map(|c| c.window.front().map(|&(_, v)| v))
+            .filter(|v| v.abs() <= threshold_us)
+            .collect();
+        if right.is_empty() {
+            return 0;
+        }
+        right.sort_unstable();
+        // The lower median, so that the result is one node's estimate (deterministic, integral).
+        right[(right.len() - 1) / 2].max(0)
+    }
+
+    /// The offset to add to a node's timestamps, if its estimate exceeds `threshold_us`: its
+    /// estimate less the partition's tailing floor.
+    pub fn correction_us(&self, node: &str, threshold_us: i64) -> Option<i64> {
+        let off = self.offset_us(node)?;
+        (off.abs() > threshold_us).then(|| off - self.tailing_floor_us(threshold_us))
+    }
+
     /// Every node's estimate, with its number of samples.
     pub fn offsets(&self) -> impl Iterator<Item = (&str, i64, u64)> {
         self.nodes.iter().filter_map(|(n, c)| c.window.front().map(|&(_, v)| (n.as_str(), v, c.seen)))
@@ -105,6 +136,19 @@ mod tests {
         }
         assert_eq!(c.offset_us("slow"), Some(5_999_010));
         assert_eq!(c.offset_us("other"), None);
+    }
+
+    #[test]
+    fn the_right_clocks_floor_is_taken_off_a_correction() {
+        let mut c = ClockEstimator::default();
+        c.sample("right", 0, 2_500);
+        c.sample("also-right", 0, 3_000);
+        c.sample("other-right", 0, 9_000);
+        c.sample("ahead", 2_000_000, 6_000);
+        assert_eq!(c.tailing_floor_us(1_000_000), 3_000, "median of the right clocks");
+        assert_eq!(c.correction_us("ahead", 1_000_000), Some(-1_997_000));
+        assert_eq!(c.correction_us("right", 1_000_000), None, "within the threshold");
+        assert_eq!(ClockEstimator::default().tailing_floor_us(1_000_000), 0);
     }
 
     #[test]

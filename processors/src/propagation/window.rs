@@ -2,7 +2,8 @@
 //! reported or at its timeout (event time), amended by late observations. No I/O.
 //!
 //! Event time is each sighting's time on the host clock's scale: a log line's node timestamp,
-//! corrected by the node's estimated clock offset when that exceeds the threshold, or the
+//! corrected by the node's estimated clock offset (less the partition's tailing floor, see
+//! [`super::clock`]) when that exceeds the threshold, or the
 //! producer's receive time when the node's clock is an outlier (further from its host's clock
 //! than `clock_outlier_us`). One bad clock therefore cannot move the watermark, and the
 //! correction is fixed when the sighting is recorded, so amendments, restarts and replays give
@@ -181,11 +182,9 @@ impl Windows {
             return Sighting { at_us: recv, corrected: true, outlier: true };
         }
         self.clocks.sample(&o.node_id, o.observed_at_us, recv);
-        match self.clocks.offset_us(&o.node_id) {
-            Some(off) if off.abs() > self.config.correction_threshold_us => {
-                Sighting { at_us: o.observed_at_us + off, corrected: true, outlier: false }
-            }
-            _ => plain,
+        match self.clocks.correction_us(&o.node_id, self.config.correction_threshold_us) {
+            Some(off) => Sighting { at_us: o.observed_at_us + off, corrected: true, outlier: false },
+            None => plain,
         }
     }
 

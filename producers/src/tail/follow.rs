@@ -119,6 +119,15 @@ impl Follower {
         self.file.as_ref().map(|(_, id)| Position { file: *id, offset: self.splitter.committed_offset() })
     }
 
+    /// The followed file's identity and current size, read now (for [`super::Stamp`]); `None`
+    /// when no file is open or the path now names another file.
+    pub fn size_now(&self) -> Option<(FileId, u64)> {
+        let (file, id) = self.file.as_ref()?;
+        let meta = file.metadata().ok()?;
+        let current = std::fs::metadata(&self.path).ok()?;
+        (id.same_file(&meta) && id.same_file(&current)).then(|| (*id, meta.len()))
+    }
+
     /// Whether the last poll left bytes unread (it stopped at its line cap): poll again at once
     /// rather than waiting for the next interval.
     pub fn has_backlog(&self) -> bool {
