@@ -125,7 +125,7 @@ impl Follower {
         let (file, id) = self.file.as_ref()?;
         let meta = file.metadata().ok()?;
         let current = std::fs::metadata(&self.path).ok()?;
-        (id.same_file(&meta) && id.same_file(&current)).then(|| (*id, meta.len()))
+        (id.same_file(&meta) && id.same_file(&current)).then_some((*id, meta.len()))
     }
 
     /// Whether the last poll left bytes unread (it stopped at its line cap): poll again at once
