@@ -164,10 +164,7 @@ pub async fn run_log_source(
                 .unwrap_or_else(|e| Err(PublishError::Client(format!("connect task: {e}"))))
         };
         let publisher = match built {
-            Ok(p) => {
-                health.log.store(true, Ordering::Relaxed);
-                Arc::new(p)
-            }
+            Ok(p) => Arc::new(p),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the log topic; retrying");
                 if wait(&mut shutdown, backoff).await {
@@ -177,7 +174,7 @@ pub async fn run_log_source(
                 continue;
             }
         };
-        match follow(&publisher, &checkpoint, log, poll, &mut shutdown).await {
+        match follow(&publisher, &checkpoint, log, poll, health, &mut shutdown).await {
             Ok(()) => {
                 publisher.flush(Duration::from_millis(500));
                 return Ok(());
@@ -267,6 +264,7 @@ async fn follow(
     checkpoint: &Checkpoint,
     log: &LogSection,
     poll: Duration,
+    health: &Health,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
     // The recovery scan reads the broker (seconds on a busy partition): off this thread, which
@@ -278,6 +276,8 @@ async fn follow(
             .unwrap_or_else(|e| Err(PublishError::Client(format!("recovery task: {e}"))))?
     };
     tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
+    // Ready once the position is known: from here every line is published.
+    health.log.store(true, Ordering::Relaxed);
     let mut follower = Follower::open(&log.path, resume, log.max_line_bytes);
     // The local checkpoint is only a fallback (the broker holds the true position), so it is
     // written at most once per CHECKPOINT_EVERY, and on the way out.

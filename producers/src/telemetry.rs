@@ -46,7 +46,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
 /// Readiness of each source: set once it has reached the broker (and, for RPC, the node).
 #[derive(Debug, Default)]
 pub struct Health {
-    /// Log source following and publishing.
+    /// Log source following and publishing (its resume position recovered from the broker).
     pub log: AtomicBool,
     /// ZMQ source subscribed and publishing.
     pub zmq: AtomicBool,
