@@ -1,0 +1,162 @@
+//! Propagation throughput through the broker, several builds side by side in one run.
+//!
+//! Loads `BENCH_OBJECTS` objects × 8 nodes of encoded observations (default 25 000 × 8 = 200 000;
+//! a block every 200 objects, the rest transactions) onto `bmon.observations` of a fresh tansu,
+//! once. Then, for each round and each build given on the command line, in turn, it starts that
+//! build's `bmon process propagation` with a fresh consumer group and state directory, and times it
+//! from the group's first committed offset to the offset that covers every record (offsets are
+//! stored only after the outputs are acknowledged, so that is "every summary published"). The
+//! time from start to the first commit (group join, first fetch) is printed apart.
+//!
+//! Run: `cargo build --release -p bmon --bins --examples && target/release/examples/bench_propagation_broker
+//! OLD_BMON NEW_BMON` (`BENCH_ROUNDS`, default 3).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bmon_kafka::partition_for;
+use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, Stage};
+use bmon_testbed::TestBed;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TOPIC: &str = "bmon.observations";
+const PARTITIONS: i32 = 12;
+const NODES: usize = 8;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Produces the observations; returns how many.
+fn load(brokers: &str, objects: usize) -> usize {
+    let codec = Codec::default();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let t0 = 1_800_000_000_000_000i64;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut n = 0;
+    for i in 0..objects {
+        let block = i % 200 == 0;
+        let hash = format!("{:016x}{:016x}{:016x}{:016x}", rnd(), rnd(), rnd(), rnd());
+        let partition = partition_for(hash.as_bytes(), PARTITIONS);
+        for node in 0..NODES {
+            let at = t0 + i as i64 * 1_000 + (rnd() % 2_000_000) as i64;
+            let o = Observation {
+                hash: hash.clone(),
+                object: if block { ObjectKind::Block } else { ObjectKind::Tx },
+                stage: if block { Stage::Tip } else { Stage::TxAccept },
+                node_id: format!("node-{node}"),
+                network: "main".into(),
+                observed_at_us: at,
+                source: ObservationSource::Log,
+                height: None,
+                fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
+                received_at_us: Some(at + 2_000),
+            };
+            let payload = codec.encode(&o).unwrap();
+            loop {
+                match producer.send(BaseRecord::to(TOPIC).partition(partition).key(&hash).payload(&payload)) {
+                    Ok(()) => break,
+                    Err((_, _)) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+            n += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    n
+}
+
+/// The group's committed offsets, summed over the partitions (0 where none).
+fn committed(brokers: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let Ok(got) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else { return 0 };
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Runs `bin`'s propagation over the loaded topic; returns (start → first commit, first commit → all).
+fn run(bed: &TestBed, brokers: &str, bin: &Path, name: &str, total: i64) -> (Duration, Duration) {
+    let group = format!("bench-{name}");
+    let dir = bed.dir().join(&group);
+    let fleet: Vec<String> = (0..NODES).map(|n| format!("\"node-{n}\"")).collect();
+    let config = format!(
+        "topology = \"{}\"\n[kafka]\nbrokers = \"{brokers}\"\n[kafka.consumer]\n\"auto.commit.interval.ms\" = \"100\"\n\
+         [service]\nlisten = \"127.0.0.1:0\"\n[runtime]\ngroup = \"{group}\"\n\
+         [propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nmain = [{}]\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"),
+        dir.join("state").display(),
+        fleet.join(", ")
+    );
+    let start = Instant::now();
+    let _proc = bed.spawn_with_config(&group, bin, &["process", "propagation"], &config).unwrap();
+    let mut first = None;
+    loop {
+        let c = committed(brokers, &group);
+        if c > 0 && first.is_none() {
+            first = Some(start.elapsed());
+        }
+        if c >= total {
+            let all = start.elapsed();
+            let first = first.unwrap();
+            return (first, all - first);
+        }
+        assert!(start.elapsed() < Duration::from_secs(900), "{name}: {c} of {total} after 15 min");
+        std::thread::sleep(Duration::from_millis(50)); // polling interval, not synchronisation
+    }
+}
+
+fn main() {
+    let bins: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    assert!(!bins.is_empty(), "usage: bench_propagation_broker BMON [BMON...]");
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
+    let ok = std::process::Command::new(&bins[0])
+        .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let t = Instant::now();
+    let total = load(&brokers, env("BENCH_OBJECTS", 25_000)) as i64;
+    println!("loaded {total} observations in {:.1} s", t.elapsed().as_secs_f64());
+    for round in 0..env("BENCH_ROUNDS", 3) {
+        for (k, bin) in bins.iter().enumerate() {
+            let (join, took) = run(&bed, &brokers, bin, &format!("{round}-{k}"), total);
+            println!(
+                "round {round}, {}: first commit after {:.1} s, then {total} observations in {:.2} s = {:.0} observations/s",
+                bin.display(),
+                join.as_secs_f64(),
+                took.as_secs_f64(),
+                total as f64 / took.as_secs_f64()
+            );
+        }
+    }
+}
