@@ -122,7 +122,9 @@ fn run_instance(payloads: &[Vec<u8>], k: i32) -> (usize, Duration) {
         )]),
         ..PropagationConfig::default()
     };
-    let mut p = PropagationProcessor::open(config).unwrap();
+    let topology = bmon_processors::registry::builtin_topology().unwrap();
+    let topics = bmon_processors::propagation::wiring::PropagationTopics::bind(&topology, "propagation").unwrap();
+    let mut p = PropagationProcessor::open(config, topics, Duration::from_secs(4200)).unwrap();
     let mut out = Vec::new();
     let mut summaries = 0usize;
     let start = Instant::now();

@@ -23,6 +23,9 @@ enum Command {
     Produce(commands::produce::ProduceArgs),
     /// The whole pipeline on the local test bed, printing each block's lag per node.
     Demo(commands::demo::DemoArgs),
+    /// List every metric bmon can export.
+    #[command(subcommand)]
+    Metrics(commands::metrics::MetricsCmd),
     /// Run a stream processor (logparse, propagation).
     Process(commands::process::ProcessArgs),
     /// Parse a node's debug.log into typed events, one JSON object per line.
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::ParseLog(args) => commands::parse_log::run(args),
         Command::Process(args) => commands::process::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Metrics(cmd) => commands::metrics::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -143,6 +143,14 @@ fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
     }
     eprintln!("largest lag error of the ±2 s nodes: {worst} µs");
     let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    // Every exported series is declared, and outputs are counted once acknowledged.
+    assert_declared(&metrics);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bmon_processor_outputs_total{") && l.contains("processor=\"propagation\"")),
+        "bmon_processor_outputs_total is recorded"
+    );
     let outliers: f64 = metrics
         .lines()
         .find(|l| l.starts_with("bmon_propagation_clock_outliers_total") && l.contains("node=\"hour\""))

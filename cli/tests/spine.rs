@@ -107,7 +107,7 @@ fn topology_applies_and_every_record_type_round_trips_through_the_broker() {
     let obs = samples::observation();
     push("observation", obs.hash.clone(), codec.encode(&obs).unwrap());
     let summary = samples::propagation_summary();
-    push("propagation_summary", "propagation_summary".into(), codec.encode(&summary).unwrap());
+    push("propagation_summary", format!("{}/{}", summary.network, summary.hash), codec.encode(&summary).unwrap());
     let dl = samples::dead_letter();
     push("dead_letter", dl.topic.clone(), codec.encode(&dl).unwrap());
 

@@ -7,9 +7,6 @@ use std::time::Duration;
 use bmon_kafka::ClientSettings;
 use serde::Deserialize;
 
-use crate::logparse::LogParseConfig;
-use crate::propagation::PropagationConfig;
-
 /// `[service]`: the metrics and health listener.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -73,7 +70,6 @@ impl RuntimeSection {
 
 /// A processor config file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProcessorFile {
     /// topology.yaml, relative to the working directory. Default `topology.yaml`.
     #[serde(default = "default_topology")]
@@ -86,12 +82,11 @@ pub struct ProcessorFile {
     /// Consumer settings.
     #[serde(default)]
     pub runtime: RuntimeSection,
-    /// logparse settings.
-    #[serde(default)]
-    pub logparse: LogParseConfig,
-    /// propagation settings.
-    #[serde(default)]
-    pub propagation: PropagationConfig,
+    /// Each processor's own settings, by processor name (`[logparse]`, `[propagation]`, …).
+    /// Only registered processors' sections are allowed (see [`crate::registry`]); each is read
+    /// by its processor when built.
+    #[serde(flatten)]
+    pub sections: std::collections::BTreeMap<String, toml::Value>,
 }
 
 fn default_topology() -> PathBuf {
@@ -125,6 +120,15 @@ impl ProcessorFile {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let mut file: ProcessorFile =
             toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        if let Some(unknown) = file.sections.keys().find(|k| crate::registry::find(k).is_none()) {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                message: format!(
+                    "unknown section or field `{unknown}` (common: topology, kafka, service, runtime; processors: {})",
+                    crate::registry::names()
+                ),
+            });
+        }
         if let Ok(brokers) = std::env::var("BMON_BROKERS")
             && !brokers.is_empty()
         {

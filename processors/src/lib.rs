@@ -7,10 +7,13 @@
 //!   store's window (DESIGN.md §4, the `replay` recovery in topology.yaml).
 //! - [`logparse`]: log and ZMQ facts to typed node events and hash-keyed arrival observations.
 //! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
+//! - [`registry`]: every processor by name, with how to build it from its config section and
+//!   topology.yaml.
 //!
 //! Each processor keeps its pure logic (no rdkafka, no RocksDB) apart from its wiring.
 
 pub mod config;
 pub mod logparse;
 pub mod propagation;
+pub mod registry;
 pub mod runtime;

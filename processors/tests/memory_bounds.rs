@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bmon_processors::logparse::dedup::MAX_EPOCHS;
-use bmon_processors::logparse::wiring::LogParseProcessor;
+use bmon_processors::logparse::wiring::{LogParseProcessor, LogParseTopics};
 use bmon_processors::logparse::{LogParse, LogParseConfig};
 use bmon_processors::propagation::window::{WindowConfig, Windows};
+use bmon_processors::registry::builtin_topology;
 use bmon_processors::runtime::{Input, Processor};
 use bmon_schemas::samples::envelope;
 use bmon_schemas::{Codec, FactKey, LogLineFact, ObjectKind, Observation, ObservationSource, Stage};
@@ -43,7 +44,8 @@ fn tip_line(node: &str, epoch: &str, offset: i64, at: i64, hash: u64) -> Vec<u8>
 #[test]
 fn logparse_state_is_bounded_across_restarts_and_departures() {
     let config = LogParseConfig { node_idle_s: 3600, ..LogParseConfig::default() };
-    let mut p = LogParseProcessor::new(LogParse::new(config), Duration::from_secs(600));
+    let topics = LogParseTopics::bind(&builtin_topology().unwrap(), "logparse").unwrap();
+    let mut p = LogParseProcessor::new(LogParse::new(config), topics, Duration::from_secs(600));
     let mut offset = 0;
     let mut feed = |p: &mut LogParseProcessor, payload: Vec<u8>| {
         let input = Input {

@@ -7,9 +7,12 @@
 use std::collections::BTreeMap;
 
 use bmon_processors::propagation::PropagationConfig;
-use bmon_processors::propagation::wiring::{ANOMALY_KIND, PropagationProcessor, SUMMARY_KIND};
+use bmon_processors::propagation::wiring::{PropagationProcessor, PropagationTopics};
+use bmon_processors::registry::builtin_topology;
 use bmon_processors::runtime::{Input, Output, Processor};
-use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use bmon_schemas::{
+    Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationAnomaly, PropagationSummary, Stage,
+};
 
 const T0: i64 = 1_800_000_000_000_000;
 
@@ -39,6 +42,11 @@ fn config(dir: &std::path::Path) -> PropagationConfig {
     }
 }
 
+fn open(dir: &std::path::Path) -> PropagationProcessor {
+    let topics = PropagationTopics::bind(&builtin_topology().unwrap(), "propagation").unwrap();
+    PropagationProcessor::open(config(dir), topics, std::time::Duration::from_secs(4200)).unwrap()
+}
+
 fn feed(p: &mut PropagationProcessor, offset: i64, payload: &[u8]) -> Vec<Output> {
     let input = Input {
         topic: "bmon.observations",
@@ -57,7 +65,7 @@ fn feed(p: &mut PropagationProcessor, offset: i64, payload: &[u8]) -> Vec<Output
 #[test]
 fn anomalous_spread_is_an_event() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+    let mut p = open(dir.path());
     let mut offset = 0;
     let mut last = Vec::new();
     // 30 blocks whose second sighting comes 10–40 ms after the first, then one 5 s late.
@@ -68,14 +76,19 @@ fn anomalous_spread_is_an_event() {
         assert!(feed(&mut p, offset, &obs(&hash, "a", t)).is_empty());
         last = feed(&mut p, offset + 1, &obs(&hash, "b", t + lag));
         offset += 2;
-        let keys: Vec<&[u8]> = last.iter().map(|o| o.key.as_slice()).collect();
+        let key = format!("main/{hash}");
+        assert!(last.iter().all(|o| o.key == key.as_bytes()), "keyed by network and hash, as topology.yaml says");
         if i < 30 {
-            assert_eq!(keys, vec![SUMMARY_KIND.as_bytes()], "block {i}: one summary, no anomaly");
+            assert_eq!(last.len(), 1, "block {i}: one summary, no anomaly");
+            let _: PropagationSummary = Codec::default().decode(&last[0].payload).unwrap();
         }
     }
-    let keys: Vec<&[u8]> = last.iter().map(|o| o.key.as_slice()).collect();
-    assert_eq!(keys, vec![ANOMALY_KIND.as_bytes(), SUMMARY_KIND.as_bytes()]);
-    let s: PropagationSummary = Codec::default().decode(&last[0].payload).unwrap();
+    assert_eq!(last.len(), 2, "the anomaly, then its summary");
+    let a: PropagationAnomaly = Codec::default().decode(&last[0].payload).unwrap();
+    assert_eq!((a.spread_us, a.revision, a.last_node.as_str()), (5_000_000, 0, "b"));
+    assert!(a.threshold_us < a.spread_us && a.threshold_us >= 40_000, "threshold {} µs", a.threshold_us);
+    assert!(Codec::default().decode::<PropagationSummary>(&last[0].payload).is_err(), "the kind is in the schema");
+    let s: PropagationSummary = Codec::default().decode(&last[1].payload).unwrap();
     assert_eq!(s.spread_us, 5_000_000);
     assert!(last.iter().all(|o| o.topic == "bmon.events"));
 }
@@ -85,11 +98,11 @@ fn checkpoint_restores_open_windows() {
     let dir = tempfile::tempdir().unwrap();
     let hash = format!("{:064x}", 7);
     {
-        let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+        let mut p = open(dir.path());
         assert!(feed(&mut p, 0, &obs(&hash, "a", T0)).is_empty());
         p.checkpoint(&[("bmon.observations".into(), 0, 1)]);
     }
-    let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+    let mut p = open(dir.path());
     assert_eq!(p.restore("bmon.observations", 0, 1), Some(1), "resumes after the checkpointed record");
     assert_eq!(p.restore("bmon.observations", 1, 0), None, "no state for another partition");
     let out = feed(&mut p, 1, &obs(&hash, "b", T0 + 250_000));
@@ -103,11 +116,11 @@ fn checkpoint_restores_open_windows() {
 fn stale_local_state_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+        let mut p = open(dir.path());
         feed(&mut p, 0, &obs(&format!("{:064x}", 1), "a", T0));
         p.checkpoint(&[("bmon.observations".into(), 0, 1)]);
     }
-    let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+    let mut p = open(dir.path());
     assert_eq!(p.restore("bmon.observations", 0, 5), None, "the group is past the checkpoint: replay instead");
     assert_eq!(p.restore("bmon.observations", 0, 1), None, "and the stale copy was dropped");
 }
@@ -115,7 +128,7 @@ fn stale_local_state_is_not_used() {
 #[test]
 fn bad_records_are_dead_letter_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = PropagationProcessor::open(config(dir.path())).unwrap();
+    let mut p = open(dir.path());
     let input = Input {
         topic: "bmon.observations",
         partition: 0,

@@ -91,9 +91,6 @@ pub struct LogSection {
     /// published as it is written. Default 4; 1 reads at most once per `poll_ms`.
     #[serde(default = "default_read_burst")]
     pub read_burst: u32,
-    /// Topic for log facts. Default `bmon.node.log`.
-    #[serde(default = "default_log_topic")]
-    pub topic: String,
 }
 
 fn default_max_line() -> usize {
@@ -108,25 +105,18 @@ fn default_read_burst() -> u32 {
     4
 }
 
-fn default_log_topic() -> String {
-    "bmon.node.log".into()
-}
-
 /// The ZMQ source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZmqSection {
     /// Endpoints, e.g. `["tcp://127.0.0.1:28332"]`.
     pub endpoints: Vec<String>,
-    /// Topics. Default hashblock, hashtx, rawblock, rawtx, sequence.
+    /// ZMQ topics to subscribe to. Default hashblock, hashtx, rawblock, rawtx, sequence.
     #[serde(default = "default_zmq_topics")]
     pub topics: Vec<String>,
     /// ZMQ receive high-water mark. Default 100000, enough for mainnet bursts.
     #[serde(default = "default_rcvhwm")]
     pub rcvhwm: i32,
-    /// Topic for ZMQ facts. Default `bmon.node.zmq`.
-    #[serde(default = "default_zmq_topic")]
-    pub topic: String,
 }
 
 fn default_zmq_topics() -> Vec<String> {
@@ -135,10 +125,6 @@ fn default_zmq_topics() -> Vec<String> {
 
 fn default_rcvhwm() -> i32 {
     100_000
-}
-
-fn default_zmq_topic() -> String {
-    "bmon.node.zmq".into()
 }
 
 /// The RPC source. Credentials come from a cookie file, a password file or an environment
@@ -169,9 +155,6 @@ pub struct RpcSection {
     /// Snapshot gettxoutsetinfo on every new tip (expensive on mainnet). Default false.
     #[serde(default)]
     pub txoutset_on_new_tip: bool,
-    /// Topic for RPC facts. Default `bmon.node.rpc`.
-    #[serde(default = "default_rpc_topic")]
-    pub topic: String,
 }
 
 fn default_interval() -> u64 {
@@ -180,10 +163,6 @@ fn default_interval() -> u64 {
 
 fn default_rpc_timeout() -> u64 {
     30
-}
-
-fn default_rpc_topic() -> String {
-    "bmon.node.rpc".into()
 }
 
 impl RpcSection {
@@ -257,6 +236,36 @@ pub struct ProducerConfig {
     /// Metrics and health listener.
     #[serde(default)]
     pub service: ServiceSection,
+    /// topology.yaml, whose topics the facts go to (found by the schema family each carries).
+    /// Default: the topology this bmon was built with.
+    #[serde(default)]
+    pub topology: Option<PathBuf>,
+    /// The topics, resolved from the topology by [`ProducerConfig::load`].
+    #[serde(skip)]
+    pub topics: ProducerTopics,
+}
+
+/// Where each source's facts go, from topology.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerTopics {
+    /// Log facts (`log_line_fact`).
+    pub log: String,
+    /// ZMQ facts (`zmq_fact`).
+    pub zmq: String,
+    /// RPC snapshots (`rpc_snapshot_fact`).
+    pub rpc: String,
+}
+
+impl ProducerTopics {
+    /// The topics of `topology`; an error names the family no topic carries.
+    pub fn of(topology: &bmon_topology::Topology) -> Result<ProducerTopics, bmon_topology::BindError> {
+        use bmon_schemas::{LogLineFact, Record, RpcSnapshotFact, ZmqFact};
+        Ok(ProducerTopics {
+            log: topology.topic_of(LogLineFact::FAMILY)?.name.clone(),
+            zmq: topology.topic_of(ZmqFact::FAMILY)?.name.clone(),
+            rpc: topology.topic_of(RpcSnapshotFact::FAMILY)?.name.clone(),
+        })
+    }
 }
 
 impl ProducerConfig {
@@ -302,6 +311,12 @@ impl ProducerConfig {
         if c.log.is_none() && c.zmq.is_none() && c.rpc.is_none() {
             return Err(invalid("log", "configure at least one source ([log], [zmq] or [rpc])"));
         }
+        let topology = match &c.topology {
+            Some(file) => bmon_topology::Topology::load(file),
+            None => bmon_topology::Topology::builtin(bmon_schemas::SchemaSet::builtin().families()),
+        }
+        .map_err(|e| invalid("topology", &e.to_string()))?;
+        c.topics = ProducerTopics::of(&topology).map_err(|e| invalid("topology", &e.to_string()))?;
         Ok(c)
     }
 
@@ -333,9 +348,19 @@ dir = "/var/lib/bmon"
         let c = ProducerConfig::parse(GOOD).unwrap();
         let log = c.log.unwrap();
         assert_eq!(log.max_line_bytes, 65_536);
-        assert_eq!(log.topic, "bmon.node.log");
         assert!(c.zmq.is_none());
         assert_eq!(c.node.implementation, Implementation::Core);
+    }
+
+    #[test]
+    fn topics_come_from_the_topology() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, GOOD).unwrap();
+        let c = ProducerConfig::load(&p).unwrap();
+        assert_eq!(c.topics.log, "bmon.node.log", "the built-in topology's");
+        let err = ProducerConfig::parse(&GOOD.replace("[log]\n", "[log]\ntopic = \"x\"\n")).unwrap_err();
+        assert!(err.contains("topic"), "a config may not name a topic: {err}");
     }
 
     #[test]

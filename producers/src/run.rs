@@ -93,7 +93,7 @@ pub async fn run_producer(
             let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
             let node = identity(config);
             let h = Arc::clone(&health);
-            Some(SpooledSource::start(config, &shared, "zmq", &z.topic, &shutdown, move |sink, stop| {
+            Some(SpooledSource::start(config, &shared, "zmq", &config.topics.zmq, &shutdown, move |sink, stop| {
                 if let Err(e) = run_zmq_source(&settings, &node, sink, stop, &h.zmq) {
                     tracing::error!(error = %e, "ZMQ source failed");
                 }
@@ -112,7 +112,7 @@ pub async fn run_producer(
             let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
             let node = identity(config);
             let h = Arc::clone(&health);
-            Some(SpooledSource::start(config, &shared, "rpc", &r.topic, &shutdown, move |sink, stop| {
+            Some(SpooledSource::start(config, &shared, "rpc", &config.topics.rpc, &shutdown, move |sink, stop| {
                 run_rpc_source(&settings, plan, &node, sink, stop, &h.rpc);
             })?)
         }
@@ -158,7 +158,7 @@ pub async fn run_log_source(
         // The metadata lookup blocks for up to 10 s while the broker is away: off this thread,
         // which also serves the health listener.
         let built = {
-            let (shared, topic, node, path) = (shared.clone(), log.topic.clone(), node.clone(), path.clone());
+            let (shared, topic, node, path) = (shared.clone(), config.topics.log.clone(), node.clone(), path.clone());
             tokio::task::spawn_blocking(move || LogPublisher::new(&shared, &topic, node, &path))
                 .await
                 .unwrap_or_else(|e| Err(PublishError::Client(format!("connect task: {e}"))))
@@ -182,7 +182,7 @@ pub async fn run_log_source(
             Err(e) => {
                 shared.reset();
                 health.log.store(false, Ordering::Relaxed);
-                metrics::counter!(telemetry::LOG_RETRIES).increment(1);
+                telemetry::LOG_RETRIES.counter0().increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "publishing log facts failed; will resume from the broker's position");
                 if wait(&mut shutdown, backoff).await {
                     break;

@@ -23,6 +23,7 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("observation", 1, include_str!("../avro/observation.v1.avsc")),
     ("observation", 2, include_str!("../avro/observation.v2.avsc")),
     ("propagation_summary", 1, include_str!("../avro/propagation_summary.v1.avsc")),
+    ("propagation_anomaly", 1, include_str!("../avro/propagation_anomaly.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

@@ -216,6 +216,23 @@ pub fn propagation_summary() -> PropagationSummary {
     }
 }
 
+/// An anomaly of [`propagation_summary`].
+pub fn propagation_anomaly() -> PropagationAnomaly {
+    let s = propagation_summary();
+    PropagationAnomaly {
+        hash: s.hash,
+        object: s.object,
+        stage: s.stage,
+        network: s.network,
+        revision: s.revision,
+        spread_us: s.spread_us,
+        threshold_us: 120_000,
+        quantile: 0.99,
+        first_node: s.first_node,
+        last_node: "core-1".to_owned(),
+    }
+}
+
 /// A dead letter with headers.
 pub fn dead_letter() -> DeadLetter {
     let mut headers = BTreeMap::new();

@@ -34,6 +34,7 @@ fn every_record_type_round_trips_in_both_framings() {
         samples::node_events().iter().for_each(|e| roundtrip(&codec, e));
         roundtrip(&codec, &samples::observation());
         roundtrip(&codec, &samples::propagation_summary());
+        roundtrip(&codec, &samples::propagation_anomaly());
         roundtrip(&codec, &samples::dead_letter());
     }
 }

@@ -2,6 +2,8 @@
 //! exporter renders summaries otherwise), and `/metrics`, `/healthz` and `/readyz` on one axum
 //! listener with graceful shutdown.
 
+pub mod telemetry;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

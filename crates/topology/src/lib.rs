@@ -5,12 +5,17 @@
 //! cross-reference (inputs, outputs, keys, schema files, changelog topics, replay windows). Every
 //! problem is reported with the exact field path, e.g. `processors[1].inputs[0]`.
 
+mod bind;
 mod model;
 mod retention;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+/// The repository's topology.yaml, as this binary was built.
+pub const BUILTIN: &str = include_str!("../../../topology.yaml");
+
+pub use bind::BindError;
 pub use model::{CleanupPolicy, KeyDecl, Processor, Recovery, StateStore, Topic, Topology};
 pub use retention::{ParseRetentionError, Retention};
 
@@ -81,14 +86,41 @@ impl Topology {
 
     /// Parses and validates topology text; `base` is the directory `schema_dir` is relative to.
     pub fn parse(text: &str, base: &Path) -> Result<Topology, TopologyError> {
+        let families = validate::schema_families(&base.join(Self::schema_dir_of(text)));
+        Self::parse_with_families(text, &families)
+    }
+
+    /// The topology this bmon was built with (the repository's topology.yaml), checked against
+    /// `families`, the schema families the binary embeds. Used where no topology file is given,
+    /// e.g. by a producer beside a node.
+    pub fn builtin<'a>(families: impl IntoIterator<Item = &'a str>) -> Result<Topology, TopologyError> {
+        let families = families.into_iter().map(str::to_owned).collect();
+        Self::parse_with_families(BUILTIN, &families)
+    }
+
+    /// Parses and validates topology text, with `families` the schema families that exist.
+    pub fn parse_with_families(
+        text: &str,
+        families: &std::collections::HashSet<String>,
+    ) -> Result<Topology, TopologyError> {
         let topology: Topology = serde_norway::from_str(text)
             .map_err(|e| TopologyError::Syntax { path: PathBuf::from("<topology>"), message: e.to_string() })?;
-        let problems = validate::validate(&topology, base);
+        let problems = validate::validate(&topology, families);
         if problems.is_empty() {
             Ok(topology)
         } else {
             Err(TopologyError::Invalid { path: PathBuf::from("<topology>"), problems })
         }
+    }
+
+    /// The `schema_dir` of topology text, or the default if it cannot be read from it.
+    fn schema_dir_of(text: &str) -> PathBuf {
+        #[derive(serde::Deserialize)]
+        struct Dir {
+            #[serde(default = "model::default_schema_dir")]
+            schema_dir: PathBuf,
+        }
+        serde_norway::from_str::<Dir>(text).map(|d| d.schema_dir).unwrap_or_else(|_| model::default_schema_dir())
     }
 
     /// The topic with this name.

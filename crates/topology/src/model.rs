@@ -25,7 +25,7 @@ pub struct Topology {
     pub processors: Vec<Processor>,
 }
 
-fn default_schema_dir() -> PathBuf {
+pub(crate) fn default_schema_dir() -> PathBuf {
     PathBuf::from("schemas/avro")
 }
 

@@ -16,23 +16,23 @@ impl Problems {
     }
 }
 
-/// Every problem in `t`; empty when it is consistent. `base` anchors `schema_dir`.
-pub(crate) fn validate(t: &Topology, base: &Path) -> Vec<Problem> {
+/// Every problem in `t`; empty when it is consistent. `families` are the schema families that
+/// exist (from `schema_dir`, or those a binary embeds).
+pub(crate) fn validate(t: &Topology, families: &HashSet<String>) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     if t.version != 1 {
         p.add("version", format!("unsupported version {} (this bmon reads version 1)", t.version));
     }
-    let families = schema_families(&base.join(&t.schema_dir));
     if families.is_empty() {
-        p.add("schema_dir", format!("no <family>.v<N>.avsc files in {}", base.join(&t.schema_dir).display()));
+        p.add("schema_dir", format!("no <family>.v<N>.avsc files in {}", t.schema_dir.display()));
     }
-    check_topics(t, &families, &mut p);
+    check_topics(t, families, &mut p);
     check_processors(t, &mut p);
     p.0
 }
 
 /// Schema families found in `dir`, from file names `<family>.v<N>.avsc`.
-fn schema_families(dir: &Path) -> HashSet<String> {
+pub(crate) fn schema_families(dir: &Path) -> HashSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return HashSet::new();
     };
@@ -57,6 +57,7 @@ fn valid_topic_name(name: &str) -> bool {
 
 fn check_topics(t: &Topology, families: &HashSet<String>, p: &mut Problems) {
     let mut seen = HashSet::new();
+    let mut carried = std::collections::HashMap::new();
     for (i, topic) in t.topics.iter().enumerate() {
         let at = |f: &str| format!("topics[{i}].{f}");
         if !valid_topic_name(&topic.name) {
@@ -78,6 +79,12 @@ fn check_topics(t: &Topology, families: &HashSet<String>, p: &mut Problems) {
             p.add(at("value_schemas"), "at least one schema family is required");
         }
         for (j, family) in topic.value_schemas.iter().enumerate() {
+            if let Some(other) = carried.insert(family.as_str(), topic.name.as_str()) {
+                p.add(
+                    format!("topics[{i}].value_schemas[{j}]"),
+                    format!("`{family}` is carried by topic `{other}` already; each family has one topic, which is how code finds it"),
+                );
+            }
             if !families.contains(family) {
                 p.add(
                     format!("topics[{i}].value_schemas[{j}]"),

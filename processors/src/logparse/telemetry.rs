@@ -1,4 +1,14 @@
-//! logparse metric names.
+//! logparse metrics.
 
-/// Redelivered facts skipped by envelope key, by stream kind (`log`, `zmq`) (counter).
-pub const DUPLICATES: &str = "bmon_logparse_duplicate_facts_total";
+pub use bmon_service::telemetry::label;
+use bmon_service::telemetry::{Component, MetricDef};
+
+/// Redelivered facts skipped by envelope key.
+pub static DUPLICATES: MetricDef = MetricDef::counter(
+    "bmon_logparse_duplicate_facts_total",
+    "Redelivered facts skipped by their envelope's (node, stream, epoch, offset), by stream kind (log, zmq).",
+    &["stream"],
+);
+
+/// logparse's metrics.
+pub const COMPONENT: Component = Component { name: "logparse", metrics: &[&DUPLICATES] };

@@ -8,12 +8,42 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bmon_schemas::{Codec, Envelope, LogLineFact, ZmqFact};
+use bmon_schemas::{Codec, Envelope, LogLineFact, NodeEvent, Observation, Record, ZmqFact};
+use bmon_topology::{BindError, Topology};
 
 use super::dedup::{Dedup, Verdict};
 use super::logic::{Derived, LogParse};
 use super::telemetry as t;
-use crate::runtime::{Input, Output, Processor, RecordError};
+use super::telemetry::label;
+use crate::runtime::{Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError};
+
+/// logparse's topics, from topology.yaml: the inputs carrying log and ZMQ facts, and the outputs
+/// for node events and observations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogParseTopics {
+    /// Log facts.
+    pub log: String,
+    /// ZMQ facts.
+    pub zmq: String,
+    /// Typed node events (keyed by node or network).
+    pub events: OutputTopic,
+    /// Arrival observations (keyed by hash, or network and hash: each object's sightings must
+    /// meet in one partition).
+    pub observations: OutputTopic,
+}
+
+impl LogParseTopics {
+    /// Binds the topics of topology processor `name`.
+    pub fn bind(t: &Topology, name: &str) -> Result<LogParseTopics, BindError> {
+        let p = t.processor_named(name)?;
+        Ok(LogParseTopics {
+            log: t.input_of(p, LogLineFact::FAMILY)?.name.clone(),
+            zmq: t.input_of(p, ZmqFact::FAMILY)?.name.clone(),
+            events: OutputTopic::bind(t, p, NodeEvent::FAMILY, &[KeyKind::NodeId, KeyKind::Network])?,
+            observations: OutputTopic::bind(t, p, Observation::FAMILY, &[KeyKind::ObjectHash, KeyKind::NetworkObject])?,
+        })
+    }
+}
 
 /// How often (in records) a partition forgets departed nodes.
 const PRUNE_EVERY: u64 = 4096;
@@ -32,16 +62,17 @@ struct Part {
 #[derive(Debug)]
 pub struct LogParseProcessor {
     template: LogParse,
+    topics: LogParseTopics,
     codec: Codec,
     parts: HashMap<(String, i32), Part>,
     replay: Duration,
 }
 
 impl LogParseProcessor {
-    /// Wraps `logic` (the template of every partition's state); state is rebuilt from `replay`
-    /// of input after an assignment.
-    pub fn new(logic: LogParse, replay: Duration) -> LogParseProcessor {
-        LogParseProcessor { template: logic, codec: Codec::default(), parts: HashMap::new(), replay }
+    /// Wraps `logic` (the template of every partition's state), reading and writing `topics`;
+    /// state is rebuilt from `replay` of input after an assignment.
+    pub fn new(logic: LogParse, topics: LogParseTopics, replay: Duration) -> LogParseProcessor {
+        LogParseProcessor { template: logic, topics, codec: Codec::default(), parts: HashMap::new(), replay }
     }
 
     /// Per partition: (nodes tracked, objects remembered, dedup (node, stream) pairs, epochs,
@@ -72,14 +103,15 @@ impl LogParseProcessor {
     }
 
     fn encode(&self, derived: Derived, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let cfg = self.template.config();
         for e in &derived.events {
             let payload = self.codec.encode(e).map_err(|e| RecordError::Invalid(e.to_string()))?;
-            out.push(Output { topic: cfg.events_topic.clone(), key: e.envelope.node_id.as_bytes().to_vec(), payload });
+            let fields = KeyFields { node_id: &e.envelope.node_id, network: &e.envelope.network, hash: "" };
+            out.push(self.topics.events.output(&fields, payload));
         }
         for o in &derived.observations {
             let payload = self.codec.encode(o).map_err(|e| RecordError::Invalid(e.to_string()))?;
-            out.push(Output { topic: cfg.observations_topic.clone(), key: o.hash.as_bytes().to_vec(), payload });
+            let fields = KeyFields { node_id: &o.node_id, network: &o.network, hash: &o.hash };
+            out.push(self.topics.observations.output(&fields, payload));
         }
         Ok(())
     }
@@ -98,7 +130,7 @@ impl Part {
         let s = &e.source;
         let verdict = self.dedup.check(&e.node_id, &s.stream, &s.epoch, s.offset, end, e.received_at_us);
         if verdict == Verdict::Duplicate && !replay {
-            metrics::counter!(t::DUPLICATES, "stream" => if s.stream == "log" { "log" } else { "zmq" }).increment(1);
+            t::DUPLICATES.with_counter([label("stream", if s.stream == "log" { "log" } else { "zmq" })]).increment(1);
         }
         verdict == Verdict::New
     }
@@ -108,7 +140,7 @@ impl Processor for LogParseProcessor {
     fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let cfg = self.template.config();
         let idle_us = i64::try_from(cfg.node_idle_s).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
-        let derived = if input.topic == cfg.log_topic {
+        let derived = if input.topic == self.topics.log {
             let fact: LogLineFact =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
             let part = self.part(input.topic, input.partition);
@@ -116,7 +148,7 @@ impl Processor for LogParseProcessor {
                 return Ok(());
             }
             part.logic.log_fact(&fact)
-        } else if input.topic == cfg.zmq_topic {
+        } else if input.topic == self.topics.zmq {
             let fact: ZmqFact =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
             let part = self.part(input.topic, input.partition);

@@ -30,9 +30,10 @@ impl Baseline {
         sorted.get(idx.min(sorted.len() - 1)).copied()
     }
 
-    /// Judges `spread` against the baseline so far, then adds it. True if anomalous.
-    pub fn judge_and_add(&mut self, network: &str, stage: Stage, spread_us: i64) -> bool {
-        let anomalous = self.threshold(network, stage).is_some_and(|t| spread_us > t);
+    /// Judges `spread` against the baseline so far, then adds it. The threshold it exceeded, if
+    /// anomalous.
+    pub fn judge_and_add(&mut self, network: &str, stage: Stage, spread_us: i64) -> Option<i64> {
+        let anomalous = self.threshold(network, stage).filter(|t| spread_us > *t);
         let (q, sorted) = self.spreads.entry((network.to_owned(), stage)).or_default();
         if q.len() == self.size
             && let Some(old) = q.pop_front()
@@ -55,10 +56,10 @@ mod tests {
     fn quiet_until_ready_then_flags_outliers() {
         let mut b = Baseline::new(100, 10, 0.99);
         for i in 0..10 {
-            assert!(!b.judge_and_add("regtest", Stage::Tip, 1_000 + i));
+            assert!(b.judge_and_add("regtest", Stage::Tip, 1_000 + i).is_none());
         }
-        assert!(!b.judge_and_add("regtest", Stage::Tip, 1_005));
-        assert!(b.judge_and_add("regtest", Stage::Tip, 50_000));
-        assert!(!b.judge_and_add("main", Stage::Tip, 50_000), "another network has its own baseline");
+        assert!(b.judge_and_add("regtest", Stage::Tip, 1_005).is_none());
+        assert!(b.judge_and_add("regtest", Stage::Tip, 50_000).is_some());
+        assert!(b.judge_and_add("main", Stage::Tip, 50_000).is_none(), "another network has its own baseline");
     }
 }

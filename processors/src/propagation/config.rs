@@ -5,19 +5,19 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// Settings of the propagation processor (the `[propagation]` table).
+/// Settings of the propagation processor (the `[propagation]` table). Its topics come from
+/// topology.yaml.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PropagationConfig {
-    /// Observation topic. Default `bmon.observations`.
-    pub observations_topic: String,
-    /// Where summaries go. Default `bmon.events`.
-    pub events_topic: String,
     /// Block window timeout, seconds. Default 600.
     pub block_timeout_s: u64,
     /// Transaction window timeout, seconds. Default 3600.
     pub tx_timeout_s: u64,
-    /// Closed windows are kept this long to take late observations, seconds. Default 3600.
+    /// Closed windows are kept this long to take late observations, seconds. Default 600.
+    ///
+    /// The longer timeout plus this is the history state needs: topology.yaml's `windows` store
+    /// window must cover it (70 min with the defaults), or the processor refuses to start.
     pub closed_retention_s: u64,
     /// A node counts as alive (expected in new windows) this long after its last observation,
     /// seconds. Default 1800.
@@ -45,11 +45,9 @@ pub struct PropagationConfig {
 impl Default for PropagationConfig {
     fn default() -> Self {
         PropagationConfig {
-            observations_topic: "bmon.observations".into(),
-            events_topic: "bmon.events".into(),
             block_timeout_s: 600,
             tx_timeout_s: 3600,
-            closed_retention_s: 3600,
+            closed_retention_s: 600,
             alive_s: 1800,
             fleet: BTreeMap::new(),
             baseline_size: 200,
@@ -59,5 +57,18 @@ impl Default for PropagationConfig {
             clock_outlier_s: 120,
             state_dir: PathBuf::from("state/propagation"),
         }
+    }
+}
+
+impl PropagationConfig {
+    /// The history (s) state needs: a window held open until the longer timeout, then kept
+    /// closed for late observations. With the fields that make it up, for messages.
+    pub fn history_needed(&self) -> (u64, &'static str) {
+        let (timeout, fields) = if self.tx_timeout_s >= self.block_timeout_s {
+            (self.tx_timeout_s, "tx_timeout_s + closed_retention_s")
+        } else {
+            (self.block_timeout_s, "block_timeout_s + closed_retention_s")
+        };
+        (timeout.saturating_add(self.closed_retention_s), fields)
     }
 }

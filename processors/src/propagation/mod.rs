@@ -20,5 +20,35 @@ pub use config::PropagationConfig;
 
 /// Explicit histogram buckets for the propagation metrics.
 pub fn metrics_buckets() -> Vec<(&'static str, &'static [f64])> {
-    telemetry::buckets()
+    bmon_service::telemetry::buckets(&[telemetry::COMPONENT])
+}
+
+use crate::registry::{BuildContext, BuildError, Entry};
+
+/// propagation in the processor registry.
+pub const ENTRY: Entry = Entry {
+    name: "propagation",
+    doc: "Per-node arrival times and cross-node spread for every block and transaction.",
+    build,
+    telemetry: telemetry::COMPONENT,
+};
+
+fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
+    let config: PropagationConfig = ctx.config()?;
+    let (needed_s, fields) = config.history_needed();
+    let window = ctx.window();
+    if window.as_secs() < needed_s {
+        let store = ctx.declared.state_stores.iter().find(|s| s.window.is_some()).map_or("windows", |s| &s.name);
+        return Err(BuildError::Window {
+            section: ctx.declared.name.clone(),
+            fields: fields.to_owned(),
+            needed_s,
+            store: store.to_owned(),
+            window_s: window.as_secs(),
+        });
+    }
+    let topics = wiring::PropagationTopics::bind(ctx.topology, &ctx.declared.name)?;
+    let p = wiring::PropagationProcessor::open(config, topics, window)
+        .map_err(|e| BuildError::State { section: ctx.declared.name.clone(), message: e.to_string() })?;
+    Ok(Box::new(p))
 }

@@ -4,19 +4,41 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bmon_schemas::{CloseReason, Codec, ObjectKind, Observation, PropagationSummary, Stage};
+use bmon_schemas::{
+    CloseReason, Codec, ObjectKind, Observation, PropagationAnomaly, PropagationSummary, Record, Stage,
+};
+use bmon_topology::{BindError, Topology};
 
 use super::baseline::Baseline;
 use super::config::PropagationConfig;
 use super::store::{Checkpoint, Store, StoreError, key_of};
 use super::telemetry as t;
+use super::telemetry::label;
 use super::window::{Outcome, WindowConfig, Windows};
-use crate::runtime::{Input, Output, Processor, RecordError};
+use crate::runtime::{Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError};
 
-/// Key of summaries on the events topic.
-pub const SUMMARY_KIND: &str = "propagation_summary";
-/// Key of anomaly events (the anomalous window's summary) on the events topic.
-pub const ANOMALY_KIND: &str = "propagation_anomaly";
+/// propagation's output topics, from topology.yaml. Summaries and anomalies are keyed by
+/// network and hash (or hash, or network): one object's records stay in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropagationTopics {
+    /// Where summaries go.
+    pub summaries: OutputTopic,
+    /// Where anomaly events go.
+    pub anomalies: OutputTopic,
+}
+
+impl PropagationTopics {
+    /// Binds the topics of topology processor `name` (its input must carry observations).
+    pub fn bind(t: &Topology, name: &str) -> Result<PropagationTopics, BindError> {
+        let p = t.processor_named(name)?;
+        t.input_of(p, Observation::FAMILY)?;
+        let keys = [KeyKind::NetworkObject, KeyKind::ObjectHash, KeyKind::Network];
+        Ok(PropagationTopics {
+            summaries: OutputTopic::bind(t, p, PropagationSummary::FAMILY, &keys)?,
+            anomalies: OutputTopic::bind(t, p, PropagationAnomaly::FAMILY, &keys)?,
+        })
+    }
+}
 
 /// Metric label of a stage.
 fn stage_label(s: Stage) -> &'static str {
@@ -63,9 +85,12 @@ fn now_us() -> i64 {
 /// the consumer loop or a rebalance) is published with the same anomaly event, but not counted
 /// twice. Keys are kept as 64-bit hashes (a collision among the 200 000 kept is about a
 /// one-in-10^9 chance, and would reuse another window's verdict). Bounded; the oldest go first.
+/// A summary revision's anomaly verdict: the baseline threshold it exceeded, if it did.
+type Verdict = Option<i64>;
+
 #[derive(Debug, Default)]
 struct Recorded {
-    verdicts: HashMap<u64, bool>,
+    verdicts: HashMap<u64, Verdict>,
     order: VecDeque<u64>,
 }
 
@@ -80,14 +105,14 @@ impl Recorded {
     }
 
     /// The anomaly verdict of `s`'s revision, if it was recorded before.
-    fn verdict(&self, s: &PropagationSummary) -> Option<bool> {
+    fn verdict(&self, s: &PropagationSummary) -> Option<Verdict> {
         self.verdicts.get(&Self::key(s)).copied()
     }
 
     /// Notes that `s`'s revision was recorded, with its verdict.
-    fn insert(&mut self, s: &PropagationSummary, anomalous: bool) {
+    fn insert(&mut self, s: &PropagationSummary, verdict: Verdict) {
         let key = Self::key(s);
-        if self.verdicts.insert(key, anomalous).is_none() {
+        if self.verdicts.insert(key, verdict).is_none() {
             self.order.push_back(key);
         }
         if self.order.len() > Self::CAPACITY
@@ -101,6 +126,8 @@ impl Recorded {
 /// The propagation operator as the runtime runs it.
 pub struct PropagationProcessor {
     config: PropagationConfig,
+    topics: PropagationTopics,
+    replay: Duration,
     window_config: WindowConfig,
     /// Windows per input partition (the processor has one input topic).
     partitions: HashMap<i32, Windows>,
@@ -114,8 +141,14 @@ pub struct PropagationProcessor {
 }
 
 impl PropagationProcessor {
-    /// Opens the state store under `config.state_dir`.
-    pub fn open(config: PropagationConfig) -> Result<PropagationProcessor, StoreError> {
+    /// Opens the state store under `config.state_dir`; publishes to `topics`, and rebuilds
+    /// state from `replay` of input (topology.yaml's store window; see
+    /// [`PropagationConfig::history_needed`]).
+    pub fn open(
+        config: PropagationConfig,
+        topics: PropagationTopics,
+        replay: Duration,
+    ) -> Result<PropagationProcessor, StoreError> {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", config.state_dir.display())))?;
         let store = Store::open(&config.state_dir)?;
@@ -130,6 +163,8 @@ impl PropagationProcessor {
             clock_outlier_us: s(config.clock_outlier_s),
         };
         Ok(PropagationProcessor {
+            topics,
+            replay,
             baseline: Baseline::new(config.baseline_size, config.baseline_min, config.anomaly_quantile),
             config,
             window_config,
@@ -146,8 +181,9 @@ impl PropagationProcessor {
     /// time this process publishes the revision, its metrics are recorded and its anomaly
     /// verdict taken; a re-publication reuses the verdict.
     fn publish(&mut self, s: &PropagationSummary, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let payload = self.codec.encode(s).map_err(|e| RecordError::Invalid(e.to_string()))?;
-        let anomalous = match self.recorded.verdict(s) {
+        let encode = |e: bmon_schemas::CodecError| RecordError::Invalid(e.to_string());
+        let payload = self.codec.encode(s).map_err(encode)?;
+        let verdict = match self.recorded.verdict(s) {
             Some(v) => v,
             None => {
                 let v = self.record(s);
@@ -155,39 +191,61 @@ impl PropagationProcessor {
                 v
             }
         };
-        if anomalous {
-            let topic = self.config.events_topic.clone();
-            out.push(Output { topic, key: ANOMALY_KIND.as_bytes().to_vec(), payload: payload.clone() });
+        let fields = KeyFields { node_id: &s.first_node, network: &s.network, hash: &s.hash };
+        if let Some(threshold_us) = verdict {
+            let anomaly = PropagationAnomaly {
+                hash: s.hash.clone(),
+                object: s.object,
+                stage: s.stage,
+                network: s.network.clone(),
+                revision: s.revision,
+                spread_us: s.spread_us,
+                threshold_us,
+                quantile: self.config.anomaly_quantile,
+                first_node: s.first_node.clone(),
+                last_node: s.lags.iter().max_by_key(|l| l.lag_us).map(|l| l.node_id.clone()).unwrap_or_default(),
+            };
+            out.push(self.topics.anomalies.output(&fields, self.codec.encode(&anomaly).map_err(encode)?));
         }
-        out.push(Output { topic: self.config.events_topic.clone(), key: SUMMARY_KIND.as_bytes().to_vec(), payload });
+        out.push(self.topics.summaries.output(&fields, payload));
         Ok(())
     }
 
-    /// Metrics for a summary published for the first time; true if it is an anomaly.
-    fn record(&mut self, s: &PropagationSummary) -> bool {
-        let mut anomalous = false;
+    /// Metrics for a summary published for the first time; its anomaly verdict.
+    fn record(&mut self, s: &PropagationSummary) -> Verdict {
+        let mut anomalous = None;
         let (stage, object) = (stage_label(s.stage), object_label(s.object));
         let net = s.network.clone();
         if s.revision == 0 {
-            metrics::histogram!(t::SPREAD, "network" => net.clone(), "object" => object, "stage" => stage)
+            t::SPREAD
+                .with_histogram([label("network", net.clone()), label("object", object), label("stage", stage)])
                 .record(secs(s.spread_us));
             for l in &s.lags {
-                metrics::histogram!(t::NODE_LAG, "network" => net.clone(), "object" => object, "stage" => stage, "node" => l.node_id.clone())
+                t::NODE_LAG
+                    .with_histogram([
+                        label("network", net.clone()),
+                        label("object", object),
+                        label("stage", stage),
+                        label("node", l.node_id.clone()),
+                    ])
                     .record(secs(l.lag_us));
             }
             for m in &s.missing_nodes {
-                metrics::counter!(t::MISSING, "network" => net.clone(), "stage" => stage, "node" => m.clone())
+                t::MISSING
+                    .with_counter([label("network", net.clone()), label("stage", stage), label("node", m.clone())])
                     .increment(1);
             }
-            if self.baseline.judge_and_add(&s.network, s.stage, s.spread_us) {
-                metrics::counter!(t::ANOMALIES, "network" => net.clone(), "stage" => stage).increment(1);
-                anomalous = true;
+            anomalous = self.baseline.judge_and_add(&s.network, s.stage, s.spread_us);
+            if anomalous.is_some() {
+                t::ANOMALIES.with_counter([label("network", net.clone()), label("stage", stage)]).increment(1);
             }
         } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
-            metrics::counter!(t::LATE, "network" => net, "stage" => stage, "node" => l.node_id.clone()).increment(1);
+            t::LATE
+                .with_counter([label("network", net), label("stage", stage), label("node", l.node_id.clone())])
+                .increment(1);
         }
-        metrics::counter!(t::SUMMARIES, "close_reason" => reason_label(s.close_reason)).increment(1);
-        metrics::histogram!(t::SUMMARY_LATENCY).record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
+        t::SUMMARIES.with_counter([label("close_reason", reason_label(s.close_reason))]).increment(1);
+        t::SUMMARY_LATENCY.histogram0().record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
         anomalous
     }
 
@@ -204,11 +262,11 @@ impl PropagationProcessor {
             }
         }
         for (node, (_, off)) in &best {
-            metrics::gauge!(t::CLOCK_OFFSET, "node" => (*node).to_owned()).set(secs(*off));
+            t::CLOCK_OFFSET.with_gauge([label("node", (*node).to_owned())]).set(secs(*off));
         }
         let now: BTreeSet<String> = best.keys().map(|n| (*n).to_owned()).collect();
         for gone in self.gauged.difference(&now) {
-            metrics::gauge!(t::CLOCK_OFFSET, "node" => gone.clone()).set(f64::NAN);
+            t::CLOCK_OFFSET.with_gauge([label("node", gone.clone())]).set(f64::NAN);
         }
         self.gauged = now;
     }
@@ -235,10 +293,10 @@ impl Processor for PropagationProcessor {
             return Ok(());
         }
         if outcome == Outcome::Duplicate {
-            metrics::counter!(t::DUPLICATES).increment(1);
+            t::DUPLICATES.counter0().increment(1);
         }
         if sighting.outlier {
-            metrics::counter!(t::CLOCK_OUTLIERS, "node" => o.node_id.clone()).increment(1);
+            t::CLOCK_OUTLIERS.with_counter([label("node", o.node_id.clone())]).increment(1);
         }
         for s in &summaries {
             self.publish(s, out)?;
@@ -261,7 +319,7 @@ impl Processor for PropagationProcessor {
                 tracing::warn!(error = %e, "summary not published");
             }
         }
-        metrics::gauge!(t::OPEN_WINDOWS).set(self.open_windows() as f64);
+        t::OPEN_WINDOWS.gauge0().set(self.open_windows() as f64);
         self.clock_gauges();
     }
 
@@ -283,8 +341,7 @@ impl Processor for PropagationProcessor {
     }
 
     fn replay_window(&self) -> Option<Duration> {
-        let longest = self.config.block_timeout_s.max(self.config.tx_timeout_s) + self.config.closed_retention_s;
-        Some(Duration::from_secs(longest))
+        Some(self.replay)
     }
 
     fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
@@ -349,8 +406,12 @@ mod tests {
         let mut r = Recorded::default();
         let mut s = bmon_schemas::samples::propagation_summary();
         assert_eq!(r.verdict(&s), None);
-        r.insert(&s, true);
-        assert_eq!(r.verdict(&s), Some(true), "published again after a failure: same anomaly event, not counted again");
+        r.insert(&s, Some(5));
+        assert_eq!(
+            r.verdict(&s),
+            Some(Some(5)),
+            "published again after a failure: same anomaly event, not counted again"
+        );
         s.revision += 1;
         assert_eq!(r.verdict(&s), None, "an amendment is a new revision");
         s.revision -= 1;

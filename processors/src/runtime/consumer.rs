@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::health::Health;
 use super::output::{OutputSink, SinkError};
 use super::partitions::{Partitions, Phase};
+use super::telemetry::label;
 use super::{Input, Output, Processor, RecordError, RuntimeConfig, telemetry};
 
 /// How long a live, caught-up partition must go without records before the wall clock may move
@@ -103,7 +104,7 @@ pub async fn run<P: Processor>(
             Err(SinkError::Settings(e)) => return Err(SinkError::Settings(e)),
             Err(e) => {
                 health.assignment(false, 0);
-                metrics::counter!(telemetry::RESTARTS, "processor" => config.name).increment(1);
+                telemetry::RESTARTS.with_counter([label("processor", config.name)]).increment(1);
                 tracing::warn!(processor = config.name, error = %e, retry_in = ?backoff, "consumer loop failed; state reset, resuming from the stored offsets");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -240,14 +241,15 @@ impl State<'_> {
         self.outputs.clear();
         let result = processor.process(&input, &mut self.outputs);
         if replaying {
-            metrics::counter!(telemetry::REPLAYED, "processor" => self.config.name).increment(1);
+            telemetry::REPLAYED.with_counter([label("processor", self.config.name)]).increment(1);
             return Ok(());
         }
-        metrics::counter!(telemetry::RECORDS, "processor" => self.config.name, "topic" => topic.to_owned())
+        telemetry::RECORDS
+            .with_counter([label("processor", self.config.name), label("topic", topic.to_owned())])
             .increment(1);
         if let Some(ms) = input.timestamp_ms {
             let age = (now_us() - ms * 1000).max(0) as f64 / 1e6;
-            metrics::histogram!(telemetry::RECORD_AGE, "processor" => self.config.name).record(age);
+            telemetry::RECORD_AGE.with_histogram([label("processor", self.config.name)]).record(age);
         }
         self.positions.insert((topic.to_owned(), partition), offset + 1);
         if let Err(e) = result {
@@ -383,7 +385,7 @@ impl State<'_> {
         }
         self.joined = true;
         self.report_health();
-        metrics::gauge!(telemetry::ASSIGNED, "processor" => self.config.name).set(self.partitions.len() as f64);
+        telemetry::ASSIGNED.with_gauge([label("processor", self.config.name)]).set(self.partitions.len() as f64);
     }
 
     fn report_health(&self) {
@@ -392,6 +394,11 @@ impl State<'_> {
 
     async fn store_completed(&mut self, consumer: &Member, wait: bool) -> Result<(), SinkError> {
         while let Some(done) = self.sink.complete_front(wait).await? {
+            for topic in &done.topics {
+                telemetry::OUTPUTS
+                    .with_counter([label("processor", self.config.name), label("topic", topic.clone())])
+                    .increment(1);
+            }
             if let Some((topic, partition, offset)) = done.source {
                 // A revoked partition refuses the store; its new owner consumes the record again.
                 if let Err(e) = consumer.store_offset(&topic, partition, offset) {
@@ -489,7 +496,7 @@ fn dead_letter(codec: &Codec, config: &RuntimeConfig, input: &Input<'_>, error: 
         RecordError::Undecodable(_) => "decode",
         RecordError::Invalid(_) => "validation",
     };
-    metrics::counter!(telemetry::DEAD_LETTERS, "processor" => config.name, "reason" => class).increment(1);
+    telemetry::DEAD_LETTERS.with_counter([label("processor", config.name), label("reason", class)]).increment(1);
     tracing::warn!(processor = config.name, topic = input.topic, partition = input.partition, offset = input.offset, %error, "dead letter");
     let record = DeadLetter {
         topic: input.topic.to_owned(),

@@ -2,6 +2,7 @@
 
 mod consumer;
 mod health;
+pub mod keys;
 mod output;
 mod partitions;
 pub mod telemetry;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 pub use consumer::run;
 pub use health::Health;
+pub use keys::{KeyFields, KeyKind, OutputTopic};
 pub use output::OutputSink;
 
 /// One input record, as a processor sees it.
@@ -97,6 +99,34 @@ pub trait Processor: Send {
     /// per topic and partition) has been acknowledged. Called about once a second while records
     /// flow.
     fn checkpoint(&mut self, _positions: &[(String, i32, i64)]) {}
+}
+
+/// A boxed processor (as the registry builds them) is a processor.
+impl<P: Processor + ?Sized> Processor for Box<P> {
+    fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        (**self).process(input, out)
+    }
+    fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
+        (**self).tick(now_us, idle, out)
+    }
+    fn assigned(&mut self, topic: &str, partition: i32) {
+        (**self).assigned(topic, partition)
+    }
+    fn revoked(&mut self, topic: &str, partition: i32) {
+        (**self).revoked(topic, partition)
+    }
+    fn reset(&mut self, topic: &str, partition: i32) {
+        (**self).reset(topic, partition)
+    }
+    fn replay_window(&self) -> Option<Duration> {
+        (**self).replay_window()
+    }
+    fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
+        (**self).restore(topic, partition, first)
+    }
+    fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
+        (**self).checkpoint(positions)
+    }
 }
 
 /// Runtime settings shared by every processor.

@@ -12,6 +12,8 @@ use super::Output;
 pub(crate) struct Pending {
     pub(crate) source: Option<(String, i32, i64)>,
     acks: Vec<Ack>,
+    /// The topic of each output, for the outputs metric once all are acknowledged.
+    pub(crate) topics: Vec<String>,
 }
 
 /// A producer that remembers partition counts and which input each output belongs to.
@@ -65,7 +67,8 @@ impl OutputSink {
             let p = self.partition(&o.topic, &o.key)?;
             acks.push(self.producer.send(&o.topic, p, &o.key, &o.payload)?);
         }
-        self.pending.push_back(Pending { source, acks });
+        let topics = outputs.iter().map(|o| o.topic.clone()).collect();
+        self.pending.push_back(Pending { source, acks, topics });
         Ok(())
     }
 

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::publish::{PublishError, SharedProducer};
 use crate::spool::{Spool, SpoolError};
 use crate::telemetry;
+use crate::telemetry::label;
 use ledger::{Delivery, Ledger};
 
 /// Records the drainer sends in one window before waiting for their reports.
@@ -99,7 +100,7 @@ impl FactSink {
             tracing::warn!(source = self.inner.source, error = %e, "fact not spooled");
             return false;
         }
-        metrics::gauge!(telemetry::QUEUED, "source" => self.inner.source).set(st.spool.len() as f64);
+        telemetry::QUEUED.with_gauge([label("source", self.inner.source)]).set(st.spool.len() as f64);
         let direct = st.link.is_some() && st.ledger.may_send_next(st.spool.len());
         if !direct {
             self.inner.wake.notify_one();
@@ -247,7 +248,7 @@ impl Inner {
 
     /// Counts and logs a fact the broker will never take.
     fn dropped(&self, e: &KafkaError) {
-        metrics::counter!(telemetry::DROPPED, "source" => self.source).increment(1);
+        telemetry::DROPPED.with_counter([label("source", self.source)]).increment(1);
         tracing::error!(source = self.source, error = %e, "the broker refuses this fact for good (too large or invalid); dropped");
     }
 
@@ -272,7 +273,7 @@ impl Inner {
                 Delivery::Rejected
             }
             Err(e) => {
-                metrics::counter!(telemetry::DELIVERY_FAILURES, "source" => self.source).increment(1);
+                telemetry::DELIVERY_FAILURES.with_counter([label("source", self.source)]).increment(1);
                 tracing::warn!(source = self.source, error = %e, "a fact was not acknowledged; it stays spooled");
                 Delivery::Failed
             }
@@ -295,13 +296,13 @@ impl Inner {
         } else {
             // The age gauge reads the head record from disk: not once per acknowledgement of a
             // window, only when its last report is in.
-            metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(st.spool.len() as f64);
+            telemetry::QUEUED.with_gauge([label("source", self.source)]).set(st.spool.len() as f64);
         }
     }
 
     fn gauges(&self, st: &State) {
-        metrics::gauge!(telemetry::QUEUED, "source" => self.source).set(st.spool.len() as f64);
-        metrics::gauge!(telemetry::SPOOL_AGE, "source" => self.source).set(st.spool.age_seconds());
+        telemetry::QUEUED.with_gauge([label("source", self.source)]).set(st.spool.len() as f64);
+        telemetry::SPOOL_AGE.with_gauge([label("source", self.source)]).set(st.spool.age_seconds());
     }
 }
 

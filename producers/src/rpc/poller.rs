@@ -13,6 +13,7 @@ use crate::publish::NodeIdentity;
 use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan};
 use crate::stop::Stop;
 use crate::telemetry;
+use crate::telemetry::label;
 
 /// How to authenticate. Secrets come from files or the environment, never the command line.
 #[derive(Debug, Clone)]
@@ -132,10 +133,12 @@ pub fn run_rpc_source(
                 let call = calls[i].clone();
                 i += 1;
                 let (outcome, result, took) = call_once(c, &call);
-                let label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
-                metrics::counter!(telemetry::RPC_CALLS, "method" => call.method, "outcome" => label).increment(1);
-                metrics::histogram!(telemetry::RPC_SECONDS, "method" => call.method).record(took.as_secs_f64());
-                if label == "ok" {
+                let outcome_label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
+                telemetry::RPC_CALLS
+                    .with_counter([label("method", call.method), label("outcome", outcome_label)])
+                    .increment(1);
+                telemetry::RPC_SECONDS.with_histogram([label("method", call.method)]).record(took.as_secs_f64());
+                if outcome_label == "ok" {
                     ready.store(true, Ordering::Relaxed);
                 }
                 if let RpcOutcome::Err(e) = &outcome {
@@ -174,7 +177,7 @@ pub fn run_rpc_source(
                     outcome,
                 };
                 if !sink.send(&fact) {
-                    metrics::counter!(telemetry::DROPPED, "source" => "rpc").increment(1);
+                    telemetry::DROPPED.with_counter([label("source", "rpc")]).increment(1);
                 }
                 if unreachable {
                     // Reconnect next round, re-reading credentials (the cookie changes when the

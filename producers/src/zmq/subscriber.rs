@@ -9,6 +9,7 @@ use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
 use crate::stop::Stop;
 use crate::telemetry;
+use crate::telemetry::label;
 use crate::zmq::decode::decode;
 use crate::zmq::seq::{SequenceTracker, Verdict};
 
@@ -80,7 +81,7 @@ pub fn run_zmq_source(
         if let Some(seq) = seq {
             match tracker.observe(&topic, seq) {
                 Verdict::Gap { expected, received, missed } => {
-                    metrics::counter!(telemetry::ZMQ_MISSED, "topic" => topic.clone()).increment(u64::from(missed));
+                    telemetry::ZMQ_MISSED.with_counter([label("topic", topic.clone())]).increment(u64::from(missed));
                     tracing::warn!(%topic, expected, received, missed, "ZMQ sequence gap: messages were lost");
                     facts.push(ZmqFact {
                         envelope: envelope(format!("zmq-gap:{topic}"), generation, seq, at),
@@ -94,7 +95,7 @@ pub fn run_zmq_source(
                     });
                 }
                 Verdict::Reset { previous, received } => {
-                    metrics::counter!(telemetry::ZMQ_RESETS).increment(1);
+                    telemetry::ZMQ_RESETS.counter0().increment(1);
                     generation += 1;
                     tracing::info!(%topic, previous, received, "ZMQ sequence reset: the node restarted");
                     facts.push(ZmqFact {
@@ -111,7 +112,7 @@ pub fn run_zmq_source(
             }
         }
         let payload = decode(&topic, body).unwrap_or_else(|e| {
-            metrics::counter!(telemetry::ZMQ_UNDECODABLE, "topic" => topic.clone()).increment(1);
+            telemetry::ZMQ_UNDECODABLE.with_counter([label("topic", topic.clone())]).increment(1);
             tracing::warn!(error = %e, "undecodable ZMQ body; publishing it raw");
             ZmqPayload::Other(bmon_schemas::ZmqOther { body: body.clone() })
         });
@@ -121,10 +122,10 @@ pub fn run_zmq_source(
             zmq_sequence: seq.map(i64::from),
             payload,
         });
-        metrics::counter!(telemetry::ZMQ_MESSAGES, "topic" => topic.clone()).increment(1);
+        telemetry::ZMQ_MESSAGES.with_counter([label("topic", topic.clone())]).increment(1);
         for fact in &facts {
             if !sink.send(fact) {
-                metrics::counter!(telemetry::DROPPED, "source" => "zmq").increment(1);
+                telemetry::DROPPED.with_counter([label("source", "zmq")]).increment(1);
             }
         }
     }

@@ -22,4 +22,4 @@ pub use facts::{
     ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
 };
 pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
-pub use summary::{CloseReason, NodeLag, PropagationSummary};
+pub use summary::{CloseReason, NodeLag, PropagationAnomaly, PropagationSummary};

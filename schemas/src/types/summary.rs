@@ -72,3 +72,33 @@ pub struct PropagationSummary {
 impl Record for PropagationSummary {
     const FAMILY: &'static str = "propagation_summary";
 }
+
+/// A closed window whose spread exceeded its network and stage's rolling baseline. The window's
+/// summary (same hash and revision) is on the same topic and partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropagationAnomaly {
+    /// Block hash or txid.
+    pub hash: String,
+    /// Block or transaction.
+    pub object: ObjectKind,
+    /// Stage of the window.
+    pub stage: Stage,
+    /// Network.
+    pub network: String,
+    /// The summary revision judged.
+    pub revision: i32,
+    /// The window's spread, µs.
+    pub spread_us: i64,
+    /// The baseline quantile it exceeded, µs.
+    pub threshold_us: i64,
+    /// Which quantile of the baseline the threshold is.
+    pub quantile: f64,
+    /// First node to see it.
+    pub first_node: String,
+    /// The node whose sighting came last.
+    pub last_node: String,
+}
+
+impl Record for PropagationAnomaly {
+    const FAMILY: &'static str = "propagation_anomaly";
+}
