@@ -162,3 +162,46 @@ fn unreadable_file_is_an_io_error() {
     let err = Topology::load("/nonexistent/topology.yaml").unwrap_err();
     assert!(matches!(err, TopologyError::Io { .. }), "{err}");
 }
+
+#[test]
+fn topics_are_found_by_the_family_they_carry() {
+    let t = Topology::load(repo_root().join("topology.yaml")).unwrap();
+    assert_eq!(t.topic_of("log_line_fact").unwrap().name, "bmon.node.log");
+    let logparse = t.processor_named("logparse").unwrap();
+    assert_eq!(t.input_of(logparse, "zmq_fact").unwrap().name, "bmon.node.zmq");
+    assert_eq!(t.output_of(logparse, "observation").unwrap().name, "bmon.observations");
+    let err = t.output_of(logparse, "propagation_summary").unwrap_err();
+    assert!(err.to_string().contains("does not list topic `bmon.events`"), "{err}");
+    assert!(t.topic_of("no_such_family").is_err());
+    assert_eq!(
+        t.processor_named("propagation").unwrap().replay_window(),
+        Some(std::time::Duration::from_secs(70 * 60))
+    );
+}
+
+#[test]
+fn the_builtin_topology_is_the_shipped_one() {
+    let families = ["log_line_fact", "zmq_fact", "rpc_snapshot_fact", "node_event", "observation"].into_iter().chain([
+        "propagation_summary",
+        "propagation_anomaly",
+        "dead_letter",
+    ]);
+    let builtin = Topology::builtin(families).unwrap();
+    let shipped = Topology::load(repo_root().join("topology.yaml")).unwrap();
+    assert_eq!(builtin.to_yaml(), shipped.to_yaml());
+}
+
+#[test]
+fn a_family_on_two_topics_is_refused() {
+    let err = error_after(|t| t.replacen("value_schemas: [zmq_fact]", "value_schemas: [zmq_fact, log_line_fact]", 1));
+    assert_problem(&err, "topics[1].value_schemas[1]", "carried by topic `bmon.node.log` already");
+}
+
+#[test]
+fn renamed_topics_are_renamed_everywhere() {
+    let mut t = Topology::load(repo_root().join("topology.yaml")).unwrap();
+    t.rename_topics(|n| format!("x.{n}"));
+    let p = t.processor_named("propagation").unwrap();
+    assert_eq!(t.input_of(p, "observation").unwrap().name, "x.bmon.observations");
+    assert_eq!(p.dead_letter, "x.bmon.deadletter");
+}
