@@ -8,6 +8,11 @@
 //! stored only after the outputs are acknowledged, so that is "every summary published"). The
 //! time from start to the first commit (group join, first fetch) is printed apart.
 //!
+//! Then, in this process, it replays the same records through propagation over a bounded source
+//! (`bmon_processors::replay`, as `bmon replay` will) and reads them with a plain consumer of the
+//! same topic, alternately, `BENCH_ROUNDS` times: the in-process replay rate beside the raw consume
+//! rate.
+//!
 //! Run: `cargo build --release -p bmon --bins --examples && target/release/examples/bench_propagation_broker
 //! OLD_BMON NEW_BMON` (`BENCH_ROUNDS`, default 3).
 
@@ -133,6 +138,49 @@ fn run(bed: &TestBed, brokers: &str, bin: &Path, name: &str, total: i64) -> (Dur
     }
 }
 
+/// Reads every record of the topic with a plain consumer (manual assignment); returns the time.
+fn raw_consume(brokers: &str, total: i64) -> Duration {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut n = 0;
+    while n < total {
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            m.unwrap();
+            n += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "raw consume stalled at {n}");
+    }
+    start.elapsed()
+}
+
+/// Replays propagation over the whole topic in process; returns (time, summaries).
+fn replay(brokers: &str) -> (Duration, usize) {
+    use bmon_processors::replay::{ReplaySpec, run};
+    use bmon_processors::runtime::bounded::Range;
+    let topology = bmon_processors::registry::builtin_topology().unwrap();
+    let fleet: Vec<String> = (0..NODES).map(|n| format!("\"node-{n}\"")).collect();
+    let section: toml::Value = toml::from_str(&format!("fleet = {{ main = [{}] }}", fleet.join(", "))).unwrap();
+    let sections = std::collections::BTreeMap::from([("propagation".to_owned(), section)]);
+    let state = tempfile::tempdir().unwrap();
+    let spec =
+        ReplaySpec { topology: &topology, sections: &sections, processors: &["propagation"], state_dir: state.path() };
+    let settings = bmon_kafka::ClientSettings::plaintext(brokers.to_owned());
+    let start = Instant::now();
+    let outcome = run(&settings, &spec, Range { from_ms: 0, to_ms: i64::MAX / 2 }).unwrap();
+    (start.elapsed(), outcome.outputs.len())
+}
+
 fn main() {
     let bins: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     assert!(!bins.is_empty(), "usage: bench_propagation_broker BMON [BMON...]");
@@ -158,5 +206,19 @@ fn main() {
                 total as f64 / took.as_secs_f64()
             );
         }
+    }
+    for round in 0..env("BENCH_ROUNDS", 3) {
+        let (took, summaries) = replay(&brokers);
+        println!(
+            "round {round}, in-process replay: {total} observations in {:.2} s = {:.0} observations/s ({summaries} records out)",
+            took.as_secs_f64(),
+            total as f64 / took.as_secs_f64()
+        );
+        let raw = raw_consume(&brokers, total);
+        println!(
+            "round {round}, plain consumer of the same topic: {total} records in {:.2} s = {:.0} records/s",
+            raw.as_secs_f64(),
+            total as f64 / raw.as_secs_f64()
+        );
     }
 }

@@ -83,7 +83,7 @@ fn input(t0: i64) -> Vec<Vec<Observation>> {
 fn window_config() -> WindowConfig {
     WindowConfig {
         block_timeout_us: 600_000_000,
-        tx_timeout_us: 3_600_000_000,
+        tx_timeout_us: 600_000_000,
         closed_retention_us: 3_600_000_000,
         alive_us: 1_800_000_000,
         fleet: BTreeMap::from([("regtest".to_owned(), NODES.iter().map(|n| n.to_string()).collect())]),
@@ -145,7 +145,9 @@ fn start(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str)
 fn start_on(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str, port: u16) -> Managed {
     let state = bed.dir().join(format!("propagation-state-{instance}"));
     let extra = format!(
-        "group = \"{group}\"\n[propagation]\nstate_dir = \"{}\"\n\
+        // Closed windows kept an hour (the late batch amends them), and with 10 min timeouts that
+        // is the 70 min topology.yaml's store window replays.
+        "group = \"{group}\"\n[propagation]\nstate_dir = \"{}\"\nclosed_retention_s = 3600\ntx_timeout_s = 600\n\
          [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n",
         state.display()
     );

@@ -20,6 +20,9 @@ pub struct BuildContext<'a> {
     pub declared: &'a bmon_topology::Processor,
     /// Its config section, if the file has one (absent: every setting at its default).
     pub section: Option<&'a toml::Value>,
+    /// A directory for its local state that overrides the config's (a replay's isolated
+    /// temporary directory); `None` for the config's own.
+    pub state_dir: Option<&'a std::path::Path>,
 }
 
 impl BuildContext<'_> {

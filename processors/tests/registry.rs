@@ -14,7 +14,7 @@ fn every_processor_is_registered_and_builds_with_defaults() {
         // State goes to a temporary directory (propagation has RocksDB state).
         let section: toml::Value = toml::from_str(&format!("state_dir = \"{}\"", dir.path().display())).unwrap();
         let section = (entry.name == "propagation").then_some(&section);
-        let built = (entry.build)(&BuildContext { topology: &t, declared, section });
+        let built = (entry.build)(&BuildContext { topology: &t, declared, section, state_dir: None });
         assert!(built.is_ok(), "{}: {:?}", entry.name, built.err());
         assert!(!entry.telemetry.metrics.is_empty(), "{} declares its metrics", entry.name);
     }
@@ -26,8 +26,12 @@ fn settings_needing_more_than_the_window_fail_naming_both() {
     let t = registry::builtin_topology().unwrap();
     let entry = registry::find("propagation").unwrap();
     let section: toml::Value = toml::from_str("closed_retention_s = 3600").unwrap();
-    let ctx =
-        BuildContext { topology: &t, declared: t.processor_named("propagation").unwrap(), section: Some(&section) };
+    let ctx = BuildContext {
+        topology: &t,
+        declared: t.processor_named("propagation").unwrap(),
+        section: Some(&section),
+        state_dir: None,
+    };
     let err = (entry.build)(&ctx).err().unwrap();
     assert!(matches!(err, BuildError::Window { needed_s: 7200, window_s: 4200, .. }), "{err}");
     let msg = err.to_string();
@@ -40,7 +44,12 @@ fn an_unknown_setting_is_named() {
     let t = registry::builtin_topology().unwrap();
     let entry = registry::find("logparse").unwrap();
     let section: toml::Value = toml::from_str("log_topic = \"x\"").unwrap();
-    let ctx = BuildContext { topology: &t, declared: t.processor_named("logparse").unwrap(), section: Some(&section) };
+    let ctx = BuildContext {
+        topology: &t,
+        declared: t.processor_named("logparse").unwrap(),
+        section: Some(&section),
+        state_dir: None,
+    };
     let msg = (entry.build)(&ctx).err().unwrap().to_string();
     assert!(msg.contains("log_topic"), "a config may not name a topic: {msg}");
 }

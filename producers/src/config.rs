@@ -152,9 +152,38 @@ pub struct RpcSection {
     /// Per-call timeout in seconds. Default 30.
     #[serde(default = "default_rpc_timeout")]
     pub timeout_s: u64,
-    /// Snapshot gettxoutsetinfo on every new tip (expensive on mainnet). Default false.
+    /// Seconds between gettxoutsetinfo snapshots, on their own schedule and connection (on
+    /// mainnet the call takes minutes without coinstatsindex). 0: never. Default 600.
+    #[serde(default = "default_txoutset_interval")]
+    pub txoutset_interval_s: u64,
+    /// The UTXO set hash gettxoutsetinfo computes: `none` (cheapest), `muhash`, or
+    /// `hash_serialized` (the node's default, slowest). Default `none`. BSV takes no parameter.
     #[serde(default)]
-    pub txoutset_on_new_tip: bool,
+    pub txoutset_hash_type: TxOutSetHash,
+    /// gettxoutsetinfo's own timeout, s. Default 900.
+    #[serde(default = "default_txoutset_timeout")]
+    pub txoutset_timeout_s: u64,
+}
+
+fn default_txoutset_interval() -> u64 {
+    600
+}
+
+fn default_txoutset_timeout() -> u64 {
+    900
+}
+
+/// Which UTXO set hash gettxoutsetinfo computes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxOutSetHash {
+    /// No hash: counts and amounts only.
+    #[default]
+    None,
+    /// MuHash (Core ≥ 0.21, Litecoin 0.21).
+    Muhash,
+    /// The node's serialized-set hash (`hash_serialized_3` on Core, `_2` on Litecoin).
+    HashSerialized,
 }
 
 fn default_interval() -> u64 {

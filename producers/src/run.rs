@@ -12,7 +12,7 @@ use crate::config::LogSection;
 use crate::fact_sink::FactSink;
 use crate::in_flight::{InFlight, Sent};
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer, now_us};
-use crate::rpc::{PollPlan, RpcSettings, run_rpc_source};
+use crate::rpc::{PollPlan, RpcSettings, TxOutSetSchedule, run_rpc_source, run_txoutset_source};
 use crate::stop::Stop;
 use crate::tail::{Checkpoint, Follower, LogWatch, Position, ReadPacer, Stamp, Wake};
 use crate::telemetry::{self, Health};
@@ -109,11 +109,26 @@ pub async fn run_producer(
                 interval: Duration::from_secs(r.interval_s),
                 timeout: Duration::from_secs(r.timeout_s),
             };
-            let plan = PollPlan::new(config.node.implementation, r.txoutset_on_new_tip);
+            let plan = PollPlan::new(config.node.implementation);
+            let txoutset = (r.txoutset_interval_s > 0).then(|| {
+                let schedule = TxOutSetSchedule {
+                    implementation: config.node.implementation,
+                    hash: r.txoutset_hash_type,
+                    interval: Duration::from_secs(r.txoutset_interval_s),
+                };
+                (RpcSettings { timeout: Duration::from_secs(r.txoutset_timeout_s), ..settings.clone() }, schedule)
+            });
             let node = identity(config);
             let h = Arc::clone(&health);
             Some(SpooledSource::start(config, &shared, "rpc", &config.topics.rpc, &shutdown, move |sink, stop| {
-                run_rpc_source(&settings, plan, &node, sink, stop, &h.rpc);
+                // gettxoutsetinfo on its own thread and connection: a minutes-long UTXO scan
+                // never holds up the 10 s round.
+                std::thread::scope(|scope| {
+                    if let Some((settings, schedule)) = &txoutset {
+                        scope.spawn(|| run_txoutset_source(settings, schedule, &node, sink, stop));
+                    }
+                    run_rpc_source(&settings, plan, &node, sink, stop, &h.rpc);
+                });
             })?)
         }
         None => None,

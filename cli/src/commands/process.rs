@@ -57,6 +57,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
         topology: &topology,
         declared: topology.processor_named(entry.name)?,
         section: file.sections.get(entry.name),
+        state_dir: None,
     };
     let mut processor = (entry.build)(&ctx).with_context(|| format!("{}: {}", args.config.display(), entry.name))?;
     let rt = tokio::runtime::Runtime::new().context("start async runtime")?;

@@ -220,6 +220,11 @@ impl AckingProducer {
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
     }
+
+    /// Drops the records still queued (not yet sent): their futures fail with a purge error.
+    pub fn purge_queued(&self) {
+        self.producer.purge(PurgeConfig::default().queue())
+    }
 }
 
 #[cfg(test)]

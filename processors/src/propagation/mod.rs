@@ -34,7 +34,10 @@ pub const ENTRY: Entry = Entry {
 };
 
 fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
-    let config: PropagationConfig = ctx.config()?;
+    let mut config: PropagationConfig = ctx.config()?;
+    if let Some(dir) = ctx.state_dir {
+        config.state_dir = dir.join(&ctx.declared.name);
+    }
     let (needed_s, fields) = config.history_needed();
     let window = ctx.window();
     if window.as_secs() < needed_s {

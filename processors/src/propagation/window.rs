@@ -280,7 +280,10 @@ impl Windows {
             && let Some(w) = self.windows.get(&key)
             && w.expected.iter().all(|n| w.seen.contains_key(n))
         {
-            self.close(&key, CloseReason::AllReported, self.watermark_us, out);
+            // Complete when its last sighting happened: a time of the window's own, whatever
+            // else the partition processed before (so a replay in another order agrees).
+            let complete_at = w.seen.values().copied().max().unwrap_or(at);
+            self.close(&key, CloseReason::AllReported, complete_at, out);
         }
         let now = self.watermark_us;
         self.advance(now, out);

@@ -12,8 +12,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::health::Health;
-use super::output::{OutputSink, SinkError};
+use super::output::{Outputs, SinkError};
 use super::partitions::{Partitions, Phase};
+use super::sink::KafkaSink;
 use super::telemetry::label;
 use super::{Input, Output, Processor, RecordError, RuntimeConfig, telemetry};
 
@@ -130,7 +131,7 @@ struct State<'a> {
     config: &'a RuntimeConfig,
     health: &'a Health,
     changes: Arc<Mutex<Vec<Change>>>,
-    sink: OutputSink,
+    sink: Outputs,
     partitions: Partitions,
     codec: Codec,
     outputs: Vec<Output>,
@@ -154,7 +155,7 @@ impl<'a> Session<'a> {
             config,
             health,
             changes,
-            sink: OutputSink::new(&config.kafka)?,
+            sink: Outputs::new(vec![Box::new(KafkaSink::new(&config.kafka)?)]),
             partitions: Partitions::default(),
             codec: Codec::default(),
             outputs: Vec::new(),

@@ -1,10 +1,13 @@
 //! The runtime every processor shares: consume, process, publish, then store offsets.
 
+pub mod bounded;
 mod consumer;
 mod health;
+pub mod inprocess;
 pub mod keys;
 mod output;
 mod partitions;
+pub mod sink;
 pub mod telemetry;
 
 use std::time::Duration;
@@ -12,7 +15,8 @@ use std::time::Duration;
 pub use consumer::run;
 pub use health::Health;
 pub use keys::{KeyFields, KeyKind, OutputTopic};
-pub use output::OutputSink;
+pub use output::Outputs;
+pub use sink::{Ack, KafkaSink, MemorySink, Sink, SinkError};
 
 /// One input record, as a processor sees it.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,14 @@
-//! Publishing outputs with per-record acknowledgement tracking.
+//! Publishing outputs through the sinks, with per-input acknowledgement tracking.
+//!
+//! Each input record's outputs go to the first sink that accepts each one's topic. The input is
+//! complete, and its offset may be stored, once every one of those outputs was acknowledged by
+//! its sink; inputs complete in order.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
-
-use bmon_kafka::{Ack, AckingProducer, ClientSettings, partition_count, partition_for};
-use rdkafka::error::KafkaError;
+use std::collections::VecDeque;
 
 use super::Output;
+pub use super::sink::SinkError;
+use super::sink::{Ack, Sink};
 
 /// The acknowledgements owed for one input record, and the offset to store once they arrive.
 pub(crate) struct Pending {
@@ -16,56 +18,28 @@ pub(crate) struct Pending {
     pub(crate) topics: Vec<String>,
 }
 
-/// A producer that remembers partition counts and which input each output belongs to.
-pub struct OutputSink {
-    producer: AckingProducer,
-    partitions: HashMap<String, i32>,
+/// The sinks, and which input each output belongs to.
+pub struct Outputs {
+    sinks: Vec<Box<dyn Sink>>,
     pending: VecDeque<Pending>,
 }
 
-/// Publishing failed; the loop restarts from the last stored offsets.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// The client could not be built or the broker refused.
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    /// An output topic does not exist.
-    #[error("topic {0} does not exist (run `bmon topology apply`)")]
-    NoTopic(String),
-    /// Client settings could not be read.
-    #[error("settings: {0}")]
-    Settings(#[from] std::io::Error),
-}
-
-impl OutputSink {
-    /// A sink publishing with `settings`.
-    pub fn new(settings: &ClientSettings) -> Result<OutputSink, SinkError> {
-        let producer = AckingProducer::new(&settings.producer_config()?)?;
-        Ok(OutputSink { producer, partitions: HashMap::new(), pending: VecDeque::new() })
-    }
-
-    fn partition(&mut self, topic: &str, key: &[u8]) -> Result<i32, SinkError> {
-        let count = match self.partitions.get(topic) {
-            Some(n) => *n,
-            None => {
-                // A metadata round trip (up to 10 s while the broker is away): off the async
-                // threads that serve the health listener.
-                let client = self.producer.client();
-                let n = tokio::task::block_in_place(|| partition_count(client, topic, Duration::from_secs(10)))?
-                    .ok_or_else(|| SinkError::NoTopic(topic.to_owned()))?;
-                self.partitions.insert(topic.to_owned(), n);
-                n
-            }
-        };
-        Ok(partition_for(key, count))
+impl Outputs {
+    /// Outputs routed over `sinks` (each output to the first that accepts its topic).
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Outputs {
+        Outputs { sinks, pending: VecDeque::new() }
     }
 
     /// Queues `outputs`, owed by the input at `source` (topic, partition, offset), if any.
     pub(crate) fn send(&mut self, source: Option<(String, i32, i64)>, outputs: &[Output]) -> Result<(), SinkError> {
         let mut acks = Vec::with_capacity(outputs.len());
         for o in outputs {
-            let p = self.partition(&o.topic, &o.key)?;
-            acks.push(self.producer.send(&o.topic, p, &o.key, &o.payload)?);
+            let sink = self
+                .sinks
+                .iter_mut()
+                .find(|s| s.accepts(&o.topic))
+                .ok_or_else(|| SinkError::Unrouted(o.topic.clone()))?;
+            acks.push(sink.publish(o)?);
         }
         let topics = outputs.iter().map(|o| o.topic.clone()).collect();
         self.pending.push_back(Pending { source, acks, topics });
@@ -83,27 +57,45 @@ impl OutputSink {
         let Some(front) = self.pending.front_mut() else { return Ok(None) };
         while let Some(ack) = front.acks.last_mut() {
             let result = if wait {
-                ack.await.ok()
+                ack.wait().await
             } else {
-                match ack.try_recv() {
-                    Ok(r) => Some(r),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(None),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => None,
+                match ack.try_now() {
+                    Some(r) => r,
+                    None => return Ok(None),
                 }
             };
-            match result {
-                Some(Ok(())) => {
-                    front.acks.pop();
-                }
-                Some(Err(e)) => return Err(SinkError::Kafka(e)),
-                None => return Err(SinkError::Kafka(KafkaError::Canceled)),
-            }
+            result?;
+            front.acks.pop();
         }
         Ok(self.pending.pop_front())
     }
 
-    /// Drops what is pending (after a failure: those inputs are consumed again).
+    /// Drops what is pending (after a failure: those inputs are consumed again), and what the
+    /// sinks still queue.
     pub(crate) fn abandon(&mut self) {
         self.pending.clear();
+        for s in &mut self.sinks {
+            s.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::sink::MemorySink;
+
+    #[test]
+    fn an_input_completes_once_its_outputs_are_acknowledged_in_order() {
+        let mut outputs = Outputs::new(vec![Box::new(MemorySink::default())]);
+        let o = |t: &str| Output { topic: t.into(), key: b"k".to_vec(), payload: b"v".to_vec() };
+        outputs.send(Some(("in".into(), 0, 7)), &[o("a"), o("b")]).unwrap();
+        outputs.send(Some(("in".into(), 0, 8)), &[]).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let first = rt.block_on(outputs.complete_front(false)).unwrap().unwrap();
+        assert_eq!((first.source, first.topics), (Some(("in".into(), 0, 7)), vec!["a".into(), "b".into()]));
+        let second = rt.block_on(outputs.complete_front(false)).unwrap().unwrap();
+        assert_eq!(second.source, Some(("in".into(), 0, 8)));
+        assert_eq!(outputs.in_flight(), 0);
     }
 }

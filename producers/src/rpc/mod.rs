@@ -4,4 +4,4 @@ pub mod plan;
 pub mod poller;
 
 pub use plan::{Call, PollPlan};
-pub use poller::{RpcAuth, RpcSettings, run_rpc_source};
+pub use poller::{RpcAuth, RpcSettings, TxOutSetSchedule, run_rpc_source, run_txoutset_source};

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::config::Implementation;
+use crate::config::{Implementation, TxOutSetHash};
 
 /// One RPC call of a round.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,17 +20,15 @@ pub struct Call {
 pub struct PollPlan {
     calls: Vec<Call>,
     missing: BTreeSet<&'static str>,
-    /// Also call gettxoutsetinfo when the tip changes (expensive on mainnet).
-    pub txoutset_on_new_tip: bool,
-    last_tip: Option<String>,
 }
 
 /// JSON-RPC "method not found".
 pub const METHOD_NOT_FOUND: i64 = -32601;
 
 impl PollPlan {
-    /// The standard snapshot set for `implementation`.
-    pub fn new(implementation: Implementation, txoutset_on_new_tip: bool) -> PollPlan {
+    /// The standard snapshot set for `implementation` (gettxoutsetinfo runs on its own
+    /// schedule: [`txoutset_call`]).
+    pub fn new(implementation: Implementation) -> PollPlan {
         let gbt_rules = match implementation {
             Implementation::Core => vec![json!({ "rules": ["segwit"] })],
             Implementation::Litecoin => vec![json!({ "rules": ["mweb", "segwit"] })],
@@ -49,8 +47,6 @@ impl PollPlan {
                 call("uptime", vec![]),
             ],
             missing: BTreeSet::new(),
-            txoutset_on_new_tip,
-            last_tip: None,
         }
     }
 
@@ -63,16 +59,28 @@ impl PollPlan {
     pub fn mark_missing(&mut self, method: &'static str) -> bool {
         self.missing.insert(method)
     }
+}
 
-    /// Feeds a getblockchaininfo result; returns the gettxoutsetinfo call when the tip changed and
-    /// txoutset snapshots are on.
-    pub fn after_chain_info(&mut self, result: &Value) -> Option<Call> {
-        let tip = result.get("bestblockhash").and_then(Value::as_str).map(String::from);
-        let changed = tip.is_some() && tip != self.last_tip;
-        self.last_tip = tip;
-        (changed && self.txoutset_on_new_tip && !self.missing.contains("gettxoutsetinfo"))
-            .then(|| Call { method: "gettxoutsetinfo", params: vec![] })
-    }
+/// The gettxoutsetinfo call for `implementation`: the cheapest hash asked for, and the
+/// coinstatsindex when the node has a synced one (Core ≥ 22; then the call answers at once).
+/// Litecoin 0.21 takes only the hash type, BSV no parameter.
+pub fn txoutset_call(implementation: Implementation, hash: TxOutSetHash, use_index: bool) -> Call {
+    let name = |serialized: &'static str| match hash {
+        TxOutSetHash::None => "none",
+        TxOutSetHash::Muhash => "muhash",
+        TxOutSetHash::HashSerialized => serialized,
+    };
+    let params = match implementation {
+        Implementation::Core => vec![json!(name("hash_serialized_3")), Value::Null, json!(use_index)],
+        Implementation::Litecoin => vec![json!(name("hash_serialized_2"))],
+        Implementation::Bsv => vec![],
+    };
+    Call { method: "gettxoutsetinfo", params }
+}
+
+/// Whether a getindexinfo result shows a synced coinstatsindex.
+pub fn has_coinstatsindex(getindexinfo: &Value) -> bool {
+    getindexinfo.get("coinstatsindex").and_then(|i| i.get("synced")).and_then(Value::as_bool).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -81,7 +89,7 @@ mod tests {
 
     #[test]
     fn missing_methods_are_dropped_once() {
-        let mut p = PollPlan::new(Implementation::Bsv, false);
+        let mut p = PollPlan::new(Implementation::Bsv);
         let n = p.calls().count();
         assert!(p.mark_missing("getblocktemplate"));
         assert!(!p.mark_missing("getblocktemplate"));
@@ -89,19 +97,26 @@ mod tests {
     }
 
     #[test]
-    fn txoutset_only_on_a_new_tip_when_enabled() {
-        let mut p = PollPlan::new(Implementation::Core, true);
-        let info = json!({ "bestblockhash": "aa" });
-        assert!(p.after_chain_info(&info).is_some());
-        assert!(p.after_chain_info(&info).is_none());
-        assert!(p.after_chain_info(&json!({ "bestblockhash": "bb" })).is_some());
-        let mut off = PollPlan::new(Implementation::Core, false);
-        assert!(off.after_chain_info(&info).is_none());
+    fn txoutset_parameters_follow_the_implementation() {
+        let c = txoutset_call(Implementation::Core, TxOutSetHash::None, true);
+        assert_eq!(c.params, vec![json!("none"), Value::Null, json!(true)]);
+        let c = txoutset_call(Implementation::Core, TxOutSetHash::HashSerialized, false);
+        assert_eq!(c.params[0], json!("hash_serialized_3"));
+        assert_eq!(txoutset_call(Implementation::Litecoin, TxOutSetHash::Muhash, true).params, vec![json!("muhash")]);
+        assert!(txoutset_call(Implementation::Bsv, TxOutSetHash::None, false).params.is_empty());
+    }
+
+    #[test]
+    fn coinstatsindex_counts_only_when_synced() {
+        assert!(has_coinstatsindex(&json!({ "coinstatsindex": { "synced": true, "best_block_height": 5 } })));
+        assert!(!has_coinstatsindex(&json!({ "coinstatsindex": { "synced": false } })));
+        assert!(!has_coinstatsindex(&json!({ "txindex": { "synced": true } })));
+        assert!(!has_coinstatsindex(&json!([])));
     }
 
     #[test]
     fn template_rules_follow_the_implementation() {
-        let gbt = |i| PollPlan::new(i, false).calls().find(|c| c.method == "getblocktemplate").unwrap().params.clone();
+        let gbt = |i| PollPlan::new(i).calls().find(|c| c.method == "getblocktemplate").unwrap().params.clone();
         assert_eq!(gbt(Implementation::Bsv), Vec::<Value>::new());
         assert_eq!(gbt(Implementation::Core), vec![json!({ "rules": ["segwit"] })]);
     }

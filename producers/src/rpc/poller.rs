@@ -8,9 +8,10 @@ use bmon_schemas::{Envelope, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, SourceS
 use jsonrpc::Client;
 use serde_json::Value;
 
+use crate::config::{Implementation, TxOutSetHash};
 use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
-use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan};
+use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan, has_coinstatsindex, txoutset_call};
 use crate::stop::Stop;
 use crate::telemetry;
 use crate::telemetry::label;
@@ -127,17 +128,10 @@ pub fn run_rpc_source(
         let mut failures = 0;
         let mut reconnect = false;
         if let Some(c) = &client {
-            let mut calls: Vec<Call> = plan.calls().cloned().collect();
-            let mut i = 0;
-            while i < calls.len() {
-                let call = calls[i].clone();
-                i += 1;
+            let calls: Vec<Call> = plan.calls().cloned().collect();
+            for call in calls {
                 let (outcome, result, took) = call_once(c, &call);
-                let outcome_label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
-                telemetry::RPC_CALLS
-                    .with_counter([label("method", call.method), label("outcome", outcome_label)])
-                    .increment(1);
-                telemetry::RPC_SECONDS.with_histogram([label("method", call.method)]).record(took.as_secs_f64());
+                let outcome_label = count(&call, &outcome, took);
                 if outcome_label == "ok" {
                     ready.store(true, Ordering::Relaxed);
                 }
@@ -153,29 +147,8 @@ pub fn run_rpc_source(
                 }
                 // No answer at all (transport): the rest of the round would fail the same way.
                 let unreachable = matches!(&outcome, RpcOutcome::Err(e) if e.code.is_none());
-                let extra = result
-                    .as_ref()
-                    .filter(|_| call.method == "getblockchaininfo")
-                    .and_then(|r| plan.after_chain_info(r));
-                calls.extend(extra);
-                let fact = RpcSnapshotFact {
-                    envelope: Envelope {
-                        node_id: node.node_id.clone(),
-                        network: node.network.clone(),
-                        implementation: node.implementation,
-                        node_version: node.version.clone(),
-                        received_at_us: now_us(),
-                        source: SourceSeq {
-                            stream: format!("rpc:{}", call.method),
-                            epoch: session.clone(),
-                            offset: round,
-                        },
-                    },
-                    method: call.method.to_owned(),
-                    params: Value::Array(call.params.clone()).to_string(),
-                    duration_us: took.as_micros() as i64,
-                    outcome,
-                };
+                drop(result);
+                let fact = snapshot(node, &session, round, &call, took, outcome);
                 if !sink.send(&fact) {
                     telemetry::DROPPED.with_counter([label("source", "rpc")]).increment(1);
                 }
@@ -196,6 +169,102 @@ pub fn run_rpc_source(
         } else {
             (backoff * 2).min(Duration::from_secs(60))
         };
+        if stop.sleep(backoff.saturating_sub(started.elapsed())) {
+            break;
+        }
+    }
+}
+
+/// Counts a call in the metrics; its outcome label.
+fn count(call: &Call, outcome: &RpcOutcome, took: Duration) -> &'static str {
+    let outcome_label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
+    telemetry::RPC_CALLS.with_counter([label("method", call.method), label("outcome", outcome_label)]).increment(1);
+    telemetry::RPC_SECONDS.with_histogram([label("method", call.method)]).record(took.as_secs_f64());
+    outcome_label
+}
+
+/// The fact of one call in round `round` of poller session `session`.
+fn snapshot(
+    node: &NodeIdentity,
+    session: &str,
+    round: i64,
+    call: &Call,
+    took: Duration,
+    outcome: RpcOutcome,
+) -> RpcSnapshotFact {
+    RpcSnapshotFact {
+        envelope: Envelope {
+            node_id: node.node_id.clone(),
+            network: node.network.clone(),
+            implementation: node.implementation,
+            node_version: node.version.clone(),
+            received_at_us: now_us(),
+            source: SourceSeq { stream: format!("rpc:{}", call.method), epoch: session.to_owned(), offset: round },
+        },
+        method: call.method.to_owned(),
+        params: Value::Array(call.params.clone()).to_string(),
+        duration_us: took.as_micros() as i64,
+        outcome,
+    }
+}
+
+/// The schedule of gettxoutsetinfo snapshots.
+#[derive(Debug, Clone)]
+pub struct TxOutSetSchedule {
+    /// The node software (its parameters differ).
+    pub implementation: Implementation,
+    /// Which hash to compute.
+    pub hash: TxOutSetHash,
+    /// Time between snapshots.
+    pub interval: Duration,
+}
+
+/// Snapshots gettxoutsetinfo every `schedule.interval` until `stop`, on a connection of its own
+/// (`settings.timeout` is this call's), so a slow UTXO scan never delays the other snapshots.
+/// Uses the coinstatsindex when the node has a synced one (asked once per connection).
+pub fn run_txoutset_source(
+    settings: &RpcSettings,
+    schedule: &TxOutSetSchedule,
+    node: &NodeIdentity,
+    sink: &FactSink,
+    stop: &Stop,
+) {
+    let session = format!("{}-{}-txoutset", now_us(), std::process::id());
+    let mut client: Option<(Client, bool)> = None;
+    let mut round: i64 = 0;
+    let mut backoff = schedule.interval;
+    while !stop.requested() {
+        let started = Instant::now();
+        if client.is_none() {
+            match connect(settings) {
+                Ok(c) => {
+                    let info = Call { method: "getindexinfo", params: vec![] };
+                    let (_, result, _) = call_once(&c, &info);
+                    let indexed = result.as_ref().is_some_and(has_coinstatsindex);
+                    client = Some((c, indexed));
+                }
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "RPC client not ready; retrying"),
+            }
+        }
+        let mut ok = false;
+        if let Some((c, indexed)) = &client {
+            let call = txoutset_call(schedule.implementation, schedule.hash, *indexed);
+            let (outcome, _, took) = call_once(c, &call);
+            ok = count(&call, &outcome, took) == "ok";
+            if let RpcOutcome::Err(e) = &outcome {
+                tracing::warn!(error = %e.message, "gettxoutsetinfo failed; will retry");
+            }
+            let unreachable = matches!(&outcome, RpcOutcome::Err(e) if e.code.is_none());
+            if !sink.send(&snapshot(node, &session, round, &call, took, outcome)) {
+                telemetry::DROPPED.with_counter([label("source", "rpc")]).increment(1);
+            }
+            if unreachable {
+                client = None;
+            }
+        }
+        round += 1;
+        backoff =
+            if ok { schedule.interval } else { (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(600)) };
         if stop.sleep(backoff.saturating_sub(started.elapsed())) {
             break;
         }

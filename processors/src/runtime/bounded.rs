@@ -1,0 +1,272 @@
+//! A bounded source: every record of some topics whose broker time is in `[from, to)`.
+//!
+//! Offsets are resolved per partition with `offsets_for_times`, and the partitions are read by
+//! manual assignment with a throwaway group id, never subscribed and never committed: a live
+//! consumer group is never touched. Records come out merged across partitions in (timestamp,
+//! topic, partition, offset) order, so a run over the same range sees the same sequence.
+//!
+//! tansu answers `offsets_for_times` with 0 for a time past a partition's end; an answer of 0
+//! is therefore checked against the first record's timestamp.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bmon_kafka::ClientSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A time range, ms since the Unix epoch: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First millisecond in the range.
+    pub from_ms: i64,
+    /// First millisecond after it.
+    pub to_ms: i64,
+}
+
+/// Why a bounded read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The broker could not answer.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Client settings could not be read.
+    #[error("settings: {0}")]
+    Settings(#[from] std::io::Error),
+    /// A partition stopped delivering before its end offset.
+    #[error("{topic}[{partition}]: no record for {waited:?} at offset {at}, before the range's end {end}")]
+    Stalled {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The next offset expected.
+        at: i64,
+        /// The range's end offset there.
+        end: i64,
+        /// How long it waited.
+        waited: Duration,
+    },
+}
+
+/// One record read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker timestamp, ms.
+    pub timestamp_ms: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Vec<u8>,
+}
+
+/// Where one partition's part of the range starts and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First offset in the range.
+    pub start: i64,
+    /// First offset after it.
+    pub end: i64,
+}
+
+/// Records queued per partition before reading it pauses.
+const QUEUE: usize = 2_000;
+/// How long a partition may go without a record before the read fails.
+const STALL: Duration = Duration::from_secs(30);
+
+/// The records of `topics` in `range`, merged in time order.
+pub struct BoundedSource {
+    consumer: BaseConsumer,
+    /// Per partition: its span, the next offset expected, and records read but not yet taken.
+    parts: BTreeMap<(String, i32), (Span, i64, VecDeque<Record>)>,
+    paused: BTreeMap<(String, i32), bool>,
+}
+
+impl BoundedSource {
+    /// Resolves `range` on every partition of `topics` (name, partition count) and starts
+    /// reading.
+    pub fn open(settings: &ClientSettings, topics: &[(String, i32)], range: Range) -> Result<Self, SourceError> {
+        let consumer: BaseConsumer = settings
+            .client_config()?
+            .set("group.id", format!("bmon-bounded-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        let mut parts = BTreeMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for (topic, count) in topics {
+            for p in 0..*count {
+                let span = resolve(settings, &consumer, topic, p, range)?;
+                if span.end > span.start {
+                    tpl.add_partition_offset(topic, p, Offset::Offset(span.start))?;
+                }
+                parts.insert((topic.clone(), p), (span, span.start, VecDeque::new()));
+            }
+        }
+        consumer.assign(&tpl)?;
+        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new() })
+    }
+
+    /// Each partition's span of the range.
+    pub fn spans(&self) -> impl Iterator<Item = (&str, i32, Span)> {
+        self.parts.iter().map(|((t, p), (span, _, _))| (t.as_str(), *p, *span))
+    }
+
+    /// Records in the range, over every partition.
+    pub fn total(&self) -> i64 {
+        self.parts.values().map(|(s, _, _)| s.end - s.start).sum()
+    }
+
+    /// The next record in (timestamp, topic, partition, offset) order; `None` when every
+    /// partition reached its end.
+    pub fn next_record(&mut self) -> Result<Option<Record>, SourceError> {
+        let mut waited_since = Instant::now();
+        loop {
+            // A partition that is not done and has nothing queued must be read first: its next
+            // record may be the oldest.
+            let hungry = self.parts.iter().find(|(_, (span, next, q))| *next < span.end && q.is_empty());
+            match hungry {
+                None => {
+                    let oldest = self
+                        .parts
+                        .iter()
+                        .filter_map(|(k, (_, _, q))| q.front().map(|r| ((r.timestamp_ms, k.clone()), ())))
+                        .min_by(|a, b| a.0.cmp(&b.0))
+                        .map(|((_, k), ())| k);
+                    let Some(key) = oldest else { return Ok(None) };
+                    let record = self.parts.get_mut(&key).and_then(|(_, _, q)| q.pop_front());
+                    self.resume_if_short(&key)?;
+                    return Ok(record);
+                }
+                Some(((topic, partition), (span, next, _))) => {
+                    if waited_since.elapsed() > STALL {
+                        return Err(SourceError::Stalled {
+                            topic: topic.clone(),
+                            partition: *partition,
+                            at: *next,
+                            end: span.end,
+                            waited: STALL,
+                        });
+                    }
+                }
+            }
+            if self.poll()? {
+                waited_since = Instant::now();
+            }
+        }
+    }
+
+    /// Reads one record into its partition's queue; true if one came.
+    fn poll(&mut self) -> Result<bool, SourceError> {
+        let Some(msg) = self.consumer.poll(Duration::from_millis(100)) else { return Ok(false) };
+        let msg = msg?;
+        let key = (msg.topic().to_owned(), msg.partition());
+        let Some((span, next, q)) = self.parts.get_mut(&key) else { return Ok(false) };
+        if msg.offset() < *next || msg.offset() >= span.end {
+            return Ok(false); // before the range (a refetch) or after it
+        }
+        *next = msg.offset() + 1;
+        q.push_back(Record {
+            topic: key.0.clone(),
+            partition: key.1,
+            offset: msg.offset(),
+            timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+        });
+        let full = q.len() >= QUEUE || *next >= span.end;
+        if full && !self.paused.get(&key).copied().unwrap_or(false) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&key.0, key.1);
+            self.consumer.pause(&tpl)?;
+            self.paused.insert(key, true);
+        }
+        Ok(true)
+    }
+
+    fn resume_if_short(&mut self, key: &(String, i32)) -> Result<(), SourceError> {
+        let Some((span, next, q)) = self.parts.get(key) else { return Ok(()) };
+        if self.paused.get(key).copied().unwrap_or(false) && q.len() < QUEUE / 2 && *next < span.end {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&key.0, key.1);
+            self.consumer.resume(&tpl)?;
+            self.paused.insert(key.clone(), false);
+        }
+        Ok(())
+    }
+}
+
+/// The span of `range` on one partition.
+fn resolve(
+    settings: &ClientSettings,
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    range: Range,
+) -> Result<Span, SourceError> {
+    let timeout = Duration::from_secs(10);
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    if low >= high {
+        return Ok(Span { start: high, end: high }); // empty (tansu would still answer 0)
+    }
+    let at = |t_ms: i64| -> Result<i64, SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(t_ms))?;
+        let found = consumer.offsets_for_times(tpl, timeout)?;
+        Ok(match found.find_partition(topic, partition).map(|e| e.offset()) {
+            Some(Offset::Offset(o))
+                if o > low || (o == low && first_at_or_after(settings, topic, partition, low, t_ms)?) =>
+            {
+                o
+            }
+            _ => high,
+        })
+    };
+    let start = at(range.from_ms)?.clamp(low, high);
+    let end = at(range.to_ms)?.clamp(start, high);
+    Ok(Span { start, end })
+}
+
+/// Whether the record at `offset` (the partition's first) has a timestamp at or after `t_ms`:
+/// tansu's answer of `low` for a time past the end is told apart from a true answer so.
+fn first_at_or_after(
+    settings: &ClientSettings,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    t_ms: i64,
+) -> Result<bool, SourceError> {
+    let probe: BaseConsumer = settings
+        .client_config()?
+        .set("group.id", format!("bmon-bounded-probe-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    probe.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(msg) = probe.poll(Duration::from_millis(200)) {
+            let msg = msg?;
+            if msg.partition() == partition && msg.offset() == offset {
+                return Ok(msg.timestamp().to_millis().is_some_and(|t| t >= t_ms));
+            }
+        }
+    }
+    Err(SourceError::Stalled {
+        topic: topic.to_owned(),
+        partition,
+        at: offset,
+        end: offset + 1,
+        waited: Duration::from_secs(10),
+    })
+}

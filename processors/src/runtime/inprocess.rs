@@ -1,0 +1,221 @@
+//! In-process chaining: several processors in one process, each stage's outputs fed straight to
+//! the stages that read their topic, without crossing the broker.
+//!
+//! Used over a [`super::bounded::BoundedSource`] to re-run the pipeline on a past time range.
+//! Everything that depends on time is driven by the input: the clock is an injectable
+//! [`Clock`], by default the event clock (the newest input timestamp), and ticks reach a stage's
+//! partitions the way the live runtime's do, once per second of that clock, for partitions
+//! without a record in the last second. Metrics go to the pipeline's own recorder, so a replay
+//! inside a live process never touches the live metrics.
+//!
+//! An internal topic's records get the partition their key picks (murmur2, as Kafka's default
+//! partitioner) among the topic's partition count in topology.yaml, and consecutive offsets per
+//! partition, so processors keyed by partition see what they would see live.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bmon_kafka::partition_for;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use super::bounded::Record;
+use super::{Input, Output, Processor, RecordError};
+
+/// How long a partition goes without records before the clock may move it (as live).
+const QUIET_US: i64 = 1_000_000;
+
+/// Where the pipeline's time comes from.
+pub trait Clock: Send {
+    /// Notes an input record's broker timestamp (ms).
+    fn observe(&mut self, timestamp_ms: i64);
+    /// Now, µs since the epoch.
+    fn now_us(&self) -> i64;
+}
+
+/// The event clock: the newest input timestamp seen.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EventClock {
+    now_us: i64,
+}
+
+impl Clock for EventClock {
+    fn observe(&mut self, timestamp_ms: i64) {
+        self.now_us = self.now_us.max(timestamp_ms.saturating_mul(1000));
+    }
+    fn now_us(&self) -> i64 {
+        self.now_us
+    }
+}
+
+/// One processor in the chain, with the topics it reads.
+pub struct Stage {
+    /// Its registry name.
+    pub name: &'static str,
+    /// The processor.
+    pub processor: Box<dyn Processor>,
+    /// The topics it reads.
+    pub inputs: Vec<String>,
+}
+
+/// What a run through the pipeline counted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    /// Input records fed, per stage name.
+    pub records: BTreeMap<&'static str, u64>,
+    /// Records a stage could not process (they would be dead letters live), per stage name.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Records that left the pipeline (no stage reads their topic), per topic.
+    pub outputs: BTreeMap<String, u64>,
+}
+
+/// Processors chained in one process.
+pub struct Pipeline {
+    stages: Vec<Stage>,
+    /// Partition counts of the topics stages read.
+    partitions: HashMap<String, i32>,
+    next_offset: HashMap<(String, i32), i64>,
+    /// Per stage: its partitions and the clock time of their last record, µs.
+    last_record: Vec<BTreeMap<(String, i32), i64>>,
+    clock: Box<dyn Clock>,
+    last_tick_us: i64,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    counts: Counts,
+}
+
+impl Pipeline {
+    /// Chains `stages` (in order: a stage's outputs go to the later stages that read them);
+    /// `partitions` gives the partition count of every topic a stage reads, and `buckets` the
+    /// explicit histogram buckets for the pipeline's own recorder.
+    pub fn new(
+        stages: Vec<Stage>,
+        partitions: HashMap<String, i32>,
+        clock: Box<dyn Clock>,
+        buckets: &[(&'static str, &'static [f64])],
+    ) -> Pipeline {
+        let mut builder = PrometheusBuilder::new();
+        for (name, b) in buckets {
+            builder = builder
+                .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Full((*name).to_owned()), b)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+        }
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let last_record = stages.iter().map(|_| BTreeMap::new()).collect();
+        Pipeline {
+            stages,
+            partitions,
+            next_offset: HashMap::new(),
+            last_record,
+            clock,
+            last_tick_us: i64::MIN,
+            recorder,
+            handle,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Feeds one record; what leaves the pipeline is appended to `out`.
+    pub fn feed(&mut self, record: &Record, out: &mut Vec<Output>) {
+        self.clock.observe(record.timestamp_ms);
+        let now = self.clock.now_us();
+        if self.last_tick_us == i64::MIN {
+            self.last_tick_us = now;
+        } else if now - self.last_tick_us >= QUIET_US {
+            self.tick(now, out);
+        }
+        let input = Input {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.as_deref(),
+            payload: &record.payload,
+            timestamp_ms: Some(record.timestamp_ms),
+            replay: false,
+        };
+        self.deliver(0, &input, out);
+    }
+
+    /// Ends the run at `to_us`: every partition is moved to it, as a live, quiet run would
+    /// have been by then.
+    pub fn finish(&mut self, to_us: i64, out: &mut Vec<Output>) {
+        let now = to_us.max(self.clock.now_us());
+        self.tick(now, out);
+    }
+
+    /// The pipeline's own metrics, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        self.handle.render()
+    }
+
+    /// What was counted so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Gives `input` to every stage from `first` on that reads its topic.
+    fn deliver(&mut self, first: usize, input: &Input<'_>, out: &mut Vec<Output>) {
+        let now = self.clock.now_us();
+        for i in first..self.stages.len() {
+            if !self.stages[i].inputs.iter().any(|t| t == input.topic) {
+                continue;
+            }
+            self.last_record[i].insert((input.topic.to_owned(), input.partition), now);
+            let stage = &mut self.stages[i];
+            *self.counts.records.entry(stage.name).or_default() += 1;
+            let mut produced = Vec::new();
+            let result: Result<(), RecordError> =
+                metrics::with_local_recorder(&self.recorder, || stage.processor.process(input, &mut produced));
+            if let Err(e) = result {
+                *self.counts.rejected.entry(stage.name).or_default() += 1;
+                tracing::debug!(stage = stage.name, topic = input.topic, offset = input.offset, error = %e, "rejected");
+            }
+            self.route(i + 1, produced, input.timestamp_ms, out);
+        }
+    }
+
+    /// Sends outputs of a stage to the stages from `next` on, or out of the pipeline.
+    fn route(&mut self, next: usize, outputs: Vec<Output>, timestamp_ms: Option<i64>, out: &mut Vec<Output>) {
+        for o in outputs {
+            let read_later = self.stages[next.min(self.stages.len())..].iter().any(|s| s.inputs.contains(&o.topic));
+            let count = self.partitions.get(&o.topic).copied().filter(|n| *n > 0);
+            match (read_later, count) {
+                (true, Some(n)) => {
+                    let partition = partition_for(&o.key, n);
+                    let offset = self.next_offset.entry((o.topic.clone(), partition)).or_insert(0);
+                    let input = Input {
+                        topic: &o.topic,
+                        partition,
+                        offset: *offset,
+                        key: Some(&o.key),
+                        payload: &o.payload,
+                        timestamp_ms,
+                        replay: false,
+                    };
+                    *offset += 1;
+                    self.deliver(next, &input, out);
+                }
+                _ => {
+                    *self.counts.outputs.entry(o.topic.clone()).or_default() += 1;
+                    out.push(o);
+                }
+            }
+        }
+    }
+
+    /// Ticks every stage at `now_us`, with its partitions quiet for [`QUIET_US`].
+    fn tick(&mut self, now_us: i64, out: &mut Vec<Output>) {
+        self.last_tick_us = now_us;
+        for i in 0..self.stages.len() {
+            let idle: Vec<(String, i32)> = self.last_record[i]
+                .iter()
+                .filter(|(_, last)| now_us - **last >= QUIET_US)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let idle_refs: Vec<(&str, i32)> = idle.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+            let mut produced = Vec::new();
+            let stage = &mut self.stages[i];
+            metrics::with_local_recorder(&self.recorder, || stage.processor.tick(now_us, &idle_refs, &mut produced));
+            self.route(i + 1, produced, Some(now_us / 1000), out);
+        }
+    }
+}
