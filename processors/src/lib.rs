@@ -7,6 +7,7 @@
 //!   store's window (DESIGN.md §4, the `replay` recovery in topology.yaml).
 //! - [`logparse`]: log and ZMQ facts to typed node events and hash-keyed arrival observations.
 //! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
+//! - [`views`]: typed, tolerant views of the RPC snapshots (Core, BSV, Litecoin).
 //! - [`replay`]: registered processors chained in process over a past time range.
 //! - [`registry`]: every processor by name, with how to build it from its config section and
 //!   topology.yaml.
@@ -19,3 +20,4 @@ pub mod propagation;
 pub mod registry;
 pub mod replay;
 pub mod runtime;
+pub mod views;

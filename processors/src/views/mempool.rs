@@ -1,0 +1,117 @@
+//! getmempoolinfo and getblocktemplate.
+
+use serde::Deserialize;
+
+use super::{ViewError, lenient, parse};
+
+/// getmempoolinfo.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MempoolInfo {
+    /// Whether the mempool finished loading from disk (absent on BSV).
+    #[serde(deserialize_with = "lenient")]
+    pub loaded: Option<bool>,
+    /// Transactions.
+    #[serde(deserialize_with = "lenient")]
+    pub size: Option<u64>,
+    /// Sum of transaction sizes, bytes.
+    #[serde(deserialize_with = "lenient")]
+    pub bytes: Option<u64>,
+    /// Memory usage, bytes.
+    #[serde(deserialize_with = "lenient")]
+    pub usage: Option<u64>,
+    /// Memory limit, bytes.
+    #[serde(deserialize_with = "lenient")]
+    pub maxmempool: Option<u64>,
+    /// Minimum fee rate to enter, coins/kvB.
+    #[serde(deserialize_with = "lenient")]
+    pub mempoolminfee: Option<f64>,
+    /// Minimum relay fee rate, coins/kvB (absent on BSV).
+    #[serde(deserialize_with = "lenient")]
+    pub minrelaytxfee: Option<f64>,
+    /// Total fees, coins (Core ≥ 23).
+    #[serde(deserialize_with = "lenient")]
+    pub total_fee: Option<f64>,
+}
+
+impl MempoolInfo {
+    /// Parses a getmempoolinfo result.
+    pub fn parse(json: &str) -> Result<Self, ViewError> {
+        parse("getmempoolinfo", json, false)
+    }
+}
+
+/// One transaction of a block template.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TemplateTx {
+    /// Transaction id.
+    #[serde(deserialize_with = "lenient")]
+    pub txid: Option<String>,
+    /// Witness hash (the txid without witness data).
+    #[serde(deserialize_with = "lenient")]
+    pub hash: Option<String>,
+    /// Fee, satoshis.
+    #[serde(deserialize_with = "lenient")]
+    pub fee: Option<i64>,
+    /// Weight (absent on BSV).
+    #[serde(deserialize_with = "lenient")]
+    pub weight: Option<u64>,
+    /// Raw transaction, hex (its length / 2 is the size).
+    #[serde(deserialize_with = "lenient")]
+    pub data: Option<String>,
+    /// 1-based indexes of the template's transactions this one spends.
+    #[serde(deserialize_with = "lenient")]
+    pub depends: Option<Vec<u32>>,
+}
+
+impl TemplateTx {
+    /// Serialized size, bytes, from the raw data.
+    pub fn size(&self) -> Option<u64> {
+        self.data.as_ref().map(|d| d.len() as u64 / 2)
+    }
+}
+
+/// getblocktemplate.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BlockTemplate {
+    /// Block version.
+    #[serde(deserialize_with = "lenient")]
+    pub version: Option<i64>,
+    /// The block it builds on.
+    #[serde(deserialize_with = "lenient")]
+    pub previousblockhash: Option<String>,
+    /// Height of the block it builds.
+    #[serde(deserialize_with = "lenient")]
+    pub height: Option<u64>,
+    /// Coinbase value (subsidy plus fees), satoshis.
+    #[serde(deserialize_with = "lenient")]
+    pub coinbasevalue: Option<i64>,
+    /// The template's time, s.
+    #[serde(deserialize_with = "lenient")]
+    pub curtime: Option<i64>,
+    /// Compact target.
+    #[serde(deserialize_with = "lenient")]
+    pub bits: Option<String>,
+    /// Its transactions (absent or malformed: empty).
+    #[serde(deserialize_with = "lenient")]
+    pub transactions: Option<Vec<TemplateTx>>,
+}
+
+impl BlockTemplate {
+    /// Parses a getblocktemplate result.
+    pub fn parse(json: &str) -> Result<Self, ViewError> {
+        parse("getblocktemplate", json, false)
+    }
+
+    /// Its transactions.
+    pub fn txs(&self) -> &[TemplateTx] {
+        self.transactions.as_deref().unwrap_or_default()
+    }
+
+    /// Total fees, satoshis (transactions without a fee count as 0).
+    pub fn total_fees(&self) -> i64 {
+        self.txs().iter().filter_map(|t| t.fee).sum()
+    }
+}
