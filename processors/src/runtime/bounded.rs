@@ -105,7 +105,7 @@ impl BoundedSource {
         let mut tpl = TopicPartitionList::new();
         for (topic, count) in topics {
             for p in 0..*count {
-                let span = resolve(settings, &consumer, topic, p, range)?;
+                let span = resolve(&consumer, topic, p, range)?;
                 if span.end > span.start {
                     tpl.add_partition_offset(topic, p, Offset::Offset(span.start))?;
                 }
@@ -206,27 +206,26 @@ impl BoundedSource {
 }
 
 /// The span of `range` on one partition.
-fn resolve(
-    settings: &ClientSettings,
-    consumer: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-    range: Range,
-) -> Result<Span, SourceError> {
+fn resolve(consumer: &BaseConsumer, topic: &str, partition: i32, range: Range) -> Result<Span, SourceError> {
     let timeout = Duration::from_secs(10);
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
     if low >= high {
         return Ok(Span { start: high, end: high }); // empty (tansu would still answer 0)
     }
-    let at = |t_ms: i64| -> Result<i64, SourceError> {
+    // The first record's timestamp, read at most once, and only if an answer needs checking.
+    let mut first_ts: Option<i64> = None;
+    let mut at = |t_ms: i64| -> Result<i64, SourceError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(t_ms))?;
         let found = consumer.offsets_for_times(tpl, timeout)?;
         Ok(match found.find_partition(topic, partition).map(|e| e.offset()) {
-            Some(Offset::Offset(o))
-                if o > low || (o == low && first_at_or_after(settings, topic, partition, low, t_ms)?) =>
-            {
-                o
+            Some(Offset::Offset(o)) if o > low => o,
+            Some(Offset::Offset(o)) if o == low => {
+                let first = match first_ts {
+                    Some(t) => t,
+                    None => *first_ts.insert(first_timestamp(consumer, topic, partition, low)?),
+                };
+                if first >= t_ms { low } else { high }
             }
             _ => high,
         })
@@ -236,29 +235,19 @@ fn resolve(
     Ok(Span { start, end })
 }
 
-/// Whether the record at `offset` (the partition's first) has a timestamp at or after `t_ms`:
-/// tansu's answer of `low` for a time past the end is told apart from a true answer so.
-fn first_at_or_after(
-    settings: &ClientSettings,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    t_ms: i64,
-) -> Result<bool, SourceError> {
-    let probe: BaseConsumer = settings
-        .client_config()?
-        .set("group.id", format!("bmon-bounded-probe-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .create()?;
+/// The timestamp of the record at `offset` (the partition's first), read with `consumer`: tansu's
+/// answer of the first offset for a time past the end is told apart from a true answer so.
+fn first_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<i64, SourceError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    probe.assign(&tpl)?;
+    consumer.assign(&tpl)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if let Some(msg) = probe.poll(Duration::from_millis(200)) {
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
             let msg = msg?;
-            if msg.partition() == partition && msg.offset() == offset {
-                return Ok(msg.timestamp().to_millis().is_some_and(|t| t >= t_ms));
+            if msg.topic() == topic && msg.partition() == partition && msg.offset() == offset {
+                consumer.unassign()?;
+                return Ok(msg.timestamp().to_millis().unwrap_or(0));
             }
         }
     }
