@@ -8,9 +8,8 @@
 //!
 //! - The ±2 s nodes' lags equal the true lags (from the noted write times) within 5 ms, the
 //!   issue's bound; runs on this bed measure about 0.15 ms. Their offsets are estimated from the
-//!   producer's receive times (taken at the change notification, see `producers/src/tail/stamp.rs`),
-//!   less the tailing floor of the right-clocked node in the same partition. What remains is the
-//!   difference between two nodes' smallest tailing delays.
+//!   producer's receive times (taken at the change notification, see `producers/src/tail/stamp.rs`);
+//!   what remains is the smallest tailing delay each estimate saw.
 //! - The hour-ahead node is an outlier: its sightings take the receive time (within 50 ms of the
 //!   truth), it is counted in `bmon_propagation_clock_outliers_total`, and every window still
 //!   closes as complete (revision 0), not as a timeout forced by a watermark an hour ahead.

@@ -6,12 +6,11 @@
 //! estimate of the offset alone. Producer hosts are assumed NTP-synchronised, so the estimate
 //! corrects nodes whose own clock (or log time zone) is off.
 //!
-//! That minimum still holds the smallest tailing delay the node's samples saw (the producer's read
-//! settle, the read, scheduling): a few milliseconds, and more with few samples. Nodes whose clocks
-//! are right (their estimate is within the correction threshold) have only that delay in their
-//! estimate, so their median is the partition's *tailing floor*. A corrected node's offset is its
-//! estimate minus that floor, so that its lags compare with the uncorrected nodes' raw log times
-//! without the producer's delay in between.
+//! That minimum still holds the smallest tailing delay the node's samples saw: the producer
+//! stamps lines at the change notification that announced them (`producers/src/tail/stamp.rs`),
+//! so on a quiet host that is a fraction of a millisecond. Nothing is taken from one node's
+//! estimate on account of another's: an estimate depends only on that node's own samples, in their
+//! order, which is the same live and in any replay, whatever the interleaving with other nodes.
 //!
 //! The estimate is a pure function of the observations a partition received, in their order:
 //! each partition keeps its own estimator inside its checkpointed state, so a restart or a
@@ -67,28 +66,9 @@ impl ClockEstimator {
         self.nodes.get(node).and_then(|c| c.window.front().map(|&(_, v)| v))
     }
 
-    /// The median estimate of the nodes within `threshold_us` of the host clock (see the module
-    /// doc), or 0 if there is none.
-    pub fn tailing_floor_us(&self, threshold_us: i64) -> i64 {
-        let mut right: Vec<i64> = self
-            .nodes
-            .values()
-            .filter_map(|c| c.window.front().map(|&(_, v)| v))
-            .filter(|v| v.abs() <= threshold_us)
-            .collect();
-        if right.is_empty() {
-            return 0;
-        }
-        right.sort_unstable();
-        // The lower median, so that the result is one node's estimate (deterministic, integral).
-        right[(right.len() - 1) / 2].max(0)
-    }
-
-    /// The offset to add to a node's timestamps, if its estimate exceeds `threshold_us`: its
-    /// estimate less the partition's tailing floor.
+    /// The offset to add to a node's timestamps, if its estimate exceeds `threshold_us`.
     pub fn correction_us(&self, node: &str, threshold_us: i64) -> Option<i64> {
-        let off = self.offset_us(node)?;
-        (off.abs() > threshold_us).then(|| off - self.tailing_floor_us(threshold_us))
+        self.offset_us(node).filter(|off| off.abs() > threshold_us)
     }
 
     /// Every node's estimate, with its number of samples.
@@ -139,16 +119,14 @@ mod tests {
     }
 
     #[test]
-    fn the_right_clocks_floor_is_taken_off_a_correction() {
+    fn a_correction_is_the_nodes_own_estimate_above_the_threshold() {
         let mut c = ClockEstimator::default();
         c.sample("right", 0, 2_500);
-        c.sample("also-right", 0, 3_000);
-        c.sample("other-right", 0, 9_000);
         c.sample("ahead", 2_000_000, 6_000);
-        assert_eq!(c.tailing_floor_us(1_000_000), 3_000, "median of the right clocks");
-        assert_eq!(c.correction_us("ahead", 1_000_000), Some(-1_997_000));
+        assert_eq!(c.correction_us("ahead", 1_000_000), Some(-1_994_000));
         assert_eq!(c.correction_us("right", 1_000_000), None, "within the threshold");
-        assert_eq!(ClockEstimator::default().tailing_floor_us(1_000_000), 0);
+        c.sample("other", 0, 100);
+        assert_eq!(c.correction_us("ahead", 1_000_000), Some(-1_994_000), "another node changes nothing");
     }
 
     #[test]

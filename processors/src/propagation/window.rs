@@ -2,8 +2,8 @@
 //! reported or at its timeout (event time), amended by late observations. No I/O.
 //!
 //! Event time is each sighting's time on the host clock's scale: a log line's node timestamp,
-//! corrected by the node's estimated clock offset (less the partition's tailing floor, see
-//! [`super::clock`]) when that exceeds the threshold, or the
+//! corrected by the node's estimated clock offset (see [`super::clock`]) when that exceeds the
+//! threshold, or the
 //! producer's receive time when the node's clock is an outlier (further from its host's clock
 //! than `clock_outlier_us`). One bad clock therefore cannot move the watermark, and the
 //! correction is fixed when the sighting is recorded, so amendments, restarts and replays give
