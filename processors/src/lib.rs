@@ -6,6 +6,7 @@
 //!   exactly-once results). State is rebuilt on assignment by replaying the input from the
 //!   store's window (DESIGN.md §4, the `replay` recovery in topology.yaml).
 //! - [`logparse`]: log and ZMQ facts to typed node events and hash-keyed arrival observations.
+//! - [`netviews`]: each node's RPC snapshots as typed views, re-keyed by network.
 //! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
 //! - [`views`]: typed, tolerant views of the RPC snapshots (Core, BSV, Litecoin).
 //! - [`replay`]: registered processors chained in process over a past time range.
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod logparse;
+pub mod netviews;
 pub mod propagation;
 pub mod registry;
 pub mod replay;

@@ -19,6 +19,7 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("log_line_fact", 1, include_str!("../avro/log_line_fact.v1.avsc")),
     ("zmq_fact", 1, include_str!("../avro/zmq_fact.v1.avsc")),
     ("rpc_snapshot_fact", 1, include_str!("../avro/rpc_snapshot_fact.v1.avsc")),
+    ("node_view", 1, include_str!("../avro/node_view.v1.avsc")),
     ("node_event", 1, include_str!("../avro/node_event.v1.avsc")),
     ("observation", 1, include_str!("../avro/observation.v1.avsc")),
     ("observation", 2, include_str!("../avro/observation.v2.avsc")),

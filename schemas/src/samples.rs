@@ -216,6 +216,15 @@ pub fn propagation_summary() -> PropagationSummary {
     }
 }
 
+/// A node's chain view.
+pub fn node_view() -> NodeView {
+    NodeView {
+        envelope: envelope("core-0", "rpc:getblockchaininfo", 3),
+        method: "getblockchaininfo".to_owned(),
+        view_json: r#"{"chain":"regtest","blocks":106}"#.to_owned(),
+    }
+}
+
 /// An anomaly of [`propagation_summary`].
 pub fn propagation_anomaly() -> PropagationAnomaly {
     let s = propagation_summary();

@@ -35,6 +35,7 @@ fn every_record_type_round_trips_in_both_framings() {
         roundtrip(&codec, &samples::observation());
         roundtrip(&codec, &samples::propagation_summary());
         roundtrip(&codec, &samples::propagation_anomaly());
+        roundtrip(&codec, &samples::node_view());
         roundtrip(&codec, &samples::dead_letter());
     }
 }

@@ -1,11 +1,11 @@
 //! getblockchaininfo, getchaintips and gettxoutsetinfo.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ViewError, lenient, parse};
 
 /// getblockchaininfo.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BlockchainInfo {
     /// Chain name (main, test, signet, regtest).
@@ -79,6 +79,26 @@ pub enum TipStatus {
     Other(String),
 }
 
+impl TipStatus {
+    /// The status as the node writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TipStatus::Active => "active",
+            TipStatus::ValidFork => "valid-fork",
+            TipStatus::ValidHeaders => "valid-headers",
+            TipStatus::HeadersOnly => "headers-only",
+            TipStatus::Invalid => "invalid",
+            TipStatus::Other(s) => s,
+        }
+    }
+}
+
+impl Serialize for TipStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for TipStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -94,7 +114,7 @@ impl<'de> Deserialize<'de> for TipStatus {
 }
 
 /// One entry of getchaintips.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChainTip {
     /// Height.
@@ -117,7 +137,7 @@ pub fn chain_tips(json: &str) -> Result<Vec<ChainTip>, ViewError> {
 }
 
 /// gettxoutsetinfo.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TxOutSetInfo {
     /// Height of the block the set is at.

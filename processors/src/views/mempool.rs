@@ -1,11 +1,11 @@
 //! getmempoolinfo and getblocktemplate.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ViewError, lenient, parse};
 
 /// getmempoolinfo.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MempoolInfo {
     /// Whether the mempool finished loading from disk (absent on BSV).
@@ -42,7 +42,7 @@ impl MempoolInfo {
 }
 
 /// One transaction of a block template.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TemplateTx {
     /// Transaction id.
@@ -58,22 +58,26 @@ pub struct TemplateTx {
     #[serde(deserialize_with = "lenient")]
     pub weight: Option<u64>,
     /// Raw transaction, hex (its length / 2 is the size).
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// Serialized size, bytes: not sent by nodes; set from `data` when the raw data is dropped
+    /// (see [`BlockTemplate::without_data`]).
+    #[serde(deserialize_with = "lenient")]
+    pub size: Option<u64>,
     /// 1-based indexes of the template's transactions this one spends.
     #[serde(deserialize_with = "lenient")]
     pub depends: Option<Vec<u32>>,
 }
 
 impl TemplateTx {
-    /// Serialized size, bytes, from the raw data.
+    /// Serialized size, bytes, from the raw data (or as noted when it was dropped).
     pub fn size(&self) -> Option<u64> {
-        self.data.as_ref().map(|d| d.len() as u64 / 2)
+        self.size.or_else(|| self.data.as_ref().map(|d| d.len() as u64 / 2))
     }
 }
 
 /// getblocktemplate.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BlockTemplate {
     /// Block version.
@@ -108,6 +112,15 @@ impl BlockTemplate {
     /// Its transactions.
     pub fn txs(&self) -> &[TemplateTx] {
         self.transactions.as_deref().unwrap_or_default()
+    }
+
+    /// The template without its transactions' raw data (megabytes on mainnet), their sizes kept.
+    pub fn without_data(mut self) -> BlockTemplate {
+        for t in self.transactions.iter_mut().flatten() {
+            t.size = t.size();
+            t.data = None;
+        }
+        self
     }
 
     /// Total fees, satoshis (transactions without a fee count as 0).

@@ -1,11 +1,11 @@
 //! getpeerinfo.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ViewError, lenient, parse};
 
 /// One peer of getpeerinfo.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerInfo {
     /// The node's peer id.

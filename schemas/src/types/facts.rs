@@ -172,3 +172,18 @@ pub struct RpcSnapshotFact {
 impl Record for RpcSnapshotFact {
     const FAMILY: &'static str = "rpc_snapshot_fact";
 }
+
+/// One node's typed view of an RPC snapshot, re-keyed by network (see the `netviews` processor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The snapshot's envelope.
+    pub envelope: Envelope,
+    /// RPC method.
+    pub method: String,
+    /// The view, as the JSON form of bmon's typed view for the method.
+    pub view_json: String,
+}
+
+impl Record for NodeView {
+    const FAMILY: &'static str = "node_view";
+}

@@ -18,7 +18,7 @@ pub use events::{
     PeerConnected, PeerDisconnected, Unknown, UpdateTip,
 };
 pub use facts::{
-    LogLineFact, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
+    LogLineFact, NodeView, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
     ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
 };
 pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
