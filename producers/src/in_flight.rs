@@ -5,6 +5,11 @@
 //! once it and every batch before it were acknowledged: the idempotent producer keeps one
 //! partition's batches in order, and a failure settles everything in flight before the caller
 //! recovers its position from the broker.
+//!
+//! A batch that times out while later ones are already on the wire can fail while those land:
+//! the broker's newest fact is then past a hole. [`InFlight::refill`] says where the hole starts
+//! and which later ranges did land, so the caller re-reads from the hole and sends only what is
+//! missing (downstream dedup takes the out-of-order refill, see logparse's offset ranges).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -20,6 +25,8 @@ use crate::telemetry;
 pub struct Sent {
     /// Completes when the broker acknowledged the whole batch, or at its first failure.
     pub ack: Ack,
+    /// The position of the batch's first line.
+    pub start: Position,
     /// The position after the batch's last line.
     pub end: Position,
     /// Lines in the batch.
@@ -42,12 +49,48 @@ pub struct InFlight {
     max: usize,
     /// A batch failed: no later acknowledgement moves the position.
     failed: bool,
+    /// Where the first failed batch started.
+    first_failed: Option<Position>,
+    /// Batches acknowledged after a failure: on the broker, past the hole.
+    landed: Vec<(Position, Position)>,
+}
+
+/// What to send again after a failure that left a hole: read from `from`, and skip the lines in
+/// `skip` (they are on the broker already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refill {
+    /// The start of the hole.
+    pub from: Position,
+    /// Ranges that landed after it, `[start, end)` in one file each.
+    pub skip: Vec<(Position, Position)>,
+}
+
+impl Refill {
+    /// Whether the line of `file` at `[start, end)` is on the broker already.
+    pub fn skips(&self, file: crate::tail::FileId, start: u64, end: u64) -> bool {
+        self.skip.iter().any(|(a, b)| a.file == file && b.file == file && a.offset <= start && end <= b.offset)
+    }
+
+    /// Whether reading has passed every skipped range (at `pos`): the refill is over.
+    pub fn done_at(&self, pos: Position) -> bool {
+        self.skip.iter().all(|(_, b)| b.file != pos.file || b.offset <= pos.offset)
+    }
+
+    /// This refill, and what is left of `older` (a refill that was under way when this failure
+    /// came), as one.
+    pub fn merged(mut self, older: Option<Refill>) -> Refill {
+        if let Some(o) = older {
+            self.skip
+                .extend(o.skip.into_iter().filter(|(_, b)| b.file != self.from.file || b.offset > self.from.offset));
+        }
+        self
+    }
 }
 
 impl InFlight {
     /// At most `max` batches (at least one) stay unacknowledged before [`InFlight::reap`] waits.
     pub fn new(max: usize) -> Self {
-        InFlight { queue: VecDeque::new(), max: max.max(1), failed: false }
+        InFlight { queue: VecDeque::new(), max: max.max(1), failed: false, first_failed: None, landed: Vec::new() }
     }
 
     /// Adds a sent batch.
@@ -102,9 +145,10 @@ impl InFlight {
             let Some(Entry { sent, outcome: Some(outcome) }) = self.queue.pop_front() else { break };
             match outcome {
                 Ok(()) if !self.failed => acked = Some(sent.end),
-                Ok(()) => {}
+                Ok(()) => self.landed.push((sent.start, sent.end)),
                 Err(e) => {
                     self.failed = true;
+                    self.first_failed.get_or_insert(sent.start);
                     return (acked, Err(e));
                 }
             }
@@ -125,19 +169,30 @@ impl InFlight {
             let Some(Entry { sent, outcome: Some(outcome) }) = self.queue.pop_front() else { continue };
             match outcome {
                 Ok(()) if !self.failed => acked = Some(sent.end),
-                Ok(()) => {}
+                Ok(()) => self.landed.push((sent.start, sent.end)),
                 Err(e) => {
                     self.failed = true;
+                    self.first_failed.get_or_insert(sent.start);
                     failure.get_or_insert(e);
                 }
             }
         }
         (acked, failure)
     }
+
+    /// After [`InFlight::settle`]: the refill a failure needs, if batches landed after it (else
+    /// resuming after the broker's newest fact fills nothing in, and needs nothing).
+    pub fn refill(&self) -> Option<Refill> {
+        let from = self.first_failed?;
+        (!self.landed.is_empty()).then(|| Refill { from, skip: self.landed.clone() })
+    }
 }
 
-/// Counts an acknowledged batch.
+/// Counts an acknowledged batch (a refill's batch whose lines had all landed counts nothing).
 fn count(sent: &Sent) {
+    if sent.lines == 0 {
+        return;
+    }
     telemetry::LOG_PUBLISH_SECONDS.histogram0().record(sent.read_at.elapsed().as_secs_f64());
     telemetry::LOG_LINES.counter0().increment(sent.lines as u64);
     telemetry::LOG_BYTES.counter0().increment(sent.bytes);
@@ -153,10 +208,50 @@ mod tests {
 
     type Reply = oneshot::Sender<Result<(), KafkaError>>;
 
+    const F: FileId = FileId { dev: 1, ino: 2, generation: 0 };
+
     fn sent(offset: u64) -> (Sent, Reply) {
         let (tx, rx) = oneshot::channel();
-        let end = Position { file: FileId { dev: 1, ino: 2, generation: 0 }, offset };
-        (Sent { ack: rx, end, lines: 1, bytes: 10, read_at: Instant::now() }, tx)
+        let end = Position { file: F, offset };
+        let start = Position { file: F, offset: offset - 10 };
+        (Sent { ack: rx, start, end, lines: 1, bytes: 10, read_at: Instant::now() }, tx)
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_landed_after_a_failure_is_skipped_by_the_refill() {
+        let mut q = InFlight::new(8);
+        let (a, ta) = sent(10);
+        let (b, tb) = sent(20);
+        let (c, tc) = sent(30);
+        let (d, td) = sent(40);
+        for s in [a, b, c, d] {
+            q.push(s);
+        }
+        ta.send(Ok(())).unwrap();
+        tb.send(Err(KafkaError::Canceled)).unwrap(); // timed out in the queue
+        tc.send(Ok(())).unwrap(); // was on the wire: landed
+        td.send(Err(KafkaError::Canceled)).unwrap(); // purged behind the failure
+        let (acked, _) = q.reap().await;
+        assert_eq!(acked.map(|p| p.offset), Some(10));
+        q.settle().await;
+        let refill = q.refill().unwrap();
+        assert_eq!(refill.from.offset, 10, "from the hole");
+        assert!(refill.skips(F, 20, 25) && refill.skips(F, 25, 30), "c's lines are on the broker");
+        assert!(!refill.skips(F, 10, 20) && !refill.skips(F, 30, 40), "b's and d's are not");
+        assert!(!refill.done_at(Position { file: F, offset: 25 }) && refill.done_at(Position { file: F, offset: 30 }));
+    }
+
+    #[tokio::test]
+    async fn a_failure_with_nothing_landed_needs_no_refill() {
+        let mut q = InFlight::new(8);
+        let (a, ta) = sent(10);
+        let (b, tb) = sent(20);
+        q.push(a);
+        q.push(b);
+        ta.send(Err(KafkaError::Canceled)).unwrap();
+        tb.send(Err(KafkaError::Canceled)).unwrap();
+        q.settle().await;
+        assert_eq!(q.refill(), None, "failures form a suffix: the broker's newest fact is the hole's start");
     }
 
     #[tokio::test]

@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use crate::ProducerConfig;
 use crate::config::LogSection;
 use crate::fact_sink::FactSink;
-use crate::in_flight::{InFlight, Sent};
+use crate::in_flight::{InFlight, Refill, Sent};
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer, now_us};
 use crate::rpc::{PollPlan, RpcSettings, TxOutSetSchedule, run_rpc_source, run_txoutset_source};
 use crate::stop::Stop;
-use crate::tail::{Checkpoint, Follower, LogWatch, Position, ReadPacer, Stamp, Wake};
+use crate::tail::{Checkpoint, Follower, Line, LogWatch, Position, ReadPacer, Stamp, Wake};
 use crate::telemetry::{self, Health};
 use crate::zmq::run_zmq_source;
 use crate::zmq::subscriber::ZmqSettings;
@@ -169,6 +169,8 @@ pub async fn run_log_source(
     let poll = Duration::from_millis(log.poll_ms);
     let mut backoff = Duration::from_millis(500);
     let path = log.path.to_string_lossy().into_owned();
+    // A hole left by a failure while later batches landed, to fill on the next attempt.
+    let mut refill: Option<Refill> = None;
     while !*shutdown.borrow() {
         // The metadata lookup blocks for up to 10 s while the broker is away: off this thread,
         // which also serves the health listener.
@@ -189,7 +191,7 @@ pub async fn run_log_source(
                 continue;
             }
         };
-        match follow(&publisher, &checkpoint, log, poll, health, &mut shutdown).await {
+        match follow(&publisher, &checkpoint, log, poll, health, &mut refill, &mut shutdown).await {
             Ok(()) => {
                 publisher.flush(Duration::from_millis(500));
                 return Ok(());
@@ -280,15 +282,24 @@ async fn follow(
     log: &LogSection,
     poll: Duration,
     health: &Health,
+    refill: &mut Option<Refill>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
-    // The recovery scan reads the broker (seconds on a busy partition): off this thread, which
-    // also serves the health listener.
-    let resume = {
-        let (p, c) = (Arc::clone(publisher), checkpoint.clone());
-        tokio::task::spawn_blocking(move || resume_position(&p, &c))
-            .await
-            .unwrap_or_else(|e| Err(PublishError::Client(format!("recovery task: {e}"))))?
+    // A hole to fill: read from its start and send only what did not land. Otherwise the broker's
+    // newest fact is where to go on. The recovery scan reads the broker (seconds on a busy
+    // partition): off this thread, which also serves the health listener.
+    let mut skip = refill.take();
+    let resume = match &skip {
+        Some(r) => {
+            tracing::warn!(from = ?r.from, landed = r.skip.len(), "refilling the lines a failed delivery left out");
+            Some(r.from)
+        }
+        None => {
+            let (p, c) = (Arc::clone(publisher), checkpoint.clone());
+            tokio::task::spawn_blocking(move || resume_position(&p, &c))
+                .await
+                .unwrap_or_else(|e| Err(PublishError::Client(format!("recovery task: {e}"))))?
+        }
     };
     tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
     // Ready once the position is known: from here every line is published.
@@ -308,9 +319,17 @@ async fn follow(
     // Batches awaiting the broker's acknowledgement: reading goes on meanwhile. Before returning,
     // everything in flight is settled, so the broker's position no longer moves.
     let mut in_flight = InFlight::new(MAX_BATCHES_IN_FLIGHT);
-    let fail = async |in_flight: &mut InFlight, unsaved: Option<Position>, e: PublishError| {
+    let fail = async |in_flight: &mut InFlight,
+                      unsaved: Option<Position>,
+                      e: PublishError,
+                      left: Option<Refill>,
+                      refill: &mut Option<Refill>| {
         let (acked, _) = in_flight.settle().await;
         save(acked.or(unsaved));
+        *refill = match in_flight.refill() {
+            Some(r) => Some(r.merged(left)),
+            None => left,
+        };
         Err(e)
     };
     // inotify wakes a quiet log's reader when a line lands; without it the file is re-read every
@@ -330,29 +349,50 @@ async fn follow(
             Ok(b) => b,
             Err(e) => {
                 let e = PublishError::Client(format!("reading {}: {e}", log.path.display()));
-                return fail(&mut in_flight, unsaved, e).await;
+                return fail(&mut in_flight, unsaved, e, skip.take(), refill).await;
             }
         };
         // After the read: no line it returned was written later than this.
         let stamp = Stamp { wake: wake.take(), read_us: now_us() };
         for batch in &batches {
-            let Some(last) = batch.lines.last() else { continue };
-            let (ack, queued) = publisher.send(batch.file, &batch.lines, &stamp);
+            let (Some(first), Some(last)) = (batch.lines.first(), batch.lines.last()) else { continue };
+            let (start, end) =
+                (Position { file: batch.file, offset: first.start }, Position { file: batch.file, offset: last.end });
+            // During a refill, lines that landed after the hole are not sent again.
+            let lines: std::borrow::Cow<'_, [Line]> = match &skip {
+                Some(r) => batch.lines.iter().filter(|l| !r.skips(batch.file, l.start, l.end)).cloned().collect(),
+                None => std::borrow::Cow::Borrowed(&batch.lines),
+            };
+            let (ack, queued) = if lines.is_empty() {
+                // All on the broker: an acknowledged no-op keeps the batches in order.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = tx.send(Ok(()));
+                (rx, Ok(()))
+            } else {
+                publisher.send(batch.file, &lines, &stamp)
+            };
             in_flight.push(Sent {
                 ack,
-                end: Position { file: batch.file, offset: last.end },
-                lines: batch.lines.len(),
-                bytes: batch.lines.iter().map(|l| l.end - l.start).sum(),
+                start,
+                end,
+                lines: lines.len(),
+                bytes: lines.iter().map(|l| l.end - l.start).sum(),
                 read_at: read_at.into_std(),
             });
             if let Err(e) = queued {
-                return fail(&mut in_flight, unsaved, e).await;
+                return fail(&mut in_flight, unsaved, e, skip.take(), refill).await;
             }
+        }
+        if let Some(pos) = follower.position()
+            && skip.as_ref().is_some_and(|r| r.done_at(pos))
+        {
+            tracing::info!(?pos, "hole refilled");
+            skip = None;
         }
         let (acked, result) = in_flight.reap().await;
         unsaved = acked.or(unsaved);
         if let Err(e) = result {
-            return fail(&mut in_flight, unsaved, publisher.delivery_error(e)).await;
+            return fail(&mut in_flight, unsaved, publisher.delivery_error(e), skip.take(), refill).await;
         }
         if unsaved.is_some() && saved_at.elapsed() >= CHECKPOINT_EVERY {
             save(unsaved.take());
