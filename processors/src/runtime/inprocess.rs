@@ -219,3 +219,75 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it is given and the ticks it gets; echoes each record to `out.topic`.
+    struct Echo {
+        ticks: std::sync::Arc<std::sync::Mutex<Vec<(i64, usize)>>>,
+    }
+
+    impl Processor for Echo {
+        fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+            out.push(Output {
+                topic: "mid".into(),
+                key: input.key.unwrap_or_default().to_vec(),
+                payload: input.payload.to_vec(),
+            });
+            Ok(())
+        }
+        fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], _out: &mut Vec<Output>) {
+            if let Ok(mut t) = self.ticks.lock() {
+                t.push((now_us, idle.len()));
+            }
+        }
+    }
+
+    /// A clock that says what the test sets.
+    struct Fixed(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+    impl Clock for Fixed {
+        fn observe(&mut self, _timestamp_ms: i64) {}
+        fn now_us(&self) -> i64 {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    fn record(ts_ms: i64, key: &str) -> Record {
+        Record {
+            topic: "in".into(),
+            partition: 0,
+            offset: ts_ms,
+            timestamp_ms: ts_ms,
+            key: Some(key.into()),
+            payload: b"p".to_vec(),
+        }
+    }
+
+    #[test]
+    fn outputs_feed_later_stages_and_an_injected_clock_drives_the_ticks() {
+        let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let echo = |inputs: &str| Stage {
+            name: "echo",
+            processor: Box::new(Echo { ticks: ticks.clone() }),
+            inputs: vec![inputs.to_owned()],
+        };
+        let mut second = echo("mid");
+        second.name = "second";
+        let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(10_000_000));
+        let partitions = HashMap::from([("in".to_owned(), 1), ("mid".to_owned(), 4)]);
+        let mut p = Pipeline::new(vec![echo("in"), second], partitions, Box::new(Fixed(now.clone())), &[]);
+        let mut out = Vec::new();
+        p.feed(&record(1, "a"), &mut out);
+        assert_eq!(out.len(), 1, "the second stage's echo leaves the pipeline");
+        assert_eq!(p.counts().records.get("second"), Some(&1), "the first stage's output went to the second");
+        assert!(ticks.lock().unwrap().is_empty(), "no tick before a second of the clock has passed");
+        now.store(12_000_000, std::sync::atomic::Ordering::Relaxed);
+        p.feed(&record(2, "b"), &mut out);
+        let t = ticks.lock().unwrap().clone();
+        assert_eq!(t.len(), 2, "each stage ticked once");
+        assert_eq!(t[0], (12_000_000, 1), "at the injected time, with the quiet partition");
+    }
+}

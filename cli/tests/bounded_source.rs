@@ -1,0 +1,79 @@
+//! The bounded source reads exactly `[from, to)` of a topic, in time order, and commits nothing.
+//!
+//! Records with set timestamps (1 000 ms apart, spread over 3 partitions of a fresh topic) are
+//! produced to tansu. Then:
+//! - an interior range gives exactly the records inside it, ordered by timestamp across partitions;
+//! - a range before the data gives nothing, a range past it gives nothing (tansu answers 0 there,
+//!   which the source checks), and a range covering everything gives everything;
+//! - an empty partition is handled (tansu answers 0 for it too);
+//! - the source's group has no committed offsets afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::Duration;
+
+use bmon_kafka::ClientSettings;
+use bmon_processors::runtime::bounded::{BoundedSource, Range};
+use bmon_testbed::TestBed;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const TOPIC: &str = "bounded.test";
+const T0: i64 = 1_700_000_000_000;
+
+fn read(settings: &ClientSettings, from_ms: i64, to_ms: i64) -> Vec<i64> {
+    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = src.next_record().unwrap() {
+        out.push(r.timestamp_ms);
+    }
+    out
+}
+
+#[test]
+fn a_bounded_read_is_exactly_its_range_in_time_order() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Four partitions; the fourth stays empty.
+    let created =
+        rt.block_on(admin.create_topics(&[NewTopic::new(TOPIC, 4, TopicReplication::Fixed(1))], &AdminOptions::new()));
+    created.unwrap().into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    for i in 0..30i64 {
+        let ts = T0 + i * 1000;
+        let record = BaseRecord::to(TOPIC).partition((i % 3) as i32).key("k").payload("v").timestamp(ts);
+        producer.send(record).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let settings = ClientSettings::plaintext(brokers.clone());
+
+    let inner = read(&settings, T0 + 4_500, T0 + 12_500);
+    assert_eq!(inner, (5..=12).map(|i| T0 + i * 1000).collect::<Vec<_>>(), "exactly the range, in time order");
+    assert_eq!(read(&settings, T0 + 5_000, T0 + 5_001), vec![T0 + 5_000], "from is inclusive");
+    assert_eq!(read(&settings, T0 + 5_001, T0 + 6_000), Vec::<i64>::new(), "to is exclusive");
+    assert!(read(&settings, T0 - 10_000, T0 - 1).is_empty(), "before the data");
+    assert!(read(&settings, T0 + 100_000, T0 + 200_000).is_empty(), "past the end");
+    assert_eq!(read(&settings, 0, i64::MAX / 2).len(), 30, "everything");
+
+    let group = format!("bmon-bounded-{}", std::process::id());
+    let c: rdkafka::consumer::BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+    use rdkafka::consumer::Consumer;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(TOPIC, p);
+    }
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    assert!(
+        committed.elements().iter().all(|e| !matches!(e.offset(), rdkafka::Offset::Offset(_))),
+        "the bounded source committed offsets: {committed:?}"
+    );
+}
