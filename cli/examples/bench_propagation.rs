@@ -78,6 +78,7 @@ fn throughput() {
                 height: None,
                 fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
                 received_at_us: Some(at + 2_000),
+                received_late: false,
             };
             payloads.push(codec.encode(&o).unwrap());
         }

@@ -71,6 +71,7 @@ fn load(brokers: &str, objects: usize) -> usize {
                 height: None,
                 fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
                 received_at_us: Some(at + 2_000),
+                received_late: false,
             };
             let payload = codec.encode(&o).unwrap();
             loop {

@@ -162,3 +162,80 @@ fn skewed_clocks_give_true_lags_and_an_hour_ahead_closes_nothing() {
     );
     drop(producers);
 }
+
+/// A log's history, read late by a producer that starts after it was written, is no clock offset.
+///
+/// Two right-clocked "nodes" have 8 blocks' UpdateTip lines in their logs, written 30 s before
+/// their producers start, with the second node 50 ms behind the first; then 4 more blocks are
+/// written live. The history's facts are marked backlog on the log topic (the live ones are not),
+/// and every block's tip summary has the second node 50 ms behind, uncorrected. Before backlog was
+/// marked, the 30 s read delay looked like a clock offset and the history was "corrected" by it.
+#[test]
+fn history_read_late_is_not_a_clock_offset() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let names = ["early", "late"];
+    let mut files = Vec::new();
+    let mut logs = Vec::new();
+    for name in names {
+        let dir = bed.dir().join(format!("node-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("debug.log");
+        files.push(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap());
+        logs.push(log);
+    }
+    let hash = |k: usize| format!("{:064x}", 0xbac0_0000_u64 + k as u64);
+    let t0 = now_us() - 30_000_000;
+    for k in 0..8 {
+        for (i, file) in files.iter_mut().enumerate() {
+            let at = t0 + k as i64 * 1_000_000 + i as i64 * 50_000;
+            file.write_all(tip_line(at, &hash(k), k + 1).as_bytes()).unwrap();
+        }
+    }
+    let mut producers = Vec::new();
+    for (name, log) in names.iter().zip(&logs) {
+        producers.push(start_producer(&bed, name, "core", log, &brokers));
+    }
+    let extra = format!(
+        "[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [\"early\", \"late\"]\n",
+        bed.dir().join("propagation-state").display()
+    );
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let _propagation = start_processor(&bed, "propagation", "0", &extra, &brokers, 0);
+    let mut facts = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, "bmon.node.log", 6);
+    assert!(facts.read_until(Duration::from_secs(60), |f| f.len() >= 16), "the history is published");
+    for k in 8..12 {
+        let start = now_us();
+        for (i, file) in files.iter_mut().enumerate() {
+            let wait = start + i as i64 * 50_000 - now_us();
+            if wait > 0 {
+                std::thread::sleep(Duration::from_micros(wait as u64)); // the injected lag, not synchronisation
+            }
+            file.write_all(tip_line(start + i as i64 * 50_000, &hash(k), k + 1).as_bytes()).unwrap();
+            file.flush().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300)); // block spacing, not synchronisation
+    }
+    assert!(facts.read_until(Duration::from_secs(60), |f| f.len() >= 24), "the live lines are published");
+    for f in &facts.facts {
+        let line = String::from_utf8_lossy(&f.line);
+        let live = (8..12).any(|k| line.contains(&hash(k)));
+        assert_eq!(f.backlog, !live, "backlog flag of {line}");
+    }
+    let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "bmon.events", 3);
+    let tips = |s: &[PropagationSummary]| -> BTreeMap<String, PropagationSummary> {
+        s.iter().filter(|x| x.stage == Stage::Tip && x.revision == 0).map(|x| (x.hash.clone(), x.clone())).collect()
+    };
+    assert!(reader.read_until(Duration::from_secs(120), |s| (0..12).all(|k| tips(s).contains_key(&hash(k)))));
+    let got = tips(&reader.facts);
+    for k in 0..12 {
+        let s = &got[&hash(k)];
+        let late = s.lags.iter().find(|l| l.node_id == "late").unwrap();
+        assert!(!late.corrected && !s.clock_corrected, "block {k}: corrected: {s:?}");
+        // History: exactly as written. Live: as written, the injected 50 ms within the writer's pacing.
+        let tolerance = if k < 8 { 0 } else { 5_000 };
+        assert!((late.lag_us - 50_000).abs() <= tolerance, "block {k}: lag {} µs", late.lag_us);
+    }
+    drop(producers);
+}

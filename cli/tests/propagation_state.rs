@@ -51,6 +51,7 @@ fn obs(h: &str, node: &str, at: i64) -> Observation {
         height: None,
         fact: FactKey { stream: "log".into(), epoch: "test".into(), offset: at },
         received_at_us: Some(at),
+        received_late: false,
     }
 }
 

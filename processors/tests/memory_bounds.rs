@@ -37,6 +37,7 @@ fn tip_line(node: &str, epoch: &str, offset: i64, at: i64, hash: u64) -> Vec<u8>
             line: line.into_bytes(),
             truncated: false,
             end_offset: end,
+            backlog: false,
         })
         .unwrap()
 }
@@ -95,6 +96,7 @@ fn obs(node: &str, hash: u64, at: i64) -> Observation {
         height: None,
         fact: FactKey { stream: "log".into(), epoch: "e".into(), offset: at },
         received_at_us: Some(at + 1_000),
+        received_late: false,
     }
 }
 

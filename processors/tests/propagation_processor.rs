@@ -29,6 +29,7 @@ fn obs(hash: &str, node: &str, at: i64) -> Vec<u8> {
             height: None,
             fact: FactKey { stream: "log".into(), epoch: "e".into(), offset: at },
             received_at_us: Some(at),
+            received_late: false,
         })
         .unwrap()
 }

@@ -42,6 +42,7 @@ fn obs_recv(hash: &str, node: usize, at: i64, recv: i64) -> Observation {
         height: Some(1),
         fact: FactKey { stream: "log".into(), epoch: "e".into(), offset: at },
         received_at_us: Some(recv),
+        received_late: false,
     }
 }
 
@@ -234,4 +235,25 @@ fn an_hour_ahead_does_not_close_windows() {
     assert_eq!(out.len(), 1);
     let lag = out[0].lags.iter().find(|l| l.node_id == "n2").unwrap();
     assert_eq!((lag.lag_us, lag.corrected), (10_000, true));
+}
+
+/// A backlog read late (the producer's first read of a log with history, or its catch-up) is no
+/// clock sample: its sightings keep their log times, the node is not "corrected", and an hour-old
+/// backlog is not an outlier. A backlog line an hour ahead of when it was read still is.
+#[test]
+fn backlog_read_late_is_no_clock_sample() {
+    let late = |hash: &str, node: usize, at: i64, recv: i64| Observation {
+        received_late: true,
+        ..obs_recv(hash, node, at, recv)
+    };
+    let mut w = Windows::new(config(2));
+    // Both nodes' lines were written an hour before the producers read them.
+    let hour = 3_600_000_000;
+    let out = run(&mut w, &[late("old", 0, T0, T0 + hour), late("old", 1, T0 + 40_000, T0 + hour + 1_000)]);
+    assert_eq!(out.len(), 1);
+    let lag = out[0].lags.iter().find(|l| l.node_id == "n1").unwrap();
+    assert_eq!((lag.lag_us, lag.corrected), (40_000, false), "log times, uncorrected");
+    assert!(w.clocks().is_empty(), "no sample taken");
+    let (_, s) = w.observe(&late("ahead", 0, T0 + 2 * hour, T0 + hour), &mut Vec::new());
+    assert!(s.outlier, "written an hour after it was read: a clock ahead");
 }

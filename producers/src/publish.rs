@@ -149,8 +149,9 @@ impl LogPublisher {
         self.partition
     }
 
-    /// The fact for one line, received at `received_at_us`.
-    pub fn fact(&self, file: FileId, line: &Line, received_at_us: i64) -> LogLineFact {
+    /// The fact for one line, received at `received_at_us`, `backlog` if it was there already at
+    /// the previous read.
+    pub fn fact(&self, file: FileId, line: &Line, received_at_us: i64, backlog: bool) -> LogLineFact {
         LogLineFact {
             envelope: Envelope {
                 node_id: self.node.node_id.clone(),
@@ -164,6 +165,7 @@ impl LogPublisher {
             line: line.bytes.clone(),
             truncated: line.truncated,
             end_offset: line.end as i64,
+            backlog,
         }
     }
 
@@ -176,7 +178,7 @@ impl LogPublisher {
         let queued = lines.iter().try_for_each(|line| {
             let bytes = self
                 .codec
-                .encode(&self.fact(file, line, stamp.received_at_us(file, line.end)))
+                .encode(&self.fact(file, line, stamp.received_at_us(file, line.end), stamp.backlog(file, line.end)))
                 .map_err(|e| PublishError::Encode(e.to_string()))?;
             batch
                 .send(&self.topic, self.partition, self.node.node_id.as_bytes(), &bytes)

@@ -353,7 +353,7 @@ async fn follow(
             }
         };
         // After the read: no line it returned was written later than this.
-        let stamp = Stamp { wake: wake.take(), read_us: now_us() };
+        let stamp = Stamp { wake: wake.take(), read_us: now_us(), seen_before: None };
         for batch in &batches {
             let (Some(first), Some(last)) = (batch.lines.first(), batch.lines.last()) else { continue };
             let (start, end) =
@@ -363,6 +363,7 @@ async fn follow(
                 Some(r) => batch.lines.iter().filter(|l| !r.skips(batch.file, l.start, l.end)).cloned().collect(),
                 None => std::borrow::Cow::Borrowed(&batch.lines),
             };
+            let stamp = Stamp { seen_before: Some((batch.file, batch.seen)), ..stamp };
             let (ack, queued) = if lines.is_empty() {
                 // All on the broker: an acknowledged no-op keeps the batches in order.
                 let (tx, rx) = tokio::sync::oneshot::channel();

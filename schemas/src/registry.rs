@@ -17,12 +17,14 @@ pub trait Record: Serialize + DeserializeOwned {
 /// Every `.avsc` file shipped with bmon, as `(family, version, json)`.
 const BUILTIN: &[(&str, u32, &str)] = &[
     ("log_line_fact", 1, include_str!("../avro/log_line_fact.v1.avsc")),
+    ("log_line_fact", 2, include_str!("../avro/log_line_fact.v2.avsc")),
     ("zmq_fact", 1, include_str!("../avro/zmq_fact.v1.avsc")),
     ("rpc_snapshot_fact", 1, include_str!("../avro/rpc_snapshot_fact.v1.avsc")),
     ("node_view", 1, include_str!("../avro/node_view.v1.avsc")),
     ("node_event", 1, include_str!("../avro/node_event.v1.avsc")),
     ("observation", 1, include_str!("../avro/observation.v1.avsc")),
     ("observation", 2, include_str!("../avro/observation.v2.avsc")),
+    ("observation", 3, include_str!("../avro/observation.v3.avsc")),
     ("propagation_summary", 1, include_str!("../avro/propagation_summary.v1.avsc")),
     ("propagation_anomaly", 1, include_str!("../avro/propagation_anomaly.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),

@@ -29,6 +29,7 @@ pub fn log_line() -> LogLineFact {
         line: b"2026-11-24T22:00:00.123456Z [validation] UpdateTip: new best=\xff".to_vec(),
         truncated: false,
         end_offset: 4096 + 63,
+        backlog: false,
     }
 }
 
@@ -176,6 +177,7 @@ pub fn observation() -> Observation {
         height: Some(102),
         fact: FactKey { stream: "log".to_owned(), epoch: "dev=2049,ino=131".to_owned(), offset: 777 },
         received_at_us: Some(1_700_000_000_050_000),
+        received_late: false,
     }
 }
 

@@ -99,7 +99,7 @@ impl LogParse {
                         s,
                         at,
                         height,
-                        ObservationSource::Log,
+                        Origin::Log { late: fact.backlog },
                     ));
                 }
             }
@@ -132,18 +132,22 @@ impl LogParse {
         let mut derived = Derived::default();
         if !self.report(&fact.envelope, hash, stage).is_empty() {
             let at = fact.envelope.received_at_us;
-            derived.observations.push(observation(
-                &fact.envelope,
-                hash,
-                object,
-                stage,
-                at,
-                None,
-                ObservationSource::Zmq,
-            ));
+            derived.observations.push(observation(&fact.envelope, hash, object, stage, at, None, Origin::Zmq));
         }
         derived
     }
+}
+
+/// Where an observation comes from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A log line; `late` if the producer read it as backlog.
+    Log {
+        /// Read as backlog.
+        late: bool,
+    },
+    /// A ZMQ notification (receive time).
+    Zmq,
 }
 
 /// An observation of `hash` at `stage` from the fact with `envelope`, seen at `at` (µs).
@@ -154,8 +158,12 @@ fn observation(
     stage: Stage,
     at: i64,
     height: Option<i64>,
-    source: ObservationSource,
+    origin: Origin,
 ) -> Observation {
+    let (source, late) = match origin {
+        Origin::Log { late } => (ObservationSource::Log, late),
+        Origin::Zmq => (ObservationSource::Zmq, false),
+    };
     Observation {
         hash: hash.to_owned(),
         object,
@@ -166,6 +174,7 @@ fn observation(
         source,
         height: if stage == Stage::Tip || stage == Stage::Header { height } else { None },
         received_at_us: Some(envelope.received_at_us),
+        received_late: late,
         fact: FactKey {
             stream: envelope.source.stream.clone(),
             epoch: envelope.source.epoch.clone(),

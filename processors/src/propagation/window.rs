@@ -178,6 +178,18 @@ impl Windows {
     fn sighting(&mut self, o: &Observation) -> Sighting {
         let plain = Sighting { at_us: o.observed_at_us, corrected: false, outlier: false };
         let (ObservationSource::Log, Some(recv)) = (o.source, o.received_at_us) else { return plain };
+        if o.received_late {
+            // Read as backlog: the receive time is when it was read, so it is no sample of the
+            // node's clock, and only a node time ahead of it (a line cannot be written after it
+            // was read) marks an outlier. The node's estimate, if any, still applies.
+            if o.observed_at_us.saturating_sub(recv) > self.config.clock_outlier_us {
+                return Sighting { at_us: recv, corrected: true, outlier: true };
+            }
+            return match self.clocks.correction_us(&o.node_id, self.config.correction_threshold_us) {
+                Some(off) => Sighting { at_us: o.observed_at_us + off, corrected: true, outlier: false },
+                None => plain,
+            };
+        }
         if recv.saturating_sub(o.observed_at_us).saturating_abs() > self.config.clock_outlier_us {
             return Sighting { at_us: recv, corrected: true, outlier: true };
         }

@@ -46,6 +46,9 @@ pub struct Batch {
     pub file: FileId,
     /// Complete lines, in order.
     pub lines: Vec<Line>,
+    /// The file's length when the previous read of it ended, or when it was opened: its lines
+    /// that end within it were there already, and are backlog.
+    pub seen: u64,
 }
 
 /// Where to start reading.
@@ -68,6 +71,9 @@ pub struct Follower {
     fingerprint: Vec<u8>,
     /// The last poll stopped at its line cap with bytes left to read.
     backlog: bool,
+    /// The file and its length when the last poll ended (or when it was opened): lines that end
+    /// within it were already there and are backlog when read later (see [`super::Stamp`]).
+    seen_len: Option<(FileId, u64)>,
 }
 
 impl Follower {
@@ -82,6 +88,7 @@ impl Follower {
             max_line,
             fingerprint: Vec::new(),
             backlog: false,
+            seen_len: None,
         };
         if let Some(pos) = resume {
             let candidate = std::fs::metadata(path)
@@ -108,6 +115,7 @@ impl Follower {
 
     fn attach(&mut self, mut file: File, id: FileId, offset: u64) {
         let _ = file.seek(SeekFrom::Start(offset));
+        self.seen_len = file.metadata().ok().map(|m| (id, m.len()));
         self.fingerprint = read_before(&file, offset);
         self.offset = offset;
         self.splitter = LineSplitter::new(offset, self.max_line);
@@ -177,6 +185,7 @@ impl Follower {
             }
         }
         batches.retain(|b| !b.lines.is_empty());
+        self.seen_len = self.file.as_ref().and_then(|(f, id)| f.metadata().ok().map(|m| (*id, m.len())));
         Ok(batches)
     }
 
@@ -200,7 +209,8 @@ impl Follower {
             copy.read_to_end(&mut rest)?;
             let mut lines = self.splitter.push(&rest);
             lines.extend(self.splitter.finish());
-            batches.push(Batch { file: old_id, lines });
+            // Drained from the copy: every byte was there before this read.
+            batches.push(Batch { file: old_id, lines, seen: u64::MAX });
         }
         let next = FileId { generation: old_id.generation + 1, ..old_id };
         tracing::info!(path = %self.path.display(), generation = next.generation, "log truncated; reading from the start");
@@ -212,9 +222,10 @@ impl Follower {
 
     fn read_to_end(&mut self) -> io::Result<Batch> {
         let Some((file, id)) = self.file.as_mut() else {
-            return Ok(Batch { file: FileId { dev: 0, ino: 0, generation: 0 }, lines: vec![] });
+            return Ok(Batch { file: FileId { dev: 0, ino: 0, generation: 0 }, lines: vec![], seen: 0 });
         };
         let id = *id;
+        let seen = self.seen_len.filter(|(f, _)| *f == id).map_or(0, |(_, len)| len);
         let mut lines = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         self.backlog = false;
@@ -232,7 +243,7 @@ impl Follower {
             }
         }
         self.fingerprint = read_before(file, self.offset);
-        Ok(Batch { file: id, lines })
+        Ok(Batch { file: id, lines, seen })
     }
 }
 

@@ -28,9 +28,18 @@ pub struct Stamp {
     pub wake: Option<Wake>,
     /// The read time, µs since the Unix epoch.
     pub read_us: i64,
+    /// The file and its length when the previous read ended: lines within it were there already
+    /// (a first read of a log with history, a catch-up, a read cut at the line cap), so their
+    /// receive time says when they were read, not written.
+    pub seen_before: Option<(FileId, u64)>,
 }
 
 impl Stamp {
+    /// Whether the line of `file` that ends at `end` is backlog (see [`Stamp::seen_before`]).
+    pub fn backlog(&self, file: FileId, end: u64) -> bool {
+        matches!(self.seen_before, Some((f, len)) if f == file && end <= len)
+    }
+
     /// The receive time of the line of `file` that ends at `end`.
     pub fn received_at_us(&self, file: FileId, end: u64) -> i64 {
         match self.wake {
@@ -48,11 +57,19 @@ mod tests {
 
     #[test]
     fn lines_in_the_file_at_the_wake_take_its_time() {
-        let s = Stamp { wake: Some(Wake { file: F, size: 100, at_us: 1_000 }), read_us: 3_500 };
+        let s = Stamp { wake: Some(Wake { file: F, size: 100, at_us: 1_000 }), read_us: 3_500, seen_before: None };
         assert_eq!(s.received_at_us(F, 100), 1_000);
         assert_eq!(s.received_at_us(F, 101), 3_500, "written during the settle");
         assert_eq!(s.received_at_us(FileId { generation: 1, ..F }, 50), 3_500, "truncated since");
         assert_eq!(s.received_at_us(FileId { ino: 3, ..F }, 50), 3_500, "rotated since");
-        assert_eq!(Stamp { wake: None, read_us: 7 }.received_at_us(F, 1), 7);
+        assert_eq!(Stamp { wake: None, read_us: 7, seen_before: None }.received_at_us(F, 1), 7);
+    }
+
+    #[test]
+    fn lines_that_were_there_at_the_previous_read_are_backlog() {
+        let s = Stamp { wake: None, read_us: 7, seen_before: Some((F, 500)) };
+        assert!(s.backlog(F, 500) && !s.backlog(F, 501));
+        assert!(!s.backlog(FileId { generation: 1, ..F }, 10), "another generation: new lines");
+        assert!(!Stamp { wake: None, read_us: 7, seen_before: None }.backlog(F, 1));
     }
 }

@@ -18,6 +18,9 @@ pub struct LogLineFact {
     /// Byte offset just past the line's newline, where reading resumes (`envelope.source.offset`
     /// is where the line starts).
     pub end_offset: i64,
+    /// The line was already in the file when the producer's previous read ended, so its receive
+    /// time is when it was read, not when it was written (v2; false from v1 data).
+    pub backlog: bool,
 }
 
 impl Record for LogLineFact {

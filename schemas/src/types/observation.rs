@@ -75,6 +75,9 @@ pub struct Observation {
     pub fact: FactKey,
     /// The producer's receive time of the source fact, µs (v2; `None` from v1 data).
     pub received_at_us: Option<i64>,
+    /// The source fact was read as backlog: `received_at_us` is no sample of the node's clock
+    /// (v3; false from older data).
+    pub received_late: bool,
 }
 
 impl Record for Observation {
