@@ -144,12 +144,25 @@ fn start(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str)
 
 /// [`start`], serving `/metrics`, `/healthz` and `/readyz` on `port`.
 fn start_on(bed: &TestBed, instance: &str, group: &str, topic: &str, brokers: &str, port: u16) -> Managed {
+    start_with(bed, instance, group, topic, brokers, port, "")
+}
+
+/// [`start_on`], with `more` (TOML tables) appended to the config.
+fn start_with(
+    bed: &TestBed,
+    instance: &str,
+    group: &str,
+    topic: &str,
+    brokers: &str,
+    port: u16,
+    more: &str,
+) -> Managed {
     let state = bed.dir().join(format!("propagation-state-{instance}"));
     let extra = format!(
         // Closed windows kept an hour (the late batch amends them), and with 10 min timeouts that
         // is the 70 min topology.yaml's store window replays.
         "group = \"{group}\"\n[propagation]\nstate_dir = \"{}\"\nclosed_retention_s = 3600\ntx_timeout_s = 600\n\
-         [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n",
+         [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n{more}",
         state.display()
     );
     // This run's summaries go to their own topic: topology.yaml with bmon.events renamed.
@@ -350,4 +363,50 @@ fn takeover_of_old_history_invents_nothing() {
     // Tick once more past the last summary, then look at everything published.
     reader.read_until(Duration::from_secs(3), |_| false);
     assert_only(&summaries(&reader), &want_all, "after the takeover");
+}
+
+/// propagation's own deliveries fail: the broker is killed while its summaries linger (1.5 s,
+/// with a 3 s delivery timeout), right after its metrics show it processed every record published
+/// so far. Its consumer loop fails, resets its windows, and restarts from the stored offsets; once
+/// the broker is back, its summaries equal the pure logic's (repeats byte-identical).
+#[test]
+fn summaries_survive_propagations_own_failed_delivery() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    create_topics(&brokers, &["out.failed"]);
+    let batches = input(now_us());
+    let want = expected(&batches);
+    let port = bed.service_port(1);
+    let linger = "[kafka.producer]\n\"message.timeout.ms\" = \"3000\"\n\"linger.ms\" = \"1500\"\n";
+    let p = start_with(&bed, "failed", "g-failed", "out.failed", &brokers, port, linger);
+    let mut reader = TopicReader::<PropagationSummary>::new(&brokers, "out.failed", 3);
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let (first, rest) = batches[0].split_at(batches[0].len() / 2);
+    publish(&producer, first);
+    let metric = |name: &str| -> f64 {
+        let (_, text) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    // Every published record processed: the summaries of the last 1.5 s are lingering now.
+    poll_until("propagation to process the first half", Duration::from_secs(90), Duration::from_millis(20), || {
+        (metric("bmon_processor_records_total") >= first.len() as f64).then_some(())
+    })
+    .unwrap();
+    bed.broker().unwrap().crash();
+    let failure =
+        poll_until("propagation's delivery to fail", Duration::from_secs(60), Duration::from_millis(100), || {
+            let log = std::fs::read_to_string(p.log()).unwrap_or_default();
+            log.lines().find(|l| l.contains("consumer loop failed; state reset")).map(str::to_owned)
+        })
+        .unwrap();
+    eprintln!("{failure}");
+    assert!(failure.contains("MessageTimedOut"), "the loop failed on a timed-out delivery: {failure}");
+    bed.broker().unwrap().restart().unwrap();
+    publish(&producer, rest);
+    publish(&producer, &batches[1]);
+    publish(&producer, &batches[2]);
+    assert_all(&mut reader, &want, "after propagation's own failed delivery");
+    assert!(metric("bmon_processor_restarts_total") >= 1.0, "the restart is counted");
+    drop(p);
 }
