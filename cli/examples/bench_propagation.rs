@@ -15,6 +15,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use bmon_processors::propagation::PropagationConfig;
 use bmon_processors::propagation::wiring::PropagationProcessor;
 use bmon_processors::runtime::{Input, Processor};
-use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use bmon_schemas::{Codec, Observation, PropagationSummary, Stage};
 use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -49,40 +52,8 @@ fn throughput() {
     // As in production: metrics are recorded (histograms with their buckets).
     let _handle = bmon_service::install_recorder(&bmon_processors::propagation::metrics_buckets()).unwrap();
     let codec = Codec::default();
-    let t0 = 1_800_000_000_000_000i64;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let mut payloads = Vec::with_capacity(OBJECTS * NODES);
-    for i in 0..OBJECTS {
-        let block = i % 200 == 0;
-        let hash = format!("{:016x}{:016x}{:016x}{:016x}", rnd(), rnd(), rnd(), rnd());
-        let mut order: Vec<usize> = (0..NODES).collect();
-        for k in (1..NODES).rev() {
-            order.swap(k, (rnd() % (k as u64 + 1)) as usize);
-        }
-        for n in order {
-            let at = t0 + i as i64 * 1_000 + (rnd() % 2_000_000) as i64;
-            let o = Observation {
-                hash: hash.clone(),
-                object: if block { ObjectKind::Block } else { ObjectKind::Tx },
-                stage: if block { Stage::Tip } else { Stage::TxAccept },
-                node_id: format!("node-{n}"),
-                network: "main".into(),
-                observed_at_us: at,
-                source: ObservationSource::Log,
-                height: None,
-                fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
-                received_at_us: Some(at + 2_000),
-                received_late: false,
-            };
-            payloads.push(codec.encode(&o).unwrap());
-        }
-    }
+    let payloads: Vec<Vec<u8>> =
+        bench_input::observations(OBJECTS, NODES).iter().flatten().map(|o| codec.encode(o).unwrap()).collect();
     let one = run_instance(&payloads, 0);
     println!(
         "throughput, one instance: {} observations, {} summary records, {:.2} s, {:.0} observations/s (one core, RocksDB checkpoints and metrics included)",

@@ -18,11 +18,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bmon_kafka::partition_for;
-use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, Stage};
+use bmon_schemas::Codec;
 use bmon_testbed::TestBed;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -45,37 +48,13 @@ fn load(brokers: &str, objects: usize) -> usize {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
-    let t0 = 1_800_000_000_000_000i64;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
     let mut n = 0;
-    for i in 0..objects {
-        let block = i % 200 == 0;
-        let hash = format!("{:016x}{:016x}{:016x}{:016x}", rnd(), rnd(), rnd(), rnd());
-        let partition = partition_for(hash.as_bytes(), PARTITIONS);
-        for node in 0..NODES {
-            let at = t0 + i as i64 * 1_000 + (rnd() % 2_000_000) as i64;
-            let o = Observation {
-                hash: hash.clone(),
-                object: if block { ObjectKind::Block } else { ObjectKind::Tx },
-                stage: if block { Stage::Tip } else { Stage::TxAccept },
-                node_id: format!("node-{node}"),
-                network: "main".into(),
-                observed_at_us: at,
-                source: ObservationSource::Log,
-                height: None,
-                fact: FactKey { stream: "log".into(), epoch: "bench".into(), offset: at },
-                received_at_us: Some(at + 2_000),
-                received_late: false,
-            };
-            let payload = codec.encode(&o).unwrap();
+    for sightings in bench_input::observations(objects, NODES) {
+        for o in &sightings {
+            let partition = partition_for(o.hash.as_bytes(), PARTITIONS);
+            let payload = codec.encode(o).unwrap();
             loop {
-                match producer.send(BaseRecord::to(TOPIC).partition(partition).key(&hash).payload(&payload)) {
+                match producer.send(BaseRecord::to(TOPIC).partition(partition).key(&o.hash).payload(&payload)) {
                     Ok(()) => break,
                     Err((_, _)) => {
                         producer.poll(Duration::from_millis(10));
