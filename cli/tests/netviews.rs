@@ -41,7 +41,16 @@ fn views_of_one_network_meet_in_one_partition() {
                 node.cookie_path().display()
             );
             let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
-            producers.push(start_producer_on(network, &program, &bed, node.name(), implementation, &sources, &brokers));
+            producers.push(start_producer_on(
+                network,
+                &program,
+                &bed,
+                node.name(),
+                implementation,
+                &sources,
+                &brokers,
+                None,
+            ));
             nodes.push((node.name().to_owned(), network, node.tip().unwrap()));
         }
     }

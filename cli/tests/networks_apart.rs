@@ -31,7 +31,16 @@ fn core_and_bsv_regtest_genesis_windows_stay_apart() {
         for node in bed.network(net).nodes() {
             let sources = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", node.log_path().display());
             let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
-            producers.push(start_producer_on(network, &program, &bed, node.name(), implementation, &sources, &brokers));
+            producers.push(start_producer_on(
+                network,
+                &program,
+                &bed,
+                node.name(),
+                implementation,
+                &sources,
+                &brokers,
+                None,
+            ));
         }
     }
     let names =

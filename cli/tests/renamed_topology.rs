@@ -53,7 +53,7 @@ fn the_pipeline_runs_on_a_renamed_repartitioned_topology() {
     for node in bed.network(net).nodes() {
         let sources = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", node.log_path().display());
         let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
-        producers.push(start_producer_full(
+        producers.push(start_producer_on(
             "regtest",
             &program,
             &bed,

@@ -42,6 +42,9 @@ pub enum ReplayError {
     /// Reading the range failed.
     #[error("{0}")]
     Source(#[from] SourceError),
+    /// The replay's own metrics recorder could not be built.
+    #[error("metrics recorder: {0}")]
+    Recorder(String),
 }
 
 /// What a replay produced.
@@ -59,6 +62,9 @@ pub struct ReplayOutcome {
 
 /// Builds the pipeline of `spec`; returns it with its external inputs and their partition counts.
 pub fn pipeline(spec: &ReplaySpec<'_>) -> Result<(Pipeline, Vec<(String, i32)>), ReplayError> {
+    if let Some(unknown) = spec.processors.iter().find(|n| registry::find(n).is_none()) {
+        return Err(ReplayError::Unknown((*unknown).to_owned()));
+    }
     let mut stages = Vec::new();
     let mut produced = Vec::new();
     let mut read = Vec::new();
@@ -76,9 +82,6 @@ pub fn pipeline(spec: &ReplaySpec<'_>) -> Result<(Pipeline, Vec<(String, i32)>),
         read.extend(declared.inputs.iter().cloned());
         telemetry.push(entry.telemetry);
     }
-    if let Some(unknown) = spec.processors.iter().find(|n| registry::find(n).is_none()) {
-        return Err(ReplayError::Unknown((*unknown).to_owned()));
-    }
     let partitions: HashMap<String, i32> =
         spec.topology.topics.iter().map(|t| (t.name.clone(), t.partitions)).collect();
     let mut external: Vec<(String, i32)> = read
@@ -88,8 +91,9 @@ pub fn pipeline(spec: &ReplaySpec<'_>) -> Result<(Pipeline, Vec<(String, i32)>),
         .collect();
     external.sort();
     external.dedup();
-    let buckets = bmon_service::telemetry::buckets(&telemetry);
-    Ok((Pipeline::new(stages, partitions, Box::new(EventClock::default()), &buckets), external))
+    let recorder =
+        bmon_service::local_recorder(&bmon_service::telemetry::buckets(&telemetry)).map_err(ReplayError::Recorder)?;
+    Ok((Pipeline::new(stages, partitions, Box::new(EventClock::default()), recorder), external))
 }
 
 /// Replays `spec` over `range` of the brokers in `settings`.

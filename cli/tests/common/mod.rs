@@ -91,25 +91,13 @@ pub fn start_producer_bin(
     sources: &str,
     brokers: &str,
 ) -> Managed {
-    start_producer_on("regtest", program, bed, node_id, implementation, sources, brokers)
+    start_producer_on("regtest", program, bed, node_id, implementation, sources, brokers, None)
 }
 
-/// [`start_producer_bin`] for a node of `network`.
-pub fn start_producer_on(
-    network: &str,
-    program: &[&str],
-    bed: &TestBed,
-    node_id: &str,
-    implementation: &str,
-    sources: &str,
-    brokers: &str,
-) -> Managed {
-    start_producer_full(network, program, bed, node_id, implementation, sources, brokers, None)
-}
-
-/// [`start_producer_on`], with the topology file `topology` (default: the built-in one).
+/// [`start_producer_bin`] for a node of `network`, with the topology file `topology` (default:
+/// the built-in one).
 #[allow(clippy::too_many_arguments)]
-pub fn start_producer_full(
+pub fn start_producer_on(
     network: &str,
     program: &[&str],
     bed: &TestBed,

@@ -11,25 +11,32 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::watch;
 
 /// Buckets for sub-second latencies, seconds.
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Installs the global Prometheus recorder. Every metric ending in `_seconds` gets
+/// A Prometheus builder with explicit buckets: every metric ending in `_seconds` gets
 /// [`LATENCY_BUCKETS`] unless `buckets` names it (by full name) with buckets of its own.
-pub fn install_recorder(buckets: &[(&str, &[f64])]) -> Result<PrometheusHandle, String> {
+fn builder(buckets: &[(&str, &[f64])]) -> Result<PrometheusBuilder, String> {
     let mut builder = PrometheusBuilder::new();
     for (name, b) in buckets {
         builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), b).map_err(|e| e.to_string())?;
     }
-    builder
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| e.to_string())
+    builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS).map_err(|e| e.to_string())
+}
+
+/// Installs the global Prometheus recorder, with `buckets` as in [`local_recorder`].
+pub fn install_recorder(buckets: &[(&str, &[f64])]) -> Result<PrometheusHandle, String> {
+    builder(buckets)?.install_recorder().map_err(|e| e.to_string())
+}
+
+/// A recorder of its own, not installed globally (for `metrics::with_local_recorder`: a replay
+/// inside a live process never touches the live metrics). Explicit buckets as the global one.
+pub fn local_recorder(buckets: &[(&str, &[f64])]) -> Result<PrometheusRecorder, String> {
+    Ok(builder(buckets)?.build_recorder())
 }
 
 /// A probe: whether the process is ready (`/readyz`) or alive (`/healthz`). It must answer at

@@ -124,20 +124,3 @@ impl Processor {
             .max()
     }
 }
-
-impl Topic {
-    /// Checks that records described as `what` can be keyed by this topic's key: one of
-    /// `supported`.
-    pub fn expect_key(&self, what: &str, supported: &[&str]) -> Result<(), BindError> {
-        if supported.contains(&self.key.as_str()) {
-            Ok(())
-        } else {
-            Err(BindError::Key {
-                topic: self.name.clone(),
-                key: self.key.clone(),
-                what: what.to_owned(),
-                supported: supported.join(", "),
-            })
-        }
-    }
-}

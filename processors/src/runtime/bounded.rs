@@ -124,11 +124,6 @@ impl BoundedSource {
         self.parts.iter().map(|((t, p), (span, _, _))| (t.as_str(), *p, *span))
     }
 
-    /// Records in the range, over every partition.
-    pub fn total(&self) -> i64 {
-        self.parts.values().map(|(s, _, _)| s.end - s.start).sum()
-    }
-
     /// The next record in (timestamp, topic, partition, offset) order; `None` when every
     /// partition reached its end.
     pub fn next_record(&mut self) -> Result<Option<Record>, SourceError> {
@@ -142,9 +137,9 @@ impl BoundedSource {
                     let oldest = self
                         .parts
                         .iter()
-                        .filter_map(|(k, (_, _, q))| q.front().map(|r| ((r.timestamp_ms, k.clone()), ())))
-                        .min_by(|a, b| a.0.cmp(&b.0))
-                        .map(|((_, k), ())| k);
+                        .filter_map(|(k, (_, _, q))| q.front().map(|r| (r.timestamp_ms, k)))
+                        .min()
+                        .map(|(_, k)| k.clone());
                     let Some(key) = oldest else { return Ok(None) };
                     let record = self.parts.get_mut(&key).and_then(|(_, _, q)| q.pop_front());
                     self.resume_if_short(&key)?;

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bmon_kafka::partition_for;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::bounded::Record;
 use super::{Input, Output, Processor, RecordError};
@@ -73,8 +73,8 @@ pub struct Pipeline {
     /// Partition counts of the topics stages read.
     partitions: HashMap<String, i32>,
     next_offset: HashMap<(String, i32), i64>,
-    /// Per stage: its partitions and the clock time of their last record, µs.
-    last_record: Vec<BTreeMap<(String, i32), i64>>,
+    /// Per stage, per topic and partition: the clock time of its last record, µs.
+    last_record: Vec<BTreeMap<String, BTreeMap<i32, i64>>>,
     clock: Box<dyn Clock>,
     last_tick_us: i64,
     recorder: PrometheusRecorder,
@@ -84,21 +84,14 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Chains `stages` (in order: a stage's outputs go to the later stages that read them);
-    /// `partitions` gives the partition count of every topic a stage reads, and `buckets` the
-    /// explicit histogram buckets for the pipeline's own recorder.
+    /// `partitions` gives the partition count of every topic a stage reads, and `recorder` is the
+    /// pipeline's own (see [`bmon_service::local_recorder`]).
     pub fn new(
         stages: Vec<Stage>,
         partitions: HashMap<String, i32>,
         clock: Box<dyn Clock>,
-        buckets: &[(&'static str, &'static [f64])],
+        recorder: PrometheusRecorder,
     ) -> Pipeline {
-        let mut builder = PrometheusBuilder::new();
-        for (name, b) in buckets {
-            builder = builder
-                .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Full((*name).to_owned()), b)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-        }
-        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let last_record = stages.iter().map(|_| BTreeMap::new()).collect();
         Pipeline {
@@ -159,7 +152,16 @@ impl Pipeline {
             if !self.stages[i].inputs.iter().any(|t| t == input.topic) {
                 continue;
             }
-            self.last_record[i].insert((input.topic.to_owned(), input.partition), now);
+            // The topic's entry exists after its first record: no allocation per record.
+            let last = &mut self.last_record[i];
+            match last.get_mut(input.topic) {
+                Some(parts) => {
+                    parts.insert(input.partition, now);
+                }
+                None => {
+                    last.insert(input.topic.to_owned(), BTreeMap::from([(input.partition, now)]));
+                }
+            }
             let stage = &mut self.stages[i];
             *self.counts.records.entry(stage.name).or_default() += 1;
             let mut produced = Vec::new();
@@ -206,15 +208,15 @@ impl Pipeline {
     fn tick(&mut self, now_us: i64, out: &mut Vec<Output>) {
         self.last_tick_us = now_us;
         for i in 0..self.stages.len() {
-            let idle: Vec<(String, i32)> = self.last_record[i]
+            let idle: Vec<(&str, i32)> = self.last_record[i]
                 .iter()
-                .filter(|(_, last)| now_us - **last >= QUIET_US)
-                .map(|(k, _)| k.clone())
+                .flat_map(|(t, parts)| parts.iter().map(move |(p, last)| (t.as_str(), *p, *last)))
+                .filter(|(_, _, last)| now_us - *last >= QUIET_US)
+                .map(|(t, p, _)| (t, p))
                 .collect();
-            let idle_refs: Vec<(&str, i32)> = idle.iter().map(|(t, p)| (t.as_str(), *p)).collect();
             let mut produced = Vec::new();
             let stage = &mut self.stages[i];
-            metrics::with_local_recorder(&self.recorder, || stage.processor.tick(now_us, &idle_refs, &mut produced));
+            metrics::with_local_recorder(&self.recorder, || stage.processor.tick(now_us, &idle, &mut produced));
             self.route(i + 1, produced, Some(now_us / 1000), out);
         }
     }
@@ -278,7 +280,8 @@ mod tests {
         second.name = "second";
         let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(10_000_000));
         let partitions = HashMap::from([("in".to_owned(), 1), ("mid".to_owned(), 4)]);
-        let mut p = Pipeline::new(vec![echo("in"), second], partitions, Box::new(Fixed(now.clone())), &[]);
+        let recorder = bmon_service::local_recorder(&[]).unwrap();
+        let mut p = Pipeline::new(vec![echo("in"), second], partitions, Box::new(Fixed(now.clone())), recorder);
         let mut out = Vec::new();
         p.feed(&record(1, "a"), &mut out);
         assert_eq!(out.len(), 1, "the second stage's echo leaves the pipeline");
