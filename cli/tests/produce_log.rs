@@ -199,3 +199,59 @@ fn broker_outage_during_a_stream() {
     let log = std::fs::read_to_string(producer.log()).unwrap();
     assert!(log.contains("publishing log facts failed"), "no delivery timed out, so the test proved nothing: {log}");
 }
+
+/// A delivery that timed out while later batches landed leaves a hole before the broker's newest
+/// fact; the producer refills it in memory, but a crash before it does leaves only the broker and
+/// the local checkpoint. The hole is made here as such a failure leaves it: through the
+/// producer's own publisher, lines 0..1000 and then 1500..2000 of the file land, and the
+/// checkpoint holds the end of line 999 (the acknowledged prefix). Provoking a real timeout that
+/// leaves a hole against tansu is not deterministic, so the hole is built, not waited for. Then
+/// `bmon produce` starts on that state: every line is on the broker once, the refilled
+/// 1000..1500 after the rest (so the check sorts by byte offset).
+#[test]
+fn a_crash_before_refilling_a_hole_loses_nothing() {
+    use bmon_producer::publish::{LogPublisher, NodeIdentity, SharedProducer};
+    use bmon_producer::tail::{Checkpoint, Follower, Position, Stamp};
+
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let dir = bed.dir().join("holed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("debug.log");
+    let text: String =
+        (0..3000).map(|i| format!("2026-12-01T00:00:00.{i:06}Z line {i} of a log with a hole\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    let mut follower = Follower::open(&log, None, 16 * 1024);
+    let batch = follower.poll().unwrap().into_iter().next().unwrap();
+    assert_eq!(batch.lines.len(), 3000);
+    let node = NodeIdentity {
+        node_id: "holed".into(),
+        network: "regtest".into(),
+        implementation: bmon_schemas::NodeImplementation::Core,
+        version: String::new(),
+    };
+    let shared = SharedProducer::new(&bmon_kafka::ClientSettings::plaintext(&brokers));
+    let publisher = LogPublisher::new(&shared, LOG_TOPIC, node, &log.to_string_lossy()).unwrap();
+    let stamp = Stamp { wake: None, read_us: 0, seen_before: None };
+    for range in [0..1000, 1500..2000] {
+        let (ack, queued) = publisher.send(batch.file, &batch.lines[range], &stamp);
+        queued.unwrap();
+        ack.blocking_recv().unwrap().unwrap();
+    }
+    let state = bed.dir().join("producer-holed");
+    Checkpoint::new(state.join("log.checkpoint"))
+        .store(&Position { file: batch.file, offset: batch.lines[999].end })
+        .unwrap();
+
+    let producer = start_producer(&bed, "holed", "core", &log, &brokers);
+    let mut reader = TopicReader::<bmon_schemas::LogLineFact>::new(&brokers, LOG_TOPIC, LOG_PARTITIONS);
+    let arrived = reader.read_until(Duration::from_secs(60), |f| f.len() >= 3000);
+    reader.read_until(Duration::from_secs(2), |_| false);
+    let mut facts = reader.of("holed");
+    assert!(arrived, "only {} of 3000 lines: the hole was not refilled", facts.len());
+    facts.sort_by_key(|f| f.envelope.source.offset);
+    assert_exactly_once(&facts, &file_lines(&log), "refilled hole");
+    let out = std::fs::read_to_string(producer.log()).unwrap();
+    assert!(out.contains("refilling the lines a failed delivery left out"), "no refill was planned: {out}");
+}

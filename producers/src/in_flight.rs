@@ -71,9 +71,12 @@ impl Refill {
         self.skip.iter().any(|(a, b)| a.file == file && b.file == file && a.offset <= start && end <= b.offset)
     }
 
-    /// Whether reading has passed every skipped range (at `pos`): the refill is over.
-    pub fn done_at(&self, pos: Position) -> bool {
-        self.skip.iter().all(|(_, b)| b.file != pos.file || b.offset <= pos.offset)
+    /// Notes that reading reached `pos`: the skipped ranges it passed are dropped. Returns whether
+    /// none is left, and the refill is over. (A range of a file that is never read again, one
+    /// deleted after rotation, stays: it only costs a comparison per line.)
+    pub fn pass(&mut self, pos: Position) -> bool {
+        self.skip.retain(|(_, b)| b.file != pos.file || b.offset > pos.offset);
+        self.skip.is_empty()
     }
 
     /// This refill, and what is left of `older` (a refill that was under way when this failure
@@ -238,7 +241,8 @@ mod tests {
         assert_eq!(refill.from.offset, 10, "from the hole");
         assert!(refill.skips(F, 20, 25) && refill.skips(F, 25, 30), "c's lines are on the broker");
         assert!(!refill.skips(F, 10, 20) && !refill.skips(F, 30, 40), "b's and d's are not");
-        assert!(!refill.done_at(Position { file: F, offset: 25 }) && refill.done_at(Position { file: F, offset: 30 }));
+        let mut refill = refill;
+        assert!(!refill.pass(Position { file: F, offset: 25 }) && refill.pass(Position { file: F, offset: 30 }));
     }
 
     #[tokio::test]

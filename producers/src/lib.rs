@@ -9,6 +9,7 @@ pub mod config;
 pub mod fact_sink;
 pub mod in_flight;
 pub mod publish;
+pub mod recovery;
 pub mod rpc;
 pub mod run;
 pub mod service;

@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::recovery::{Landed, LandedLine};
 use crate::tail::{FileId, Line, Position, Stamp};
 
 /// Publishing failures. All are retryable: the file is still there, so the caller backs off and
@@ -192,16 +193,19 @@ impl LogPublisher {
         PublishError::Delivery { topic: self.topic.clone(), source }
     }
 
-    /// The position after the newest log fact of this node in its partition: what was really
-    /// published, whatever the local checkpoint says. Scans backwards in chunks, and stops (with
-    /// `None`) at records older than `not_before` (Unix ms; the local checkpoint's write time: this
-    /// node's newer facts cannot be before it) or after [`MAX_RECOVERY_SCAN`] records, so a start
-    /// costs what the partition received since the checkpoint, not its whole retention.
-    pub fn recover_position(
+    /// This node's log facts in its partition since the local checkpoint: what was really
+    /// published, whatever the checkpoint says, and whether anything is missing between them
+    /// (see [`crate::recovery`]). Scans backwards in chunks. With a `checkpoint` (its position, and
+    /// its write time in Unix ms) it stops at the fact that covers the checkpoint or at records
+    /// older than the write time (this node's newer facts cannot be before it); without one, at
+    /// the chunk that holds this node's newest fact. It gives up after [`MAX_RECOVERY_SCAN`]
+    /// records, so a start costs what the partition received since the checkpoint, not its whole
+    /// retention.
+    pub fn recover_landed(
         &self,
         timeout: Duration,
-        not_before: Option<i64>,
-    ) -> Result<Option<Position>, PublishError> {
+        checkpoint: Option<(Position, i64)>,
+    ) -> Result<Landed, PublishError> {
         let read_err = |source| PublishError::ReadBack { topic: self.topic.clone(), partition: self.partition, source };
         let consumer: BaseConsumer = self
             .settings
@@ -220,6 +224,8 @@ impl LogPublisher {
             .map_err(|e| PublishError::Client(e.to_string()))?;
         let (low, high) = consumer.fetch_watermarks(&self.topic, self.partition, timeout).map_err(read_err)?;
         const CHUNK: i64 = 2048;
+        let mut landed = Landed::default();
+        let covers = |l: &LandedLine, cp: Position| l.file == cp.file && l.start < cp.offset && cp.offset <= l.end;
         let mut end = high;
         while end > low {
             let start = (end - CHUNK).max(low);
@@ -227,38 +233,59 @@ impl LogPublisher {
             tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(start)).map_err(read_err)?;
             consumer.assign(&tpl).map_err(read_err)?;
             let deadline = Instant::now() + timeout;
-            let mut found = None;
             let mut next = start;
             let mut oldest = i64::MAX;
+            let before = landed.lines.len();
             while next < end && Instant::now() < deadline {
                 let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
                 let msg = msg.map_err(read_err)?;
                 next = msg.offset() + 1;
+                if msg.offset() >= end {
+                    continue;
+                }
                 oldest = oldest.min(msg.timestamp().to_millis().unwrap_or(i64::MAX));
                 if msg.key() != Some(self.node.node_id.as_bytes()) {
                     continue;
                 }
                 let fact = msg.payload().and_then(|p| self.codec.decode::<LogLineFact>(p).ok());
-                if let Some(fact) =
-                    fact.filter(|f| f.envelope.node_id == self.node.node_id && f.envelope.source.stream == "log")
+                if let Some((fact, file)) = fact
+                    .filter(|f| f.envelope.node_id == self.node.node_id && f.envelope.source.stream == "log")
+                    .and_then(|f| parse_epoch(&f.envelope.source.epoch).map(|file| (f, file)))
                 {
-                    found = parse_epoch(&fact.envelope.source.epoch)
-                        .map(|file| Position { file, offset: fact.end_offset as u64 });
+                    landed.lines.push(LandedLine {
+                        at: msg.offset(),
+                        file,
+                        start: fact.envelope.source.offset as u64,
+                        end: fact.end_offset as u64,
+                    });
                 }
             }
             if next < end {
                 return Err(read_err(KafkaError::Canceled));
             }
-            if found.is_some() {
-                return Ok(found);
+            match checkpoint {
+                None if landed.lines.len() > before => return Ok(landed),
+                Some((cp, written_at))
+                    if landed.lines[before..].iter().any(|l| covers(l, cp)) || oldest < written_at =>
+                {
+                    landed.reached_checkpoint = true;
+                    return Ok(landed);
+                }
+                _ => {}
             }
-            if not_before.is_some_and(|t| oldest < t) || high - start >= MAX_RECOVERY_SCAN {
-                tracing::info!(scanned = high - start, "no log fact of this node in the scanned part of its partition");
-                return Ok(None);
+            if high - start >= MAX_RECOVERY_SCAN {
+                tracing::info!(
+                    scanned = high - start,
+                    found = landed.lines.len(),
+                    "recovery scan stopped at its limit"
+                );
+                return Ok(landed);
             }
             end = start;
         }
-        Ok(None)
+        // The whole partition was read: every fact after the checkpoint is in.
+        landed.reached_checkpoint = true;
+        Ok(landed)
     }
 
     /// Waits for everything sent to be acknowledged (on shutdown).

@@ -12,6 +12,7 @@ use crate::config::LogSection;
 use crate::fact_sink::FactSink;
 use crate::in_flight::{InFlight, Refill, Sent};
 use crate::publish::{LogPublisher, NodeIdentity, PublishError, SharedProducer, now_us};
+use crate::recovery::{self, Resume};
 use crate::rpc::{PollPlan, RpcSettings, TxOutSetSchedule, run_rpc_source, run_txoutset_source};
 use crate::stop::Stop;
 use crate::tail::{Checkpoint, Follower, Line, LogWatch, Position, ReadPacer, Stamp, Wake};
@@ -263,17 +264,20 @@ async fn pause(
     }
 }
 
-/// The resume position: what the broker really has, else the local checkpoint. The broker is
-/// scanned back only to shortly before the checkpoint was written.
-fn resume_position(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<Option<Position>, PublishError> {
+/// Where to resume: after what the broker really has, else at the local checkpoint; or, when a
+/// failure left a hole after the checkpoint and the process died before refilling it, a refill
+/// (see [`crate::recovery`]). The broker is scanned back only to shortly before the checkpoint
+/// was written.
+fn resume_plan(publisher: &LogPublisher, checkpoint: &Checkpoint) -> Result<Resume, PublishError> {
     let local = checkpoint.load().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring unreadable checkpoint");
         None
     });
-    // A margin for clock steps and for lines acknowledged just before the write.
-    let not_before = local.and(checkpoint.written_at_ms()).map(|t| t - 60_000);
-    let remote = publisher.recover_position(Duration::from_secs(30), not_before)?;
-    Ok(remote.or(local))
+    // A margin for clock steps, and for batches created before the write that landed after it
+    // (within the delivery timeout).
+    let written = local.zip(checkpoint.written_at_ms().map(|t| t - 60_000));
+    let landed = publisher.recover_landed(Duration::from_secs(30), written)?;
+    Ok(recovery::plan(local, &landed))
 }
 
 async fn follow(
@@ -288,19 +292,22 @@ async fn follow(
     // A hole to fill: read from its start and send only what did not land. Otherwise the broker's
     // newest fact is where to go on. The recovery scan reads the broker (seconds on a busy
     // partition): off this thread, which also serves the health listener.
-    let mut skip = refill.take();
-    let resume = match &skip {
-        Some(r) => {
-            tracing::warn!(from = ?r.from, landed = r.skip.len(), "refilling the lines a failed delivery left out");
-            Some(r.from)
-        }
+    let (resume, mut skip) = match refill.take() {
+        Some(r) => (Some(r.from), Some(r)),
         None => {
             let (p, c) = (Arc::clone(publisher), checkpoint.clone());
-            tokio::task::spawn_blocking(move || resume_position(&p, &c))
+            match tokio::task::spawn_blocking(move || resume_plan(&p, &c))
                 .await
                 .unwrap_or_else(|e| Err(PublishError::Client(format!("recovery task: {e}"))))?
+            {
+                Resume::At(pos) => (pos, None),
+                Resume::Refill(r) => (Some(r.from), Some(r)),
+            }
         }
     };
+    if let Some(r) = &skip {
+        tracing::warn!(from = ?r.from, landed = r.skip.len(), "refilling the lines a failed delivery left out");
+    }
     tracing::info!(path = %log.path.display(), ?resume, partition = publisher.partition(), "following log");
     // Ready once the position is known: from here every line is published.
     health.log.store(true, Ordering::Relaxed);
@@ -384,8 +391,8 @@ async fn follow(
                 return fail(&mut in_flight, unsaved, e, skip.take(), refill).await;
             }
         }
-        if let Some(pos) = follower.position()
-            && skip.as_ref().is_some_and(|r| r.done_at(pos))
+        if let (Some(pos), Some(r)) = (follower.position(), skip.as_mut())
+            && r.pass(pos)
         {
             tracing::info!(?pos, "hole refilled");
             skip = None;
