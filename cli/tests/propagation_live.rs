@@ -80,6 +80,14 @@ fn injected_delay_is_measured_and_exported() {
         }),
         "header summaries with all three nodes for every mined block"
     );
+    // bmon.events is keyed by network and hash: summaries spread over its partitions, each in
+    // the one its key hashes to (so a consumer of one block's events reads one partition).
+    for ((s, key), p) in reader.facts.iter().zip(&reader.keys).zip(&reader.partitions) {
+        assert_eq!(key, format!("{}/{}", s.network, s.hash).as_bytes(), "summary key");
+        assert_eq!(*p, bmon_kafka::partition_for(key, 3), "summary of {} in partition {p}", s.hash);
+    }
+    let spread: std::collections::BTreeSet<i32> = reader.partitions.iter().copied().collect();
+    assert_eq!(spread.len(), 3, "{} summaries over partitions {spread:?}", reader.facts.len());
     let h = header_summaries(&reader.facts);
     let lag_of = |node: &str| -> Vec<i64> {
         mined.iter().map(|b| h[b].lags.iter().find(|l| l.node_id == node).unwrap().lag_us).collect()

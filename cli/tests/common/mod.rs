@@ -136,6 +136,8 @@ pub struct TopicReader<T = LogLineFact> {
     pub facts: Vec<T>,
     /// The record key of each of `facts`.
     pub keys: Vec<Vec<u8>>,
+    /// The partition each of `facts` was read from.
+    pub partitions: Vec<i32>,
     /// Records of other schema families on the topic, skipped.
     pub other_families: usize,
 }
@@ -235,7 +237,7 @@ impl<T: Record + HasNode> TopicReader<T> {
             tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        TopicReader { consumer, codec: Codec::default(), facts: Vec::new(), keys: Vec::new(), other_families: 0 }
+        TopicReader { consumer, codec: Codec::default(), facts: Vec::new(), keys: Vec::new(), partitions: Vec::new(), other_families: 0 }
     }
 
     /// Reads until `done(facts)` holds or `timeout` passes; returns whether it held.
@@ -257,6 +259,7 @@ impl<T: Record + HasNode> TopicReader<T> {
                 let fact: T = self.codec.decode(payload).expect("a fact that decodes");
                 self.facts.push(fact);
                 self.keys.push(m.key().unwrap_or_default().to_vec());
+                self.partitions.push(m.partition());
             }
         }
         done(&self.facts)
