@@ -237,7 +237,14 @@ impl<T: Record + HasNode> TopicReader<T> {
             tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        TopicReader { consumer, codec: Codec::default(), facts: Vec::new(), keys: Vec::new(), partitions: Vec::new(), other_families: 0 }
+        TopicReader {
+            consumer,
+            codec: Codec::default(),
+            facts: Vec::new(),
+            keys: Vec::new(),
+            partitions: Vec::new(),
+            other_families: 0,
+        }
     }
 
     /// Reads until `done(facts)` holds or `timeout` passes; returns whether it held.
