@@ -168,3 +168,35 @@ fn cookie(bed: &TestBed, net: usize) -> std::path::PathBuf {
     assert!(Path::new(&p).exists());
     p
 }
+
+/// A Core node with a synced coinstatsindex gets `gettxoutsetinfo` with `use_index` true (the
+/// index answers at once, where a scan of a mainnet UTXO set takes minutes); the producer asks
+/// getindexinfo to know.
+#[test]
+fn gettxoutsetinfo_uses_a_synced_coinstatsindex() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let net = bed.start_network(Implementation::Core, 1).unwrap();
+    bed.network_mut(net).nodes_mut()[0].restart_with(&["-coinstatsindex=1"]).unwrap();
+    let node = bed.network(net).node(0);
+    poll_until("the coinstatsindex to sync", Duration::from_secs(60), Duration::from_millis(200), || {
+        let info: serde_json::Value = node.call("getindexinfo", &[]).ok()?;
+        info["coinstatsindex"]["synced"].as_bool().filter(|s| *s)
+    })
+    .unwrap();
+    let sources = format!(
+        "[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\ntxoutset_interval_s = 1\n",
+        node.rpc_url(),
+        node.cookie_path().display()
+    );
+    let _producer = start_producer_with(&bed, node.name(), "core", &sources, &brokers);
+    let mut reader = TopicReader::<RpcSnapshotFact>::new(&brokers, RPC_TOPIC, RPC_PARTITIONS);
+    let answered = |f: &RpcSnapshotFact| f.method == "gettxoutsetinfo" && matches!(f.outcome, RpcOutcome::Ok(_));
+    assert!(reader.read_until(Duration::from_secs(60), |facts| facts.iter().any(answered)), "no gettxoutsetinfo");
+    let fact = reader.facts.iter().find(|f| answered(f)).unwrap();
+    assert_eq!(fact.params, r#"["none",null,true]"#, "the index is used");
+    let summary = json_of(fact);
+    assert_eq!(summary["height"], 101, "{summary}");
+    assert!(summary.get("txouts").is_some() && summary.get("total_amount").is_some(), "{summary}");
+}

@@ -368,6 +368,13 @@ impl Node {
         Ok(())
     }
 
+    /// [`Node::restart`] with `extra` arguments added to its command line from now on (for
+    /// example `-coinstatsindex=1`).
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<(), TestbedError> {
+        self.launch.args.extend(extra.iter().map(|a| (*a).to_owned()));
+        self.restart()
+    }
+
     /// Stops the node hard (SIGKILL), as a crash would.
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();
