@@ -11,7 +11,10 @@
 //!   state directory (it resumes from its RocksDB checkpoint);
 //! - a takeover of 40-minute-old history while the tick runs.
 //!
-//! Each must publish exactly the summaries the pure window logic computes for the same input.
+//! Each must publish exactly the summaries the pure window logic computes for the same input (and
+//! the killed run, its anomaly events: each partition's baseline is restored from the checkpoint
+//! or rebuilt by the replay, whichever a restart takes; `propagation_processor.rs` tests the
+//! restore alone).
 //! Tolerated: a summary may be published again (its input's offset was not stored when the
 //! process died or the partition moved), and then it must be byte-identical to the first copy.
 
@@ -23,8 +26,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bmon_kafka::partition_for;
-use bmon_processors::propagation::window::{WindowConfig, Windows};
-use bmon_schemas::{Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
+use bmon_processors::propagation::baseline::BaselineConfig;
+use bmon_processors::propagation::window::{Judged, WindowConfig, Windows};
+use bmon_schemas::{
+    Codec, FactKey, ObjectKind, Observation, ObservationSource, PropagationAnomaly, PropagationSummary, Stage,
+};
 use bmon_testbed::{Managed, TestBed, poll_until};
 use common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -90,6 +96,7 @@ fn window_config() -> WindowConfig {
         fleet: BTreeMap::from([("regtest".to_owned(), NODES.iter().map(|n| n.to_string()).collect())]),
         correction_threshold_us: 1_000_000,
         clock_outlier_us: 120_000_000,
+        baseline: BaselineConfig { size: 20, min_samples: 5, quantile: 0.8 },
     }
 }
 
@@ -97,13 +104,36 @@ type Key = (String, i32);
 
 /// What the pure logic makes of the input, partition by partition.
 fn expected(batches: &[Vec<Observation>]) -> BTreeMap<Key, PropagationSummary> {
+    judged(batches).into_iter().map(|j| ((j.summary.hash.clone(), j.summary.revision), j.summary)).collect()
+}
+
+/// The anomalies the pure logic finds in the input: (hash, revision) → the threshold exceeded.
+fn expected_anomalies(batches: &[Vec<Observation>]) -> BTreeMap<Key, i64> {
+    judged(batches)
+        .into_iter()
+        .filter_map(|j| Some(((j.summary.hash, j.summary.revision), j.anomaly_threshold_us?)))
+        .collect()
+}
+
+fn judged(batches: &[Vec<Observation>]) -> Vec<Judged> {
     let mut windows: BTreeMap<i32, Windows> = BTreeMap::new();
-    let mut out = Vec::new();
+    let mut out: Vec<Judged> = Vec::new();
     for o in batches.iter().flatten() {
         let p = partition_for(o.hash.as_bytes(), PARTITIONS);
         windows.entry(p).or_insert_with(|| Windows::new(window_config())).observe(o, &mut out);
     }
-    out.into_iter().map(|s| ((s.hash.clone(), s.revision), s)).collect()
+    out
+}
+
+/// Anomaly events read so far on `reader`, by (hash, revision); panics if a repeat differs.
+fn anomalies(reader: &TopicReader<PropagationAnomaly>) -> BTreeMap<Key, i64> {
+    let mut got = BTreeMap::new();
+    for a in &reader.facts {
+        if let Some(prev) = got.insert((a.hash.clone(), a.revision), a.threshold_us) {
+            assert_eq!(prev, a.threshold_us, "a repeated anomaly differs");
+        }
+    }
+    got
 }
 
 fn now_us() -> i64 {
@@ -162,6 +192,7 @@ fn start_with(
         // Closed windows kept an hour (the late batch amends them), and with 10 min timeouts that
         // is the 70 min topology.yaml's store window replays.
         "group = \"{group}\"\n[propagation]\nstate_dir = \"{}\"\nclosed_retention_s = 3600\ntx_timeout_s = 600\n\
+         baseline_size = 20\nbaseline_min = 5\nanomaly_quantile = 0.8\n\
          [propagation.fleet]\nregtest = [\"n0\", \"n1\", \"n2\"]\n{more}",
         state.display()
     );
@@ -232,7 +263,7 @@ fn summaries_survive_a_rebalance() {
 
 /// kill -9 at five pseudo-random points of the stream, each time restarted in the same consumer
 /// group on the same state directory: it resumes from its RocksDB checkpoint or the group's
-/// offsets, and its summaries equal the pure logic's, repeats byte-identical.
+/// offsets, and its summaries and anomaly events equal the pure logic's, repeats byte-identical.
 #[test]
 fn summaries_survive_kill_minus_nine_in_the_same_group() {
     let mut bed = TestBed::new().unwrap();
@@ -275,6 +306,12 @@ fn summaries_survive_kill_minus_nine_in_the_same_group() {
     publish(&producer, &batches[1]);
     publish(&producer, &batches[2]);
     assert_all(&mut reader, &want, "killed five times");
+    // The anomaly verdicts, too: each partition's baseline is checkpointed with its windows.
+    let want_anomalies = expected_anomalies(&batches);
+    assert!(want_anomalies.len() >= 5, "the input should hold anomalies: {want_anomalies:?}");
+    let mut anomaly_reader = TopicReader::<PropagationAnomaly>::new(&brokers, "out.killed", 3);
+    anomaly_reader.read_until(Duration::from_secs(30), |a| a.len() >= want_anomalies.len());
+    assert_eq!(anomalies(&anomaly_reader), want_anomalies, "anomaly events after five kills");
     drop(killed);
 }
 
@@ -302,7 +339,7 @@ fn takeover_of_old_history_invents_nothing() {
     // What the first instance publishes: its tick (wall clock, 40 min past the data) times out
     // every incomplete window before the late sightings arrive and amend half of them.
     let mut pure: BTreeMap<i32, Windows> = BTreeMap::new();
-    let mut first = Vec::new();
+    let mut first: Vec<PropagationSummary> = Vec::new();
     let part = |o: &Observation| partition_for(o.hash.as_bytes(), PARTITIONS);
     for o in main {
         pure.entry(part(o)).or_insert_with(|| Windows::new(window_config())).observe(o, &mut first);
@@ -349,7 +386,7 @@ fn takeover_of_old_history_invents_nothing() {
     let after: Vec<Observation> = (OBJECTS..OBJECTS + 24)
         .flat_map(|i| NODES.iter().enumerate().map(move |(j, n)| obs(&hash(i), n, t1 + i + j as i64 * 1000)))
         .collect();
-    let mut later = Vec::new();
+    let mut later: Vec<PropagationSummary> = Vec::new();
     for o in &after {
         pure.entry(part(o)).or_insert_with(|| Windows::new(window_config())).observe(o, &mut later);
     }

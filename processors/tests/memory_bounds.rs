@@ -110,9 +110,10 @@ fn propagation_forgets_departed_nodes() {
         fleet: BTreeMap::new(),
         correction_threshold_us: SECOND,
         clock_outlier_us: 120 * SECOND,
+        baseline: Default::default(),
     };
     let mut w = Windows::new(config);
-    let mut out = Vec::new();
+    let mut out: Vec<bmon_schemas::PropagationSummary> = Vec::new();
     for n in 0..50 {
         w.observe(&obs(&format!("gone-{n}"), n, T0), &mut out);
     }

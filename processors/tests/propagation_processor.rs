@@ -113,6 +113,35 @@ fn checkpoint_restores_open_windows() {
     assert_eq!(s.spread_us, 250_000);
 }
 
+/// The anomaly baseline is part of the checkpoint: a slow block after a restart from RocksDB is
+/// judged against the spreads before the restart, as a straight run judges it.
+#[test]
+fn the_anomaly_baseline_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = |i: i64, lag: i64| {
+        let hash = format!("{i:064x}");
+        let t = T0 + i * 600_000_000;
+        (obs(&hash, "a", t), obs(&hash, "b", t + lag))
+    };
+    {
+        let mut p = open(dir.path());
+        for i in 0..30i64 {
+            let (a, b) = block(i, 10_000 + (i % 4) * 10_000);
+            feed(&mut p, 2 * i, &a);
+            assert_eq!(feed(&mut p, 2 * i + 1, &b).len(), 1, "block {i}: a summary, no anomaly");
+        }
+        p.checkpoint(&[("bmon.observations".into(), 0, 60)]);
+    }
+    let mut p = open(dir.path());
+    assert_eq!(p.restore("bmon.observations", 0, 60), Some(60));
+    let (a, b) = block(30, 5_000_000);
+    feed(&mut p, 60, &a);
+    let out = feed(&mut p, 61, &b);
+    assert_eq!(out.len(), 2, "the anomaly and its summary, judged against the restored baseline");
+    let anomaly: PropagationAnomaly = Codec::default().decode(&out[0].payload).unwrap();
+    assert_eq!(anomaly.threshold_us, 40_000, "the 0.99 quantile of the 30 spreads before the restart");
+}
+
 #[test]
 fn stale_local_state_is_not_used() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bmon_processors::propagation::window::{WindowConfig, Windows};
+use bmon_processors::propagation::baseline::BaselineConfig;
+use bmon_processors::propagation::window::{Judged, WindowConfig, Windows};
 use bmon_schemas::{CloseReason, FactKey, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use proptest::prelude::*;
 
@@ -22,6 +23,7 @@ fn config(nodes: usize) -> WindowConfig {
         )]),
         correction_threshold_us: 1_000_000,
         clock_outlier_us: 120_000_000,
+        baseline: Default::default(),
     }
 }
 
@@ -225,7 +227,7 @@ proptest! {
 fn an_hour_ahead_does_not_close_windows() {
     let hour = 3_600_000_000;
     let mut w = Windows::new(config(3));
-    let mut out = Vec::new();
+    let mut out: Vec<bmon_schemas::PropagationSummary> = Vec::new();
     w.observe(&obs("a", 0, T0), &mut out);
     let (_, sighting) = w.observe(&obs_recv("a", 2, T0 + 10_000 + hour, T0 + 10_000), &mut out);
     assert!(sighting.outlier);
@@ -254,6 +256,71 @@ fn backlog_read_late_is_no_clock_sample() {
     let lag = out[0].lags.iter().find(|l| l.node_id == "n1").unwrap();
     assert_eq!((lag.lag_us, lag.corrected), (40_000, false), "log times, uncorrected");
     assert!(w.clocks().is_empty(), "no sample taken");
-    let (_, s) = w.observe(&late("ahead", 0, T0 + 2 * hour, T0 + hour), &mut Vec::new());
+    let (_, s) =
+        w.observe(&late("ahead", 0, T0 + 2 * hour, T0 + hour), &mut Vec::<bmon_schemas::PropagationSummary>::new());
     assert!(s.outlier, "written an hour after it was read: a clock ahead");
+}
+
+/// A checkpoint of `w` (everything a store would write), restored into fresh windows.
+fn restored(w: &mut Windows, config: WindowConfig) -> Windows {
+    let windows = w.take_dirty().into_iter().filter_map(|(_, win)| win).collect();
+    let baseline = w.take_baseline().unwrap_or_default();
+    let mut fresh = Windows::new(config);
+    fresh.restore(windows, w.alive().clone(), w.clocks().clone(), w.watermark_us(), baseline);
+    fresh
+}
+
+/// Two nodes per block, the second `spread` µs after the first, blocks a minute apart.
+fn spread_blocks(spreads: &[i64]) -> Vec<Observation> {
+    spreads
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let at = T0 + i as i64 * 60_000_000;
+            [obs(&format!("b{i}"), 0, at), obs(&format!("b{i}"), 1, at + s)]
+        })
+        .collect()
+}
+
+fn judged(windows: &mut Windows, input: &[Observation]) -> Vec<(String, Option<i64>)> {
+    let mut out: Vec<Judged> = Vec::new();
+    for o in input {
+        windows.observe(o, &mut out);
+    }
+    out.into_iter().map(|j| (j.summary.hash, j.anomaly_threshold_us)).collect()
+}
+
+fn anomaly_config() -> WindowConfig {
+    WindowConfig { baseline: BaselineConfig { size: 20, min_samples: 5, quantile: 0.8 }, ..config(2) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The anomaly verdicts are a function of the partition's input: a restart from a
+    /// checkpoint at any point judges every later summary as the straight run did.
+    #[test]
+    fn anomaly_verdicts_survive_a_restore(spreads in proptest::collection::vec(0i64..10_000_000, 10..40), cut in 0usize..80) {
+        let input = spread_blocks(&spreads);
+        let cut = cut.min(input.len());
+        let straight = judged(&mut Windows::new(anomaly_config()), &input);
+        let mut first = Windows::new(anomaly_config());
+        let mut verdicts = judged(&mut first, &input[..cut]);
+        let mut second = restored(&mut first, anomaly_config());
+        verdicts.extend(judged(&mut second, &input[cut..]));
+        prop_assert_eq!(verdicts, straight);
+    }
+}
+
+#[test]
+fn a_slow_block_after_a_restore_is_still_an_anomaly() {
+    let mut spreads = vec![1_000_000; 12];
+    spreads.push(9_000_000);
+    let input = spread_blocks(&spreads);
+    let mut first = Windows::new(anomaly_config());
+    let before = judged(&mut first, &input[..20]);
+    assert!(before.iter().all(|(_, v)| v.is_none()), "steady spreads are no anomaly: {before:?}");
+    let mut second = restored(&mut first, anomaly_config());
+    let after = judged(&mut second, &input[20..]);
+    assert_eq!(after.last(), Some(&("b12".to_owned(), Some(1_000_000))), "{after:?}");
 }

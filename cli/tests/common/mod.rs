@@ -178,6 +178,12 @@ impl HasNode for bmon_schemas::PropagationSummary {
     }
 }
 
+impl HasNode for bmon_schemas::PropagationAnomaly {
+    fn node_id(&self) -> &str {
+        &self.first_node
+    }
+}
+
 impl HasNode for bmon_schemas::DeadLetter {
     fn node_id(&self) -> &str {
         &self.processor

@@ -1,5 +1,5 @@
 //! RocksDB window state: one column family per input partition holding its windows, the alive
-//! table, the clock estimates, the watermark and the next offset, all written in one batch per
+//! table, the clock estimates, the anomaly baseline, the watermark and the next offset, all written in one batch per
 //! checkpoint, so the state and its offset never disagree.
 
 use std::collections::BTreeMap;
@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
+use super::baseline::BaselineState;
 use super::clock::ClockEstimator;
 use super::window::{Window, WindowKey};
 
@@ -14,6 +15,7 @@ const OFFSET: &[u8] = b"meta/offset";
 const ALIVE: &[u8] = b"meta/alive";
 const CLOCKS: &[u8] = b"meta/clocks";
 const WATERMARK: &[u8] = b"meta/watermark";
+const BASELINE: &[u8] = b"meta/baseline";
 const WINDOW_PREFIX: &[u8] = b"w/";
 
 /// State store errors.
@@ -40,6 +42,8 @@ pub struct Saved {
     pub clocks: ClockEstimator,
     /// Highest event time.
     pub watermark_us: i64,
+    /// The anomaly baseline.
+    pub baseline: BaselineState,
 }
 
 /// The processor's RocksDB.
@@ -74,6 +78,9 @@ impl Store {
         if let Some(c) = self.db.get_cf(&cf, CLOCKS)? {
             saved.clocks = serde_json::from_slice(&c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
+        if let Some(b) = self.db.get_cf(&cf, BASELINE)? {
+            saved.baseline = serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
         if let Some(w) = self.db.get_cf(&cf, WATERMARK)? {
             saved.watermark_us = decode_i64(&w)?;
         }
@@ -88,7 +95,7 @@ impl Store {
     }
 
     /// Writes changed windows (`None`: delete), the alive table, the clock estimates, the
-    /// watermark and the offset in one batch.
+    /// baseline (if changed), the watermark and the offset in one batch.
     pub fn checkpoint(&mut self, topic: &str, partition: i32, c: &Checkpoint<'_>) -> Result<(), StoreError> {
         let name = cf_name(topic, partition);
         if self.db.cf_handle(&name).is_none() {
@@ -104,6 +111,9 @@ impl Store {
         }
         batch.put_cf(&cf, ALIVE, json(c.alive)?);
         batch.put_cf(&cf, CLOCKS, json(c.clocks)?);
+        if let Some(b) = c.baseline {
+            batch.put_cf(&cf, BASELINE, json(b)?);
+        }
         batch.put_cf(&cf, WATERMARK, c.watermark_us.to_be_bytes());
         batch.put_cf(&cf, OFFSET, c.offset.to_be_bytes());
         self.db.write(batch)?;
@@ -128,6 +138,8 @@ pub struct Checkpoint<'a> {
     pub alive: &'a BTreeMap<String, BTreeMap<String, i64>>,
     /// Clock estimates.
     pub clocks: &'a ClockEstimator,
+    /// The anomaly baseline, if it changed.
+    pub baseline: Option<&'a BaselineState>,
     /// Highest event time.
     pub watermark_us: i64,
     /// Next offset to consume.

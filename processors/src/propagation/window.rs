@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use serde::{Deserialize, Serialize};
 
+use super::baseline::{Baseline, BaselineConfig, BaselineState};
 use super::clock::ClockEstimator;
 
 /// A window's identity: network, stage and hash. Two networks can share an object (Core and
@@ -41,6 +42,36 @@ pub struct WindowConfig {
     /// A log time further than this (µs) from its producer's receive time is a clock outlier:
     /// the receive time stands in for it, and it is not sampled for the offset estimate.
     pub clock_outlier_us: i64,
+    /// The anomaly baseline's settings.
+    pub baseline: BaselineConfig,
+}
+
+/// A summary with its anomaly verdict: the baseline threshold its spread exceeded, if it did
+/// (judged once, when the window first closes; amendments carry none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// The summary.
+    pub summary: PropagationSummary,
+    /// The threshold exceeded, µs.
+    pub anomaly_threshold_us: Option<i64>,
+}
+
+/// Where the windows put the summaries they make: a plain list, or one with verdicts.
+pub trait SummaryOut {
+    /// Takes one summary and its verdict.
+    fn push_summary(&mut self, summary: PropagationSummary, anomaly_threshold_us: Option<i64>);
+}
+
+impl SummaryOut for Vec<PropagationSummary> {
+    fn push_summary(&mut self, summary: PropagationSummary, _: Option<i64>) {
+        self.push(summary);
+    }
+}
+
+impl SummaryOut for Vec<Judged> {
+    fn push_summary(&mut self, summary: PropagationSummary, anomaly_threshold_us: Option<i64>) {
+        self.push(Judged { summary, anomaly_threshold_us });
+    }
 }
 
 /// One object's window at one stage.
@@ -88,6 +119,10 @@ pub struct Windows {
     networks: HashMap<String, Arc<str>>,
     /// Windows changed since the last [`Windows::take_dirty`].
     dirty: HashSet<WindowKey>,
+    /// Spreads of this partition's closes, for anomaly verdicts.
+    baseline: Baseline,
+    /// The baseline changed since the last [`Windows::take_baseline`].
+    baseline_dirty: bool,
 }
 
 /// How often (event time, µs) departed nodes are pruned from the alive table and the clocks.
@@ -119,6 +154,7 @@ impl Windows {
     /// Empty state.
     pub fn new(config: WindowConfig) -> Windows {
         Windows {
+            baseline: Baseline::with_config(config.baseline),
             config,
             windows: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -129,6 +165,7 @@ impl Windows {
             pruned_us: i64::MIN,
             networks: HashMap::new(),
             dirty: HashSet::new(),
+            baseline_dirty: false,
         }
     }
 
@@ -221,7 +258,7 @@ impl Windows {
 
     /// Applies one observation (with the clock estimates for lags); closed or amended windows'
     /// summaries are appended to `out`.
-    pub fn observe(&mut self, o: &Observation, out: &mut Vec<PropagationSummary>) -> (Outcome, Sighting) {
+    pub fn observe(&mut self, o: &Observation, out: &mut impl SummaryOut) -> (Outcome, Sighting) {
         let sighting = self.sighting(o);
         let at = sighting.at_us;
         let nodes = match self.alive.get_mut(&o.network) {
@@ -248,7 +285,7 @@ impl Windows {
                     w.revision += 1;
                     let closed_at = w.closed.map_or(at, |c| c.1);
                     w.closed = Some((CloseReason::Amended, closed_at));
-                    out.push(summarize(w));
+                    out.push_summary(summarize(w), None);
                     Outcome::Late
                 }
             }
@@ -302,7 +339,7 @@ impl Windows {
         (outcome, sighting)
     }
 
-    fn close(&mut self, key: &WindowKey, reason: CloseReason, at_us: i64, out: &mut Vec<PropagationSummary>) {
+    fn close(&mut self, key: &WindowKey, reason: CloseReason, at_us: i64, out: &mut impl SummaryOut) {
         let Some(w) = self.windows.get_mut(key) else { return };
         if w.closed.is_some() {
             return;
@@ -311,14 +348,17 @@ impl Windows {
         w.closed = Some((reason, at_us));
         self.retire.insert((at_us.saturating_add(self.config.closed_retention_us), key.clone()));
         self.dirty.insert(key.clone());
-        out.push(summarize(w));
+        let summary = summarize(w);
+        let verdict = self.baseline.judge_and_add(&summary.network, summary.stage, summary.spread_us);
+        self.baseline_dirty = true;
+        out.push_summary(summary, verdict);
     }
 
     /// Closes windows whose deadline is at or before `now_us` and forgets closed windows past
     /// their retention. `now_us` is event time (the watermark) or, for idle partitions, the
     /// wall clock. Nodes unseen for the alive span leave the alive table and the clock
     /// estimates, so departed nodes hold no memory and no stale gauge.
-    pub fn advance(&mut self, now_us: i64, out: &mut Vec<PropagationSummary>) {
+    pub fn advance(&mut self, now_us: i64, out: &mut impl SummaryOut) {
         while let Some((deadline, key)) = self.deadlines.first().cloned() {
             if deadline > now_us {
                 break;
@@ -353,6 +393,7 @@ impl Windows {
     /// a checkpoint that failed to write its batch).
     pub fn mark_all_dirty(&mut self) {
         self.dirty.extend(self.windows.keys().cloned());
+        self.baseline_dirty = true;
     }
 
     /// Keys changed since the last call, with their current window (`None`: removed).
@@ -360,14 +401,22 @@ impl Windows {
         std::mem::take(&mut self.dirty).into_iter().map(|k| (k.clone(), self.windows.get(&k).cloned())).collect()
     }
 
-    /// Restores windows saved by [`Windows::take_dirty`], the alive table and clock estimates.
+    /// The baseline's state if it changed since the last call (for a checkpoint).
+    pub fn take_baseline(&mut self) -> Option<BaselineState> {
+        std::mem::take(&mut self.baseline_dirty).then(|| self.baseline.state())
+    }
+
+    /// Restores windows saved by [`Windows::take_dirty`], the alive table, clock estimates and
+    /// the anomaly baseline.
     pub fn restore(
         &mut self,
         windows: Vec<Window>,
         alive: BTreeMap<String, BTreeMap<String, i64>>,
         clocks: ClockEstimator,
         watermark_us: i64,
+        baseline: BaselineState,
     ) {
+        self.baseline.restore(baseline);
         for w in windows {
             let key = (self.network(&w.network), w.stage, w.hash.clone());
             match w.closed {

@@ -1,7 +1,7 @@
 //! Connects the pure windows to the runtime: decoding, per-partition state with RocksDB
 //! checkpoints, metrics, summaries and anomaly events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bmon_schemas::{
@@ -9,12 +9,12 @@ use bmon_schemas::{
 };
 use bmon_topology::{BindError, Topology};
 
-use super::baseline::Baseline;
+use super::baseline::BaselineConfig;
 use super::config::PropagationConfig;
 use super::store::{Checkpoint, Store, StoreError, key_of};
 use super::telemetry as t;
 use super::telemetry::label;
-use super::window::{Outcome, WindowConfig, Windows};
+use super::window::{Judged, Outcome, WindowConfig, Windows};
 use crate::runtime::{Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError};
 
 /// propagation's output topics, from topology.yaml. Summaries and anomalies are keyed by
@@ -80,17 +80,15 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Summaries whose metrics this process already recorded, by (network, stage, hash, revision),
-/// with their anomaly verdict: a summary published again (after a failed delivery, a restart of
-/// the consumer loop or a rebalance) is published with the same anomaly event, but not counted
-/// twice. Keys are kept as 64-bit hashes (a collision among the 200 000 kept is about a
-/// one-in-10^9 chance, and would reuse another window's verdict). Bounded; the oldest go first.
-/// A summary revision's anomaly verdict: the baseline threshold it exceeded, if it did.
-type Verdict = Option<i64>;
-
+/// Summaries whose metrics this process already recorded, by (network, stage, hash, revision):
+/// a summary published again (after a failed delivery, a restart of the consumer loop or a
+/// rebalance) is published again, with the same anomaly verdict (the windows judge it from the
+/// restored baseline), but not counted twice. Keys are kept as 64-bit hashes (a collision among
+/// the 200 000 kept is about a one-in-10^9 chance, and would leave one summary uncounted).
+/// Bounded; the oldest go first.
 #[derive(Debug, Default)]
 struct Recorded {
-    verdicts: HashMap<u64, Verdict>,
+    keys: HashSet<u64>,
     order: VecDeque<u64>,
 }
 
@@ -104,23 +102,56 @@ impl Recorded {
         h.finish()
     }
 
-    /// The anomaly verdict of `s`'s revision, if it was recorded before.
-    fn verdict(&self, s: &PropagationSummary) -> Option<Verdict> {
-        self.verdicts.get(&Self::key(s)).copied()
-    }
-
-    /// Notes that `s`'s revision was recorded, with its verdict.
-    fn insert(&mut self, s: &PropagationSummary, verdict: Verdict) {
+    /// Notes that `s`'s revision is recorded; false if it was already.
+    fn first_time(&mut self, s: &PropagationSummary) -> bool {
         let key = Self::key(s);
-        if self.verdicts.insert(key, verdict).is_none() {
-            self.order.push_back(key);
+        if !self.keys.insert(key) {
+            return false;
         }
+        self.order.push_back(key);
         if self.order.len() > Self::CAPACITY
             && let Some(old) = self.order.pop_front()
         {
-            self.verdicts.remove(&old);
+            self.keys.remove(&old);
         }
+        true
     }
+}
+
+/// Metrics for a summary this process publishes for the first time.
+fn record(j: &Judged) {
+    let s = &j.summary;
+    let (stage, object) = (stage_label(s.stage), object_label(s.object));
+    let net = s.network.clone();
+    if s.revision == 0 {
+        t::SPREAD
+            .with_histogram([label("network", net.clone()), label("object", object), label("stage", stage)])
+            .record(secs(s.spread_us));
+        for l in &s.lags {
+            t::NODE_LAG
+                .with_histogram([
+                    label("network", net.clone()),
+                    label("object", object),
+                    label("stage", stage),
+                    label("node", l.node_id.clone()),
+                ])
+                .record(secs(l.lag_us));
+        }
+        for m in &s.missing_nodes {
+            t::MISSING
+                .with_counter([label("network", net.clone()), label("stage", stage), label("node", m.clone())])
+                .increment(1);
+        }
+        if j.anomaly_threshold_us.is_some() {
+            t::ANOMALIES.with_counter([label("network", net.clone()), label("stage", stage)]).increment(1);
+        }
+    } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
+        t::LATE
+            .with_counter([label("network", net), label("stage", stage), label("node", l.node_id.clone())])
+            .increment(1);
+    }
+    t::SUMMARIES.with_counter([label("close_reason", reason_label(s.close_reason))]).increment(1);
+    t::SUMMARY_LATENCY.histogram0().record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
 }
 
 /// The propagation operator as the runtime runs it.
@@ -134,10 +165,9 @@ pub struct PropagationProcessor {
     recorded: Recorded,
     /// Nodes with a clock-offset gauge, so a departed node's gauge can be cleared.
     gauged: BTreeSet<String>,
-    baseline: Baseline,
     store: Store,
     codec: Codec,
-    summaries: Vec<PropagationSummary>,
+    summaries: Vec<Judged>,
 }
 
 impl PropagationProcessor {
@@ -161,11 +191,15 @@ impl PropagationProcessor {
             fleet: config.fleet.clone(),
             correction_threshold_us: config.clock_correction_threshold_ms.saturating_mul(1000),
             clock_outlier_us: s(config.clock_outlier_s),
+            baseline: BaselineConfig {
+                size: config.baseline_size,
+                min_samples: config.baseline_min,
+                quantile: config.anomaly_quantile,
+            },
         };
         Ok(PropagationProcessor {
             topics,
             replay,
-            baseline: Baseline::new(config.baseline_size, config.baseline_min, config.anomaly_quantile),
             config,
             window_config,
             partitions: HashMap::new(),
@@ -178,21 +212,16 @@ impl PropagationProcessor {
     }
 
     /// A summary's output records: the summary, and its anomaly event if it is one. The first
-    /// time this process publishes the revision, its metrics are recorded and its anomaly
-    /// verdict taken; a re-publication reuses the verdict.
-    fn publish(&mut self, s: &PropagationSummary, out: &mut Vec<Output>) -> Result<(), RecordError> {
+    /// time this process publishes the revision, its metrics are recorded.
+    fn publish(&mut self, j: &Judged, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let s = &j.summary;
         let encode = |e: bmon_schemas::CodecError| RecordError::Invalid(e.to_string());
         let payload = self.codec.encode(s).map_err(encode)?;
-        let verdict = match self.recorded.verdict(s) {
-            Some(v) => v,
-            None => {
-                let v = self.record(s);
-                self.recorded.insert(s, v);
-                v
-            }
-        };
+        if self.recorded.first_time(s) {
+            record(j);
+        }
         let fields = KeyFields { node_id: &s.first_node, network: &s.network, hash: &s.hash };
-        if let Some(threshold_us) = verdict {
+        if let Some(threshold_us) = j.anomaly_threshold_us {
             let anomaly = PropagationAnomaly {
                 hash: s.hash.clone(),
                 object: s.object,
@@ -209,44 +238,6 @@ impl PropagationProcessor {
         }
         out.push(self.topics.summaries.output(&fields, payload));
         Ok(())
-    }
-
-    /// Metrics for a summary published for the first time; its anomaly verdict.
-    fn record(&mut self, s: &PropagationSummary) -> Verdict {
-        let mut anomalous = None;
-        let (stage, object) = (stage_label(s.stage), object_label(s.object));
-        let net = s.network.clone();
-        if s.revision == 0 {
-            t::SPREAD
-                .with_histogram([label("network", net.clone()), label("object", object), label("stage", stage)])
-                .record(secs(s.spread_us));
-            for l in &s.lags {
-                t::NODE_LAG
-                    .with_histogram([
-                        label("network", net.clone()),
-                        label("object", object),
-                        label("stage", stage),
-                        label("node", l.node_id.clone()),
-                    ])
-                    .record(secs(l.lag_us));
-            }
-            for m in &s.missing_nodes {
-                t::MISSING
-                    .with_counter([label("network", net.clone()), label("stage", stage), label("node", m.clone())])
-                    .increment(1);
-            }
-            anomalous = self.baseline.judge_and_add(&s.network, s.stage, s.spread_us);
-            if anomalous.is_some() {
-                t::ANOMALIES.with_counter([label("network", net.clone()), label("stage", stage)]).increment(1);
-            }
-        } else if let Some(l) = s.lags.iter().rev().find(|l| l.late) {
-            t::LATE
-                .with_counter([label("network", net), label("stage", stage), label("node", l.node_id.clone())])
-                .increment(1);
-        }
-        t::SUMMARIES.with_counter([label("close_reason", reason_label(s.close_reason))]).increment(1);
-        t::SUMMARY_LATENCY.histogram0().record(secs(now_us() - s.closed_at_us.max(s.first_seen_us)));
-        anomalous
     }
 
     /// Sets each node's clock-offset gauge from the partition with the most samples of it, and
@@ -306,7 +297,7 @@ impl Processor for PropagationProcessor {
     }
 
     fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
-        let mut closed = Vec::new();
+        let mut closed: Vec<Judged> = Vec::new();
         for (_, partition) in idle {
             // Live, caught-up, quiet partitions: wall-clock time moves their windows on.
             if let Some(w) = self.partitions.get_mut(partition) {
@@ -365,7 +356,7 @@ impl Processor for PropagationProcessor {
             return None;
         }
         let mut w = Windows::new(self.window_config.clone());
-        w.restore(saved.windows, saved.alive, saved.clocks, saved.watermark_us);
+        w.restore(saved.windows, saved.alive, saved.clocks, saved.watermark_us, saved.baseline);
         self.partitions.insert(partition, w);
         Some(saved.offset)
     }
@@ -375,10 +366,12 @@ impl Processor for PropagationProcessor {
             let Some(w) = self.partitions.get_mut(partition) else { continue };
             let changed: Vec<(Vec<u8>, Option<super::window::Window>)> =
                 w.take_dirty().into_iter().map(|(key, win)| (key_of(&key), win)).collect();
+            let baseline = w.take_baseline();
             let c = Checkpoint {
                 changed: &changed,
                 alive: w.alive(),
                 clocks: w.clocks(),
+                baseline: baseline.as_ref(),
                 watermark_us: w.watermark_us(),
                 offset: *offset,
             };
@@ -402,20 +395,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_summary_revision_is_recorded_once_and_keeps_its_verdict() {
+    fn a_summary_revision_is_recorded_once() {
         let mut r = Recorded::default();
         let mut s = bmon_schemas::samples::propagation_summary();
-        assert_eq!(r.verdict(&s), None);
-        r.insert(&s, Some(5));
-        assert_eq!(
-            r.verdict(&s),
-            Some(Some(5)),
-            "published again after a failure: same anomaly event, not counted again"
-        );
+        assert!(r.first_time(&s));
+        assert!(!r.first_time(&s), "published again after a failure: not counted again");
         s.revision += 1;
-        assert_eq!(r.verdict(&s), None, "an amendment is a new revision");
+        assert!(r.first_time(&s), "an amendment is a new revision");
         s.revision -= 1;
         s.network = "other".into();
-        assert_eq!(r.verdict(&s), None, "the same hash on another network is another window");
+        assert!(r.first_time(&s), "the same hash on another network is another window");
     }
 }
