@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bmon_schemas::{Codec, PropagationSummary, Stage};
+use bmon_schemas::{Codec, PropagationSummary, Record, Stage};
 use bmon_testbed::{DelayProxy, Implementation, Managed, TestBed};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -52,6 +52,13 @@ fn producer_config(
         log.display(),
         state.display()
     )
+}
+
+/// Stops in order: producers and processors together (they store what was acknowledged and
+/// exit within seconds of SIGTERM), then every node at once, then the broker.
+fn stop(mut running: Vec<Managed>, bed: &mut TestBed) {
+    bmon_testbed::stop_all(running.iter_mut(), Duration::from_secs(10));
+    bed.shutdown();
 }
 
 /// Runs the demo until Ctrl-C (or `--rounds`).
@@ -153,13 +160,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         while std::time::Instant::now() < until {
             if rx.try_recv().is_ok() {
                 println!("stopping");
+                // First the demo's own consumer: closed after the broker, it would wait for it.
+                drop(consumer);
+                stop(running, &mut bed);
                 return Ok(());
             }
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                if m.key() != Some(b"propagation_summary".as_slice()) {
+                // bmon.events carries several kinds: the schema says which (keys are network/hash).
+                let payload = m.payload().unwrap_or_default();
+                if !codec.writer_version(payload).is_ok_and(|v| v.family == PropagationSummary::FAMILY) {
                     continue;
                 }
-                let Ok(s) = codec.decode::<PropagationSummary>(m.payload().unwrap_or_default()) else { continue };
+                let Ok(s) = codec.decode::<PropagationSummary>(payload) else { continue };
                 if s.stage != Stage::Tip || s.revision != 0 {
                     continue;
                 }
@@ -180,7 +192,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
         if args.rounds > 0 && round >= args.rounds {
-            drop(running);
+            drop(consumer);
+            stop(running, &mut bed);
             return Ok(());
         }
     }

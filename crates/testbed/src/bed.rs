@@ -33,6 +33,16 @@ impl TestBed {
         Ok(TestBed { tools, networks: Vec::new(), broker: None, prometheus: None, next_node: 0, block })
     }
 
+    /// Stops every node at once (SIGTERM to all, 30 s grace), then the broker and Prometheus.
+    /// Stop producers and processors first (with [`crate::stop_all`]): they must not
+    /// outlive the broker.
+    pub fn shutdown(&mut self) {
+        let nodes = self.networks.iter_mut().flat_map(|n| n.nodes_mut().iter_mut()).map(|n| n.process_mut());
+        crate::process::stop_all(nodes, std::time::Duration::from_secs(30));
+        self.broker = None;
+        self.prometheus = None;
+    }
+
     /// The bed's working directory.
     pub fn dir(&self) -> PathBuf {
         self.block.dir().to_owned()

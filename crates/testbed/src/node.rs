@@ -375,6 +375,11 @@ impl Node {
         self.restart()
     }
 
+    /// The node's process (to stop several nodes at once, see [`crate::stop_all`]).
+    pub(crate) fn process_mut(&mut self) -> &mut Managed {
+        &mut self.process
+    }
+
     /// Stops the node hard (SIGKILL), as a crash would.
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();
