@@ -5,11 +5,29 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The alerts the rules file must define.
-const ALERTS: &[&str] =
-    &["BmonPropagationSpreadAnomalous", "BmonNodeLagging", "BmonNodeMissingFromWindows", "BmonNodeClockOffset"];
-const RULES: &str = "propagation.rules.yml";
-const TESTS: &str = "propagation.rules.test.yml";
+/// Each rules file, its unit tests, and the alerts it must define.
+const FILES: &[(&str, &str, &[&str])] = &[
+    (
+        "propagation.rules.yml",
+        "propagation.rules.test.yml",
+        &["BmonPropagationSpreadAnomalous", "BmonNodeLagging", "BmonNodeMissingFromWindows", "BmonNodeClockOffset"],
+    ),
+    (
+        "chain.rules.yml",
+        "chain.rules.test.yml",
+        &[
+            "BmonChainReorg",
+            "BmonChainDeepReorg",
+            "BmonChainSelfishMiningSuspect",
+            "BmonChainStaleTip",
+            "BmonChainNetworkStaleTip",
+            "BmonChainInvalidBlock",
+            "BmonChainNodeBehind",
+            "BmonChainInflation",
+            "BmonChainSlowBlockConnect",
+        ],
+    ),
+];
 
 fn rules_dir() -> PathBuf {
     // At run time: a test binary cached from another checkout must read this one's files.
@@ -41,19 +59,25 @@ fn promtool(args: &[&str]) {
 
 #[test]
 fn promtool_checks_the_rules() {
-    promtool(&["check", "rules", RULES]);
+    for (rules, _, _) in FILES {
+        promtool(&["check", "rules", rules]);
+    }
 }
 
 #[test]
 fn promtool_unit_tests_pass() {
-    promtool(&["test", "rules", TESTS]);
+    for (_, tests, _) in FILES {
+        promtool(&["test", "rules", tests]);
+    }
 }
 
 #[test]
 fn every_alert_is_defined() {
-    let rules = read(RULES);
-    for name in ALERTS {
-        assert!(rules.lines().any(|l| l.trim() == format!("- alert: {name}")), "{RULES} lacks alert {name}");
+    for (file, _, alerts) in FILES {
+        let rules = read(file);
+        for name in *alerts {
+            assert!(rules.lines().any(|l| l.trim() == format!("- alert: {name}")), "{file} lacks alert {name}");
+        }
     }
 }
 
@@ -61,7 +85,13 @@ fn every_alert_is_defined() {
 /// whether it expects no alert (`exp_alerts: []`) or some (`exp_labels:`).
 #[test]
 fn every_alert_has_firing_and_quiet_cases() {
-    let tests = read(TESTS);
+    for (_, tests, alerts) in FILES {
+        cases_of(tests, alerts);
+    }
+}
+
+fn cases_of(file: &str, alerts: &[&str]) {
+    let tests = read(file);
     let mut cases: Vec<(String, bool, bool)> = Vec::new();
     for line in tests.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
         if let Some((_, rest)) = line.split_once("alertname: ") {
@@ -73,9 +103,9 @@ fn every_alert_has_firing_and_quiet_cases() {
             *firing |= line.contains("exp_labels:");
         }
     }
-    for name in ALERTS {
+    for name in alerts {
         let of = || cases.iter().filter(|(n, _, _)| n == name);
-        assert!(of().any(|c| c.2), "{TESTS}: no case where {name} fires");
-        assert!(of().any(|c| c.1), "{TESTS}: no `exp_alerts: []` case for {name}");
+        assert!(of().any(|c| c.2), "{file}: no case where {name} fires");
+        assert!(of().any(|c| c.1), "{file}: no `exp_alerts: []` case for {name}");
     }
 }

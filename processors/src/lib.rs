@@ -8,6 +8,7 @@
 //! - [`logparse`]: log and ZMQ facts to typed node events and hash-keyed arrival observations.
 //! - [`netviews`]: each node's RPC snapshots as typed views, re-keyed by network.
 //! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
+//! - [`chain`]: tips, reorgs, stale tips, invalid blocks, lagging nodes and inflation.
 //! - [`views`]: typed, tolerant views of the RPC snapshots (Core, BSV, Litecoin).
 //! - [`replay`]: registered processors chained in process over a past time range.
 //! - [`registry`]: every processor by name, with how to build it from its config section and
@@ -15,6 +16,7 @@
 //!
 //! Each processor keeps its pure logic (no rdkafka, no RocksDB) apart from its wiring.
 
+pub mod chain;
 pub mod config;
 pub mod logparse;
 pub mod netviews;

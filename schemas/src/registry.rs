@@ -27,6 +27,12 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("observation", 3, include_str!("../avro/observation.v3.avsc")),
     ("propagation_summary", 1, include_str!("../avro/propagation_summary.v1.avsc")),
     ("propagation_anomaly", 1, include_str!("../avro/propagation_anomaly.v1.avsc")),
+    ("chain_reorg", 1, include_str!("../avro/chain_reorg.v1.avsc")),
+    ("selfish_mining_suspect", 1, include_str!("../avro/selfish_mining_suspect.v1.avsc")),
+    ("stale_tip", 1, include_str!("../avro/stale_tip.v1.avsc")),
+    ("invalid_block", 1, include_str!("../avro/invalid_block.v1.avsc")),
+    ("node_lagging", 1, include_str!("../avro/node_lagging.v1.avsc")),
+    ("inflation", 1, include_str!("../avro/inflation.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

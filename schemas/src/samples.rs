@@ -244,6 +244,83 @@ pub fn propagation_anomaly() -> PropagationAnomaly {
     }
 }
 
+/// A depth-2 reorg on core-1.
+pub fn chain_reorg() -> ChainReorg {
+    ChainReorg {
+        node_id: "core-1".to_owned(),
+        network: "regtest".to_owned(),
+        old_tip: "aa".repeat(32),
+        old_height: 105,
+        new_tip: "bb".repeat(32),
+        new_height: 105,
+        fork_height: 103,
+        fork_hash: Some("cc".repeat(32)),
+        depth: 2,
+        disconnected: vec!["dd".repeat(32), "aa".repeat(32)],
+        connected: vec!["ee".repeat(32), "bb".repeat(32)],
+        source: "log".to_owned(),
+        detected_at_us: 1_764_021_600_123_456,
+    }
+}
+
+/// One of each chain event kind but the reorg.
+pub fn chain_events() -> (SelfishMiningSuspect, StaleTip, ChainInvalidBlock, NodeLagging, Inflation) {
+    let r = chain_reorg();
+    (
+        SelfishMiningSuspect {
+            node_id: r.node_id.clone(),
+            network: r.network.clone(),
+            depth: r.depth,
+            branch_length: 2,
+            winning: r.connected.clone(),
+            arrival_gaps_us: vec![1_200],
+            span_us: 30_000_000,
+            old_tip: r.old_tip.clone(),
+            new_tip: r.new_tip.clone(),
+        },
+        StaleTip {
+            node_id: r.node_id.clone(),
+            network: r.network.clone(),
+            hash: r.new_tip.clone(),
+            height: 105,
+            block_time_us: 1_764_014_400_000_000,
+            age_us: 7_200_000_000,
+            limit_us: 5_400_000_000,
+        },
+        ChainInvalidBlock {
+            node_id: r.node_id.clone(),
+            network: r.network.clone(),
+            hash: Some("ff".repeat(32)),
+            height: Some(106),
+            reason: "bad-cb-amount".to_owned(),
+            origin: "ConnectBlock".to_owned(),
+            operator_marked: false,
+            seen_at_us: 1_764_021_600_000_001,
+        },
+        NodeLagging {
+            node_id: "core-2".to_owned(),
+            network: r.network.clone(),
+            lagging: true,
+            blocks_behind: 4,
+            node_height: 101,
+            best_height: 105,
+            best_node: "core-0".to_owned(),
+            at_us: 1_764_021_600_000_002,
+        },
+        Inflation {
+            node_id: r.node_id,
+            network: r.network,
+            check: "growth".to_owned(),
+            from_height: Some(100),
+            to_height: 101,
+            total_sat: 505_000_000_001,
+            allowed_sat: 505_000_000_000,
+            excess_sat: 1,
+            at_us: 1_764_021_600_000_003,
+        },
+    )
+}
+
 /// A dead letter with headers.
 pub fn dead_letter() -> DeadLetter {
     let mut headers = BTreeMap::new();

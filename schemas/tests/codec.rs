@@ -37,6 +37,13 @@ fn every_record_type_round_trips_in_both_framings() {
         roundtrip(&codec, &samples::propagation_anomaly());
         roundtrip(&codec, &samples::node_view());
         roundtrip(&codec, &samples::dead_letter());
+        roundtrip(&codec, &samples::chain_reorg());
+        let (selfish, stale, invalid, lagging, inflation) = samples::chain_events();
+        roundtrip(&codec, &selfish);
+        roundtrip(&codec, &stale);
+        roundtrip(&codec, &invalid);
+        roundtrip(&codec, &lagging);
+        roundtrip(&codec, &inflation);
     }
 }
 

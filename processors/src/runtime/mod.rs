@@ -8,6 +8,7 @@ pub mod keys;
 mod output;
 mod partitions;
 pub mod sink;
+pub mod snapshot;
 pub mod telemetry;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use health::Health;
 pub use keys::{KeyFields, KeyKind, OutputTopic};
 pub use output::Outputs;
 pub use sink::{Ack, KafkaSink, MemorySink, Sink, SinkError};
+pub use snapshot::{SnapshotError, SnapshotStore};
 
 /// One input record, as a processor sees it.
 #[derive(Debug, Clone, Copy)]

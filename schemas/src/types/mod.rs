@@ -3,6 +3,7 @@
 //! Field order and union branch order follow the `.avsc` files exactly: the Avro serializer maps a
 //! Rust enum variant to the union branch with the same index.
 
+mod chain;
 mod dead_letter;
 mod envelope;
 mod events;
@@ -10,6 +11,7 @@ mod facts;
 mod observation;
 mod summary;
 
+pub use chain::{ChainInvalidBlock, ChainReorg, Inflation, NodeLagging, SelfishMiningSuspect, StaleTip};
 pub use dead_letter::DeadLetter;
 pub use envelope::{Envelope, NodeImplementation, SourceSeq};
 pub use events::{

@@ -1,0 +1,64 @@
+//! `chain` settings.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::network::NetworkConfig;
+use super::node::NodeConfig;
+
+/// Settings of the chain processor (the `[chain]` table). Its topics come from topology.yaml.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// Heights of each node's active chain kept, for the disconnected side of a reorg. Default 200.
+    pub keep_blocks: usize,
+    /// A reorg won by ≥ 2 blocks that all reached the node within this span is a selfish-mining
+    /// suspect, seconds. Default 30.
+    pub selfish_span_s: u64,
+    /// A tip older than this by block time is stale, seconds. Default 5400 (90 min).
+    pub stale_after_s: u64,
+    /// A node this many blocks behind its network's best enters lagging. Default 3.
+    pub lag_enter: i64,
+    /// A lagging node this close to the best leaves lagging. Default 1.
+    pub lag_exit: i64,
+    /// Nodes without a view for this long do not count for the best height, seconds. Default 600.
+    pub alive_s: u64,
+    /// RocksDB directory for the checkpointed state. Default `state/chain`.
+    pub state_dir: PathBuf,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        let (node, net) = (NodeConfig::default(), NetworkConfig::default());
+        ChainConfig {
+            keep_blocks: node.keep_blocks,
+            selfish_span_s: (node.selfish_span_us / 1_000_000) as u64,
+            stale_after_s: (node.stale_after_us / 1_000_000) as u64,
+            lag_enter: net.lag_enter,
+            lag_exit: net.lag_exit,
+            alive_s: (net.alive_us / 1_000_000) as u64,
+            state_dir: PathBuf::from("state/chain"),
+        }
+    }
+}
+
+impl ChainConfig {
+    /// The per-node settings, in µs.
+    pub fn node(&self) -> NodeConfig {
+        NodeConfig {
+            keep_blocks: self.keep_blocks.max(1),
+            selfish_span_us: secs(self.selfish_span_s),
+            stale_after_us: secs(self.stale_after_s),
+        }
+    }
+
+    /// The per-network settings, in µs.
+    pub fn network(&self) -> NetworkConfig {
+        NetworkConfig { lag_enter: self.lag_enter.max(1), lag_exit: self.lag_exit.max(0), alive_us: secs(self.alive_s) }
+    }
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
+}

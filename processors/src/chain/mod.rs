@@ -1,0 +1,42 @@
+//! The `chain` processor: each node's chain from its log, and each network's from its nodes'
+//! RPC views.
+//!
+//! - [`config`]: its `[chain]` settings;
+//! - [`node`]: pure: one node's tip, reorgs (and the selfish-mining heuristic), stale tips,
+//!   invalid blocks, header-to-tip latency and block connect times, from its node events;
+//! - [`network`]: pure: lagging nodes (with hysteresis) and the inflation check, from the
+//!   network-keyed views;
+//! - [`supply`]: pure: subsidy schedules of Bitcoin, BSV and Litecoin;
+//! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
+//!   is new here), metrics and events;
+//! - [`telemetry`]: its metrics.
+
+pub mod config;
+pub mod network;
+pub mod node;
+pub mod supply;
+pub mod telemetry;
+pub mod wiring;
+
+pub use config::ChainConfig;
+
+use crate::registry::{BuildContext, BuildError, Entry};
+
+/// chain in the processor registry.
+pub const ENTRY: Entry = Entry {
+    name: "chain",
+    doc: "Tips, reorgs, selfish-mining suspects, stale tips, invalid blocks, lagging nodes and inflation.",
+    build,
+    telemetry: telemetry::COMPONENT,
+};
+
+fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
+    let mut config: ChainConfig = ctx.config()?;
+    if let Some(dir) = ctx.state_dir {
+        config.state_dir = dir.join(&ctx.declared.name);
+    }
+    let topics = wiring::ChainTopics::bind(ctx.topology, &ctx.declared.name)?;
+    let p = wiring::ChainProcessor::open(&config, topics, ctx.window())
+        .map_err(|e| BuildError::State { section: ctx.declared.name.clone(), message: e.to_string() })?;
+    Ok(Box::new(p))
+}

@@ -1,0 +1,229 @@
+//! One network as its nodes' RPC views tell it: each node's height against the best (lagging,
+//! with hysteresis) and each node's UTXO-set total against the subsidy schedule (inflation).
+//! Pure: views in, findings out.
+
+use std::collections::BTreeMap;
+
+use bmon_schemas::{Inflation, NodeImplementation, NodeLagging};
+use serde::{Deserialize, Serialize};
+
+use super::supply::{COIN, Schedule};
+use crate::views::{BlockchainInfo, TxOutSetInfo};
+
+/// Settings of the per-network logic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// A node this many blocks behind the best enters lagging.
+    pub lag_enter: i64,
+    /// A lagging node this close to the best (or closer) leaves lagging.
+    pub lag_exit: i64,
+    /// Nodes not heard from for this long do not count for the best height, µs.
+    pub alive_us: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig { lag_enter: 3, lag_exit: 1, alive_us: 10 * 60 * 1_000_000 }
+    }
+}
+
+/// What the network knows of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHeight {
+    /// Active tip height.
+    pub height: i64,
+    /// When the view was received, µs.
+    pub at_us: i64,
+    /// Lagging (with hysteresis).
+    pub lagging: bool,
+    /// In initial block download, as the node says.
+    pub ibd: bool,
+}
+
+/// A node's last UTXO-set snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Snapshot {
+    height: i64,
+    total_sat: i64,
+}
+
+/// The outcome of one UTXO-set snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupplyCheck {
+    /// Within the schedule (growth checked too when `growth_checked`).
+    Ok {
+        /// Whether there was an earlier snapshot of the same chain to check the growth against.
+        growth_checked: bool,
+    },
+    /// More coins than allowed.
+    Inflated(Vec<Inflation>),
+    /// Not checked: the snapshot lacks a height or a total.
+    Skipped,
+}
+
+/// One network's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Per node.
+    pub nodes: BTreeMap<String, NodeHeight>,
+    snapshots: BTreeMap<String, Snapshot>,
+}
+
+impl Network {
+    /// The best height among the nodes heard from within the alive span before `now_us`, and a
+    /// node at it.
+    pub fn best(&self, config: &NetworkConfig, now_us: i64) -> Option<(i64, &str)> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| now_us - n.at_us <= config.alive_us)
+            .map(|(id, n)| (n.height, id.as_str()))
+            .max_by_key(|(h, id)| (*h, std::cmp::Reverse(*id)))
+    }
+
+    /// A node's getblockchaininfo: its height, and the lagging event if it entered or left.
+    pub fn blockchain_info(
+        &mut self,
+        config: &NetworkConfig,
+        network: &str,
+        node: &str,
+        info: &BlockchainInfo,
+        at_us: i64,
+    ) -> Option<NodeLagging> {
+        let height = i64::try_from(info.blocks?).ok()?;
+        let ibd = info.initialblockdownload.unwrap_or(false);
+        let was = self.nodes.get(node).is_some_and(|n| n.lagging);
+        self.nodes.insert(node.to_owned(), NodeHeight { height, at_us, lagging: was, ibd });
+        let (best, best_node) = self.best(config, at_us)?;
+        let behind = best - height;
+        let now = if was { behind > config.lag_exit } else { behind >= config.lag_enter };
+        if now == was {
+            return None;
+        }
+        let best_node = best_node.to_owned();
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.lagging = now;
+        }
+        Some(NodeLagging {
+            node_id: node.to_owned(),
+            network: network.to_owned(),
+            lagging: now,
+            blocks_behind: behind,
+            node_height: height,
+            best_height: best,
+            best_node,
+            at_us,
+        })
+    }
+
+    /// A node's gettxoutsetinfo against `implementation`'s schedule for `network`: the total may
+    /// not exceed the supply at its height, nor grow by more than the subsidies since the node's
+    /// previous snapshot (when that one is lower on the chain).
+    pub fn txoutset(
+        &mut self,
+        implementation: NodeImplementation,
+        network: &str,
+        node: &str,
+        info: &TxOutSetInfo,
+        at_us: i64,
+    ) -> SupplyCheck {
+        let (Some(height), Some(total)) = (info.height.and_then(|h| i64::try_from(h).ok()), info.total_amount) else {
+            return SupplyCheck::Skipped;
+        };
+        let total_sat = (total * COIN as f64).round() as i64;
+        let schedule = Schedule::of(implementation, network);
+        let event = |check: &str, from_height, allowed_sat: i64| Inflation {
+            node_id: node.to_owned(),
+            network: network.to_owned(),
+            check: check.to_owned(),
+            from_height,
+            to_height: height,
+            total_sat,
+            allowed_sat,
+            excess_sat: total_sat - allowed_sat,
+            at_us,
+        };
+        let mut found = Vec::new();
+        let supply = schedule.supply(height);
+        if total_sat > supply {
+            found.push(event("supply", None, supply));
+        }
+        let previous = self.snapshots.insert(node.to_owned(), Snapshot { height, total_sat });
+        let mut growth_checked = false;
+        if let Some(p) = previous.filter(|p| p.height < height) {
+            growth_checked = true;
+            let allowed = p.total_sat.saturating_add(schedule.subsidies(p.height + 1, height));
+            if total_sat > allowed {
+                found.push(event("growth", Some(p.height), allowed));
+            }
+        }
+        if found.is_empty() { SupplyCheck::Ok { growth_checked } } else { SupplyCheck::Inflated(found) }
+    }
+
+    /// Forgets nodes not heard from since `before_us`; returns them.
+    pub fn forget_before(&mut self, before_us: i64) -> Vec<String> {
+        let gone: Vec<String> =
+            self.nodes.iter().filter(|(_, n)| n.at_us < before_us).map(|(k, _)| k.clone()).collect();
+        for g in &gone {
+            self.nodes.remove(g);
+            self.snapshots.remove(g);
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(blocks: u64) -> BlockchainInfo {
+        BlockchainInfo::parse(&format!(r#"{{"blocks": {blocks}, "initialblockdownload": false}}"#)).unwrap_or_default()
+    }
+
+    #[test]
+    fn lagging_enters_at_three_behind_and_leaves_at_one() {
+        let c = NetworkConfig::default();
+        let mut n = Network::default();
+        assert!(n.blockchain_info(&c, "regtest", "a", &info(110), 1).is_none());
+        assert!(n.blockchain_info(&c, "regtest", "b", &info(108), 2).is_none(), "2 behind: not yet");
+        let e = n.blockchain_info(&c, "regtest", "b", &info(107), 3).unwrap();
+        assert!(e.lagging && e.blocks_behind == 3 && e.best_node == "a");
+        assert!(n.blockchain_info(&c, "regtest", "b", &info(108), 4).is_none(), "2 behind: still lagging");
+        let e = n.blockchain_info(&c, "regtest", "b", &info(109), 5).unwrap();
+        assert!(!e.lagging && e.blocks_behind == 1);
+    }
+
+    #[test]
+    fn a_silent_node_does_not_set_the_best() {
+        let c = NetworkConfig { alive_us: 100, ..NetworkConfig::default() };
+        let mut n = Network::default();
+        n.blockchain_info(&c, "regtest", "gone", &info(500), 0);
+        assert!(n.blockchain_info(&c, "regtest", "b", &info(100), 1_000).is_none());
+        assert_eq!(n.best(&c, 1_000), Some((100, "b")));
+    }
+
+    fn utxo(height: u64, total: f64) -> TxOutSetInfo {
+        TxOutSetInfo::parse(&format!(r#"{{"height": {height}, "total_amount": {total}}}"#)).unwrap_or_default()
+    }
+
+    #[test]
+    fn inflation_by_growth_and_by_supply_and_none_over_a_halving() {
+        let mut n = Network::default();
+        let core = NodeImplementation::Core;
+        // Regtest: the UTXO set at 101 holds 101 × 50 (genesis is unspendable, so at most that).
+        assert_eq!(n.txoutset(core, "regtest", "a", &utxo(101, 5050.0), 0), SupplyCheck::Ok { growth_checked: false });
+        // 150 is the first block at 25: 101 → 160 allows 48 × 50 + 11 × 25.
+        let ok = 5050.0 + 48.0 * 50.0 + 11.0 * 25.0;
+        assert_eq!(n.txoutset(core, "regtest", "a", &utxo(160, ok), 1), SupplyCheck::Ok { growth_checked: true });
+        let SupplyCheck::Inflated(found) = n.txoutset(core, "regtest", "a", &utxo(161, ok + 25.0 + 0.00000001), 2)
+        else {
+            panic!("one satoshi too many is inflation")
+        };
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].check.as_str(), found[0].excess_sat, found[0].from_height), ("growth", 1, Some(160)));
+        let SupplyCheck::Inflated(found) = n.txoutset(core, "regtest", "b", &utxo(10, 600.0), 3) else {
+            panic!("above the supply")
+        };
+        assert_eq!((found[0].check.as_str(), found[0].excess_sat), ("supply", 50 * COIN));
+        assert_eq!(n.txoutset(core, "regtest", "c", &TxOutSetInfo::default(), 4), SupplyCheck::Skipped);
+    }
+}

@@ -1,0 +1,330 @@
+//! Connects the pure chain logic to the runtime: decoding node events and network views,
+//! per-partition state checkpointed to RocksDB, metrics and events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bmon_schemas::{
+    ChainInvalidBlock, ChainReorg, Codec, EventBody, Inflation, NodeEvent, NodeLagging, NodeView, Record,
+    SelfishMiningSuspect, StaleTip,
+};
+use bmon_topology::{BindError, Topology};
+use serde::{Deserialize, Serialize};
+
+use super::config::ChainConfig;
+use super::network::{Network, NetworkConfig, SupplyCheck};
+use super::node::{Findings, NodeChain, NodeConfig};
+use super::telemetry::{self as t, label};
+use crate::runtime::{
+    Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError, SnapshotError, SnapshotStore,
+};
+use crate::views::{BlockchainInfo, TxOutSetInfo};
+
+/// chain's topics, from topology.yaml: node events and network views in, one output topic per
+/// event kind (all of them `bmon.events` today), keyed by network and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTopics {
+    /// The node-event input.
+    pub events_in: String,
+    /// The network-view input.
+    pub views_in: String,
+    reorg: OutputTopic,
+    selfish: OutputTopic,
+    stale: OutputTopic,
+    invalid: OutputTopic,
+    lagging: OutputTopic,
+    inflation: OutputTopic,
+}
+
+impl ChainTopics {
+    /// Binds the topics of topology processor `name`.
+    pub fn bind(t: &Topology, name: &str) -> Result<ChainTopics, BindError> {
+        let p = t.processor_named(name)?;
+        let keys = [KeyKind::NetworkObject, KeyKind::Network, KeyKind::NodeId];
+        let out = |family: &str| OutputTopic::bind(t, p, family, &keys);
+        Ok(ChainTopics {
+            events_in: t.input_of(p, NodeEvent::FAMILY)?.name.clone(),
+            views_in: t.input_of(p, NodeView::FAMILY)?.name.clone(),
+            reorg: out(ChainReorg::FAMILY)?,
+            selfish: out(SelfishMiningSuspect::FAMILY)?,
+            stale: out(StaleTip::FAMILY)?,
+            invalid: out(ChainInvalidBlock::FAMILY)?,
+            lagging: out(NodeLagging::FAMILY)?,
+            inflation: out(Inflation::FAMILY)?,
+        })
+    }
+}
+
+/// One input partition's state: the nodes of a node-event partition, or the networks of a
+/// view partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct PartitionState {
+    nodes: BTreeMap<String, NodeChain>,
+    networks: BTreeMap<String, Network>,
+}
+
+/// The chain operator as the runtime runs it.
+pub struct ChainProcessor {
+    node_config: NodeConfig,
+    network_config: NetworkConfig,
+    topics: ChainTopics,
+    replay: Duration,
+    partitions: BTreeMap<(String, i32), PartitionState>,
+    /// Partitions changed since their last checkpoint.
+    dirty: BTreeSet<(String, i32)>,
+    store: SnapshotStore,
+    codec: Codec,
+}
+
+impl ChainProcessor {
+    /// Opens the state store under `config.state_dir`; publishes to `topics`; a partition new to
+    /// this instance is rebuilt from `replay` of its input (topology.yaml's store window).
+    pub fn open(config: &ChainConfig, topics: ChainTopics, replay: Duration) -> Result<ChainProcessor, SnapshotError> {
+        Ok(ChainProcessor {
+            node_config: config.node(),
+            network_config: config.network(),
+            topics,
+            replay,
+            partitions: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            store: SnapshotStore::open(&config.state_dir)?,
+            codec: Codec::default(),
+        })
+    }
+
+    fn event(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let e: NodeEvent = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        let env = &e.envelope;
+        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let chain = state.nodes.entry(env.node_id.clone()).or_insert_with(|| NodeChain::new(&env.network));
+        chain.network.clone_from(&env.network);
+        let f = chain.apply(&self.node_config, &e);
+        if input.replay {
+            return Ok(());
+        }
+        let (net, node) = (env.network.clone(), env.node_id.clone());
+        let labels = || [label("network", net.clone()), label("node", node.clone())];
+        if f.tip_changed
+            && let Some(tip) = &chain.tip
+        {
+            t::TIP_HEIGHT.with_gauge(labels()).set(tip.height as f64);
+            t::TIP_CHANGED.with_gauge(labels()).set(tip.changed_at_us as f64 / 1e6);
+            if let Some(bt) = tip.block_time_us {
+                t::TIP_BLOCK_TIME.with_gauge(labels()).set(bt as f64 / 1e6);
+            }
+        }
+        if let Some(us) = f.header_to_tip_us {
+            t::HEADER_TO_TIP.with_histogram(labels()).record(us as f64 / 1e6);
+        }
+        if let Some(us) = f.connect_us {
+            t::CONNECT.with_histogram(labels()).record(us as f64 / 1e6);
+        }
+        if f.started {
+            t::STARTS.with_counter(labels()).increment(1);
+            let at = e.logged_at_us.unwrap_or(env.received_at_us);
+            t::STARTED.with_gauge(labels()).set(at as f64 / 1e6);
+        }
+        if let EventBody::NodeStart(_) = &e.event {
+            tracing::info!(node = %node, "node started");
+        }
+        self.publish_findings(f, out)
+    }
+
+    fn publish_findings(&self, f: Findings, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        if let Some(r) = f.reorg {
+            let labels = [label("network", r.network.clone()), label("node", r.node_id.clone())];
+            t::REORGS.with_counter(labels.clone()).increment(1);
+            t::REORG_DEPTH.with_histogram(labels).record(r.depth as f64);
+            tracing::info!(node = %r.node_id, depth = r.depth, old = %r.old_tip, new = %r.new_tip, "reorg");
+            self.emit(&self.topics.reorg, &r.node_id, &r.network, &r.new_tip, &r, out)?;
+        }
+        if let Some(s) = f.selfish {
+            t::SELFISH
+                .with_counter([label("network", s.network.clone()), label("node", s.node_id.clone())])
+                .increment(1);
+            self.emit(&self.topics.selfish, &s.node_id, &s.network, &s.new_tip, &s, out)?;
+        }
+        if let Some(s) = f.stale {
+            t::STALE.with_counter([label("network", s.network.clone()), label("node", s.node_id.clone())]).increment(1);
+            self.emit(&self.topics.stale, &s.node_id, &s.network, &s.hash, &s, out)?;
+        }
+        if let Some(i) = f.invalid {
+            t::INVALID
+                .with_counter([
+                    label("network", i.network.clone()),
+                    label("node", i.node_id.clone()),
+                    label("reason", t::reason_label(&i.reason)),
+                ])
+                .increment(1);
+            let hash = i.hash.clone().unwrap_or_default();
+            self.emit(&self.topics.invalid, &i.node_id, &i.network, &hash, &i, out)?;
+        }
+        Ok(())
+    }
+
+    fn view(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        let env = &v.envelope;
+        let (net, node) = (env.network.as_str(), env.node_id.as_str());
+        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let network = state.networks.entry(net.to_owned()).or_default();
+        let invalid = |e: crate::views::ViewError| RecordError::Invalid(e.to_string());
+        let labels = || [label("network", net.to_owned()), label("node", node.to_owned())];
+        match v.method.as_str() {
+            "getblockchaininfo" => {
+                let info = BlockchainInfo::parse(&v.view_json).map_err(invalid)?;
+                let lagging = network.blockchain_info(&self.network_config, net, node, &info, env.received_at_us);
+                if input.replay {
+                    return Ok(());
+                }
+                if let Some(n) = network.nodes.get(node) {
+                    t::IBD.with_gauge(labels()).set(if n.ibd { 1.0 } else { 0.0 });
+                    t::LAGGING.with_gauge(labels()).set(if n.lagging { 1.0 } else { 0.0 });
+                }
+                if let Some((best, _)) = network.best(&self.network_config, env.received_at_us) {
+                    t::BEST_HEIGHT.with_gauge([label("network", net.to_owned())]).set(best as f64);
+                    if let Some(n) = network.nodes.get(node) {
+                        t::BEHIND.with_gauge(labels()).set((best - n.height) as f64);
+                    }
+                }
+                if let Some(l) = lagging {
+                    tracing::info!(node, lagging = l.lagging, behind = l.blocks_behind, "lagging state changed");
+                    self.emit(&self.topics.lagging, node, net, "", &l, out)?;
+                }
+            }
+            "gettxoutsetinfo" => {
+                let info = TxOutSetInfo::parse(&v.view_json).map_err(invalid)?;
+                let check = network.txoutset(env.implementation, net, node, &info, env.received_at_us);
+                if input.replay {
+                    return Ok(());
+                }
+                let result = match &check {
+                    SupplyCheck::Ok { .. } => "ok",
+                    SupplyCheck::Inflated(_) => "inflated",
+                    SupplyCheck::Skipped => "skipped",
+                };
+                t::SUPPLY_CHECKS.with_counter([label("network", net.to_owned()), label("result", result)]).increment(1);
+                match check {
+                    SupplyCheck::Inflated(found) => {
+                        let excess = found.iter().map(|i| i.excess_sat).max().unwrap_or(0);
+                        t::INFLATION_EXCESS.with_gauge(labels()).set(excess as f64);
+                        for i in found {
+                            t::INFLATION
+                                .with_counter([
+                                    label("network", net.to_owned()),
+                                    label("node", node.to_owned()),
+                                    label("check", i.check.clone()),
+                                ])
+                                .increment(1);
+                            tracing::warn!(node, check = %i.check, excess_sat = i.excess_sat, "inflation");
+                            self.emit(&self.topics.inflation, node, net, "", &i, out)?;
+                        }
+                    }
+                    SupplyCheck::Ok { .. } => t::INFLATION_EXCESS.with_gauge(labels()).set(0.0),
+                    SupplyCheck::Skipped => {}
+                }
+            }
+            _ => return Ok(()),
+        }
+        Ok(())
+    }
+
+    fn emit<T: Record>(
+        &self,
+        topic: &OutputTopic,
+        node_id: &str,
+        network: &str,
+        hash: &str,
+        value: &T,
+        out: &mut Vec<Output>,
+    ) -> Result<(), RecordError> {
+        let payload = self.codec.encode(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
+        out.push(topic.output(&KeyFields { node_id, network, hash }, payload));
+        Ok(())
+    }
+}
+
+impl Processor for ChainProcessor {
+    fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        self.dirty.insert((input.topic.to_owned(), input.partition));
+        if input.topic == self.topics.events_in {
+            self.event(input, out)
+        } else if input.topic == self.topics.views_in {
+            self.view(input, out)
+        } else {
+            Err(RecordError::Invalid(format!("chain does not read {}", input.topic)))
+        }
+    }
+
+    fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
+        let mut found = Vec::new();
+        for (topic, partition) in idle {
+            let Some(state) = self.partitions.get_mut(&((*topic).to_owned(), *partition)) else { continue };
+            for (node, chain) in &mut state.nodes {
+                let f = chain.idle(&self.node_config, node, now_us);
+                if f.stale.is_some() || f.invalid.is_some() {
+                    found.push(f);
+                    self.dirty.insert(((*topic).to_owned(), *partition));
+                }
+            }
+        }
+        for f in found {
+            if let Err(e) = self.publish_findings(f, out) {
+                tracing::warn!(error = %e, "chain event not published");
+            }
+        }
+    }
+
+    fn assigned(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&(topic.to_owned(), partition));
+    }
+
+    fn reset(&mut self, topic: &str, partition: i32) {
+        // The local store holds only acknowledged state; the partition restores from it.
+        self.partitions.remove(&(topic.to_owned(), partition));
+    }
+
+    fn revoked(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&(topic.to_owned(), partition));
+        if let Err(e) = self.store.forget(topic, partition) {
+            tracing::warn!(topic, partition, error = %e, "cannot drop partition state");
+        }
+    }
+
+    fn replay_window(&self) -> Option<Duration> {
+        Some(self.replay)
+    }
+
+    fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
+        match self.store.load::<PartitionState>(topic, partition) {
+            Ok(Some((offset, state))) if offset >= first => {
+                self.partitions.insert((topic.to_owned(), partition), state);
+                Some(offset)
+            }
+            Ok(Some(_)) => {
+                tracing::info!(topic, partition, "local state is older than the group's offset; replaying instead");
+                let _ = self.store.forget(topic, partition);
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "unreadable partition state; replaying instead");
+                None
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
+        for (topic, partition, offset) in positions {
+            let key = (topic.clone(), *partition);
+            if !self.dirty.remove(&key) {
+                continue;
+            }
+            let Some(state) = self.partitions.get(&key) else { continue };
+            if let Err(e) = self.store.save(topic, *partition, *offset, state) {
+                tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
+                self.dirty.insert(key);
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! A local RocksDB store of one serialisable state value per input partition, written with the
+//! offset it has consumed up to in one atomic write: the state and its offset never disagree.
+//!
+//! For processors whose per-partition state is small (a few nodes' or networks' worth), where
+//! writing the whole value at a checkpoint is simpler than tracking changed keys. Restore it in
+//! [`super::Processor::restore`] when its offset is at or past the group's; otherwise replay.
+
+use std::path::Path;
+
+use rocksdb::{DB, Options};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A snapshot store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value could not be read back, or a value could not be written.
+    #[error("state value: {0}")]
+    Value(String),
+}
+
+/// One RocksDB with a value per (topic, partition).
+pub struct SnapshotStore {
+    db: DB,
+}
+
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore").field("path", &self.db.path()).finish()
+    }
+}
+
+fn key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("{topic}/{partition}").into_bytes()
+}
+
+impl SnapshotStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
+        std::fs::create_dir_all(dir).map_err(|e| SnapshotError::Value(format!("{}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        Ok(SnapshotStore { db: DB::open(&opts, dir)? })
+    }
+
+    /// The saved state of a partition and the offset it consumed up to, if any.
+    pub fn load<T: DeserializeOwned>(&self, topic: &str, partition: i32) -> Result<Option<(i64, T)>, SnapshotError> {
+        let Some(bytes) = self.db.get(key(topic, partition))? else { return Ok(None) };
+        let (offset, value) = bytes.split_at_checked(8).ok_or_else(|| SnapshotError::Value("truncated".into()))?;
+        let offset = i64::from_be_bytes(offset.try_into().map_err(|_| SnapshotError::Value("truncated".into()))?);
+        let value = serde_json::from_slice(value).map_err(|e| SnapshotError::Value(e.to_string()))?;
+        Ok(Some((offset, value)))
+    }
+
+    /// Saves a partition's state, having consumed up to `offset` (exclusive).
+    pub fn save<T: Serialize>(&self, topic: &str, partition: i32, offset: i64, value: &T) -> Result<(), SnapshotError> {
+        let mut bytes = offset.to_be_bytes().to_vec();
+        serde_json::to_writer(&mut bytes, value).map_err(|e| SnapshotError::Value(e.to_string()))?;
+        Ok(self.db.put(key(topic, partition), bytes)?)
+    }
+
+    /// Forgets a partition's state.
+    pub fn forget(&self, topic: &str, partition: i32) -> Result<(), SnapshotError> {
+        Ok(self.db.delete(key(topic, partition))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_value_and_its_offset_round_trip_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SnapshotStore::open(dir.path()).unwrap();
+            s.save("t", 0, 42, &vec!["a".to_owned()]).unwrap();
+            s.save("t", 1, 7, &vec!["b".to_owned()]).unwrap();
+        }
+        let s = SnapshotStore::open(dir.path()).unwrap();
+        assert_eq!(s.load::<Vec<String>>("t", 0).unwrap(), Some((42, vec!["a".to_owned()])));
+        s.forget("t", 1).unwrap();
+        assert_eq!(s.load::<Vec<String>>("t", 1).unwrap(), None);
+        assert!(s.load::<u8>("t", 0).is_err(), "a value of another shape is an error, not a panic");
+    }
+}

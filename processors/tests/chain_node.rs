@@ -1,0 +1,290 @@
+//! The pure per-node chain logic: reorgs from every log pattern counted once, the selfish-mining
+//! heuristic and its control, restarts mid-reorg, a node first seen mid-chain, invalid blocks
+//! and stale tips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bmon_processors::chain::node::{Findings, NodeChain, NodeConfig};
+use bmon_schemas::{BlockDisconnected, EventBody, HeaderSeen, InvalidBlock, NodeEvent, NodeStart, UpdateTip, samples};
+use proptest::prelude::*;
+
+const T0: i64 = 1_800_000_000_000_000;
+const SEC: i64 = 1_000_000;
+
+/// Block hashes: branch `b` at height `h`.
+fn hash(branch: u8, h: i64) -> String {
+    format!("{branch:02x}{h:062x}")
+}
+
+fn ev(at: i64, event: EventBody) -> NodeEvent {
+    NodeEvent {
+        envelope: samples::envelope("n0", "log", at),
+        index: 0,
+        logged_at_us: Some(at),
+        thread: None,
+        category: None,
+        event,
+    }
+}
+
+fn tip(branch: u8, h: i64, at: i64) -> NodeEvent {
+    ev(
+        at,
+        EventBody::UpdateTip(UpdateTip {
+            hash: hash(branch, h),
+            height: h,
+            log2_work: None,
+            tx_count: None,
+            block_time_us: Some(at),
+            progress: None,
+            cache_mib: None,
+            cache_txo: None,
+            warning: None,
+        }),
+    )
+}
+
+fn header(branch: u8, h: i64, at: i64) -> NodeEvent {
+    ev(at, EventBody::HeaderSeen(HeaderSeen { hash: hash(branch, h), height: Some(h), peer: None, compact: false }))
+}
+
+fn disconnected(branch: u8, h: i64, at: i64) -> NodeEvent {
+    ev(at, EventBody::BlockDisconnected(BlockDisconnected { hash: Some(hash(branch, h)), height: Some(h) }))
+}
+
+fn run(chain: &mut NodeChain, events: &[NodeEvent]) -> Vec<Findings> {
+    events.iter().map(|e| chain.apply(&NodeConfig::default(), e)).collect()
+}
+
+fn reorgs(f: &[Findings]) -> Vec<&bmon_schemas::ChainReorg> {
+    f.iter().filter_map(|f| f.reorg.as_ref()).collect()
+}
+
+/// Branch 0 from `from` to `to`, a block every 10 s.
+fn main_chain(from: i64, to: i64) -> Vec<NodeEvent> {
+    (from..=to).map(|h| tip(0, h, T0 + h * 10 * SEC)).collect()
+}
+
+/// A reorg of `depth` at tip height `top`, won by `wins` blocks of branch 1, as Core logs it:
+/// optionally `BlockDisconnected` lines (-debug=validation), UpdateTip down to the fork, then up
+/// the new branch (headers first, `gap` apart).
+fn reorg_events(top: i64, depth: i64, wins: i64, validation: bool, gap: i64) -> Vec<NodeEvent> {
+    let fork = top - depth;
+    let mut at = T0 + (top + 1) * 10 * SEC;
+    let mut out = Vec::new();
+    for h in fork + 1..=fork + wins {
+        out.push(header(1, h, at));
+        at += gap;
+    }
+    for h in (fork + 1..=top).rev() {
+        if validation {
+            out.push(disconnected(0, h, at));
+        }
+        out.push(tip(0, h - 1, at));
+        at += 1000;
+    }
+    for h in fork + 1..=fork + wins {
+        out.push(tip(1, h, at));
+        at += 1000;
+    }
+    out
+}
+
+#[test]
+fn a_straight_chain_has_no_reorg_and_moves_the_tip() {
+    let mut c = NodeChain::new("regtest");
+    let f = run(&mut c, &main_chain(100, 120));
+    assert!(reorgs(&f).is_empty());
+    assert!(f.iter().all(|f| f.tip_changed));
+    assert_eq!(c.tip.as_ref().map(|t| t.height), Some(120));
+}
+
+#[test]
+fn depth_one_and_three_reorgs_are_reported_once_with_their_branches() {
+    for (depth, validation) in [(1, false), (1, true), (3, false), (3, true)] {
+        let mut c = NodeChain::new("regtest");
+        run(&mut c, &main_chain(100, 110));
+        let f = run(&mut c, &reorg_events(110, depth, depth + 1, validation, 60 * SEC));
+        let r = reorgs(&f);
+        assert_eq!(r.len(), 1, "depth {depth}, validation lines {validation}: {r:?}");
+        let r = r[0];
+        assert_eq!((r.depth, r.old_height, r.fork_height), (depth, 110, 110 - depth));
+        assert_eq!(r.old_tip, hash(0, 110));
+        assert_eq!(r.fork_hash, Some(hash(0, 110 - depth)));
+        let old: Vec<String> = (111 - depth..=110).map(|h| hash(0, h)).collect();
+        assert_eq!(r.disconnected, old, "the old branch from the fork up");
+        let new: Vec<String> = (111 - depth..=111).map(|h| hash(1, h)).collect();
+        assert_eq!(r.connected, new, "the new branch, up to where it passed the old height");
+        assert_eq!(c.tip.as_ref().map(|t| t.hash.clone()), Some(hash(1, 111)));
+    }
+}
+
+#[test]
+fn a_node_that_jumps_onto_another_branch_without_walking_down_is_a_reorg() {
+    // BSV without bench lines: a rollback line (a disconnection), then the new branch.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let events = [
+        ev(T0 + 200 * SEC, EventBody::BlockDisconnected(BlockDisconnected { hash: Some(hash(0, 110)), height: None })),
+        tip(1, 109, T0 + 201 * SEC),
+        tip(1, 110, T0 + 202 * SEC),
+        tip(1, 111, T0 + 203 * SEC),
+    ];
+    let f = run(&mut c, &events);
+    let r = reorgs(&f);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].depth, r[0].fork_height), (2, 108));
+}
+
+#[test]
+fn a_branch_back_at_the_old_height_wins_when_the_switch_is_over() {
+    // More work at equal height (a difficulty change): complete at the next unrelated line.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = reorg_events(110, 2, 2, false, SEC);
+    assert!(reorgs(&run(&mut c, &events)).is_empty(), "not over yet");
+    events = vec![header(7, 111, T0 + 999 * SEC)];
+    let r = run(&mut c, &events);
+    assert_eq!(reorgs(&r).len(), 1);
+    assert_eq!(reorgs(&r)[0].new_tip, hash(1, 110));
+    // And a quiet node completes at its tick.
+    let mut q = NodeChain::new("regtest");
+    run(&mut q, &main_chain(100, 110));
+    run(&mut q, &reorg_events(110, 1, 1, false, SEC));
+    assert!(q.idle(&NodeConfig::default(), "n0", T0 + 2000 * SEC).reorg.is_some());
+}
+
+#[test]
+fn a_withheld_branch_released_at_once_is_a_selfish_mining_suspect() {
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let f = run(&mut c, &reorg_events(110, 1, 2, false, 200_000));
+    let s: Vec<_> = f.iter().filter_map(|f| f.selfish.as_ref()).collect();
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].branch_length, s[0].depth, s[0].arrival_gaps_us.clone()), (2, 1, vec![200_000]));
+}
+
+#[test]
+fn a_race_won_at_a_normal_pace_raises_no_suspect() {
+    // The control: the winning branch's blocks reached the node 60 s apart.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let f = run(&mut c, &reorg_events(110, 1, 2, false, 60 * SEC));
+    assert_eq!(reorgs(&f).len(), 1);
+    assert!(f.iter().all(|f| f.selfish.is_none()));
+}
+
+#[test]
+fn a_restart_mid_reorg_and_a_node_first_seen_mid_chain_invent_nothing() {
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = reorg_events(110, 2, 3, true, 60 * SEC);
+    // The node dies after walking down; it restarts on the new branch.
+    let cut =
+        events.iter().position(|e| matches!(&e.event, EventBody::UpdateTip(u) if u.hash.starts_with("01"))).unwrap();
+    events.insert(cut, ev(T0 + 500 * SEC, EventBody::NodeStart(NodeStart { version: "v31.99".into() })));
+    let f = run(&mut c, &events);
+    assert!(reorgs(&f).is_empty(), "a restart forgets the reorg it cannot finish: {:?}", reorgs(&f));
+    assert!(f.iter().any(|f| f.started));
+
+    let mut fresh = NodeChain::new("regtest");
+    let f = run(&mut fresh, &main_chain(500, 505));
+    assert!(reorgs(&f).is_empty(), "the first tip seen is no reorg");
+}
+
+#[test]
+fn the_same_tip_twice_is_no_reorg() {
+    let mut c = NodeChain::new("regtest");
+    let mut events = main_chain(100, 110);
+    events.push(tip(0, 110, T0 + 999 * SEC));
+    events.extend(main_chain(111, 112));
+    assert!(reorgs(&run(&mut c, &events)).is_empty());
+}
+
+fn invalid(hash: Option<String>, height: Option<i64>, reason: &str, origin: &str, at: i64) -> NodeEvent {
+    ev(at, EventBody::InvalidBlock(InvalidBlock { hash, height, reason: reason.into(), origin: origin.into() }))
+}
+
+#[test]
+fn an_invalid_block_is_reported_once_with_its_height_and_reason() {
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 101));
+    let bad = hash(9, 102);
+    let f = run(
+        &mut c,
+        &[
+            invalid(None, None, "bad-cb-amount", "ConnectBlock", T0),
+            invalid(Some(bad.clone()), Some(102), "", "InvalidChainFound", T0 + 1),
+            invalid(Some(bad.clone()), None, "bad-cb-amount", "ConnectTip", T0 + 2),
+            invalid(Some(bad.clone()), Some(102), "", "InvalidChainFound", T0 + 3),
+            tip(0, 102, T0 + 4),
+        ],
+    );
+    let found: Vec<_> = f.iter().filter_map(|f| f.invalid.as_ref()).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].hash.as_deref(), found[0].height, found[0].reason.as_str(), found[0].seen_at_us),
+        (Some(bad.as_str()), Some(102), "bad-cb-amount", T0 + 1)
+    );
+    // InvalidChainFound with no validation failure after it (invalidateblock, say): reported
+    // when the next event comes, reason unknown.
+    let other = hash(9, 103);
+    let f =
+        run(&mut c, &[invalid(Some(other.clone()), Some(103), "", "InvalidChainFound", T0 + 5), tip(0, 103, T0 + 6)]);
+    let found: Vec<_> = f.iter().filter_map(|f| f.invalid.as_ref()).collect();
+    assert_eq!((found.len(), found[0].reason.as_str()), (1, "unknown"));
+}
+
+#[test]
+fn a_tip_two_hours_old_is_stale_once_and_a_quiet_one_when_it_ages() {
+    let config = NodeConfig::default();
+    let mut c = NodeChain::new("regtest");
+    let mut old = tip(0, 100, T0);
+    if let EventBody::UpdateTip(u) = &mut old.event {
+        u.block_time_us = Some(T0 - 2 * 3600 * SEC);
+    }
+    let f = c.apply(&config, &old);
+    assert_eq!(f.stale.as_ref().map(|s| s.age_us), Some(2 * 3600 * SEC));
+    assert!(c.idle(&config, "n0", T0 + SEC).stale.is_none(), "reported once per tip");
+    let mut fresh = NodeChain::new("regtest");
+    fresh.apply(&config, &tip(0, 100, T0));
+    assert!(fresh.idle(&config, "n0", T0 + 80 * 60 * SEC).stale.is_none());
+    let s = fresh.idle(&config, "n0", T0 + 91 * 60 * SEC).stale.unwrap();
+    assert_eq!(s.age_us, 91 * 60 * SEC);
+}
+
+proptest! {
+    /// Any depth and winning length, with or without the validation lines, any UpdateTip line
+    /// repeated: exactly one reorg of the right depth, and a state restored from its JSON
+    /// (a checkpoint) anywhere in the middle finds the same.
+    #[test]
+    fn one_reorg_of_the_right_depth_whatever_the_log_shows(
+        depth in 1i64..8,
+        extra in 0i64..3,
+        validation in any::<bool>(),
+        repeat in proptest::option::of(0usize..30),
+        cut in 0usize..40,
+    ) {
+        let mut events = main_chain(100, 120);
+        events.extend(reorg_events(120, depth, depth + extra, validation, 60 * SEC));
+        // Any later line ends a switch that stopped at the old height.
+        events.push(header(7, 200, T0 + 9_999 * SEC));
+        if let Some(i) = repeat.map(|r| r % events.len()) {
+            if matches!(events[i].event, EventBody::UpdateTip(_)) {
+                let again = events[i].clone();
+                events.insert(i + 1, again);
+            }
+        }
+        let mut straight = NodeChain::new("regtest");
+        let all = run(&mut straight, &events);
+        let r = reorgs(&all);
+        prop_assert_eq!(r.len(), 1);
+        prop_assert_eq!(r[0].depth, depth);
+        let cut = cut.min(events.len());
+        let mut first = NodeChain::new("regtest");
+        let mut found = run(&mut first, &events[..cut]);
+        let mut second: NodeChain = serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        found.extend(run(&mut second, &events[cut..]));
+        prop_assert_eq!(found, all);
+    }
+}
