@@ -269,11 +269,11 @@ proptest! {
         events.extend(reorg_events(120, depth, depth + extra, validation, 60 * SEC));
         // Any later line ends a switch that stopped at the old height.
         events.push(header(7, 200, T0 + 9_999 * SEC));
-        if let Some(i) = repeat.map(|r| r % events.len()) {
-            if matches!(events[i].event, EventBody::UpdateTip(_)) {
-                let again = events[i].clone();
-                events.insert(i + 1, again);
-            }
+        if let Some(i) = repeat.map(|r| r % events.len())
+            && matches!(events[i].event, EventBody::UpdateTip(_))
+        {
+            let again = events[i].clone();
+            events.insert(i + 1, again);
         }
         let mut straight = NodeChain::new("regtest");
         let all = run(&mut straight, &events);
