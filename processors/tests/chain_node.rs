@@ -137,21 +137,36 @@ fn a_node_that_jumps_onto_another_branch_without_walking_down_is_a_reorg() {
 }
 
 #[test]
-fn a_branch_back_at_the_old_height_wins_when_the_switch_is_over() {
-    // More work at equal height (a difficulty change): complete at the next unrelated line.
+fn a_branch_back_at_the_old_height_wins_when_the_node_goes_quiet_or_moves_on() {
+    // More work at equal height (a difficulty change): not over while lines keep coming, since
+    // any line may be logged in the middle of the switch.
     let mut c = NodeChain::new("regtest");
     run(&mut c, &main_chain(100, 110));
     let mut events = reorg_events(110, 2, 2, false, SEC);
+    events.push(header(7, 111, T0 + 999 * SEC));
     assert!(reorgs(&run(&mut c, &events)).is_empty(), "not over yet");
-    events = vec![header(7, 111, T0 + 999 * SEC)];
-    let r = run(&mut c, &events);
-    assert_eq!(reorgs(&r).len(), 1);
-    assert_eq!(reorgs(&r)[0].new_tip, hash(1, 110));
-    // And a quiet node completes at its tick.
-    let mut q = NodeChain::new("regtest");
-    run(&mut q, &main_chain(100, 110));
-    run(&mut q, &reorg_events(110, 1, 1, false, SEC));
-    assert!(q.idle(&NodeConfig::default(), "n0", T0 + 2000 * SEC).reorg.is_some());
+    let r = c.idle(&NodeConfig::default(), "n0", T0 + 2000 * SEC).reorg.unwrap();
+    assert_eq!((r.new_tip, r.depth), (hash(1, 110), 2));
+    // Or the next block passes the old height.
+    let mut busy = NodeChain::new("regtest");
+    run(&mut busy, &main_chain(100, 110));
+    run(&mut busy, &reorg_events(110, 1, 1, false, SEC));
+    let r = run(&mut busy, &[tip(1, 111, T0 + 3000 * SEC)]);
+    assert_eq!(reorgs(&r)[0].connected, vec![hash(1, 110), hash(1, 111)]);
+}
+
+#[test]
+fn disconnection_lines_logged_after_the_switch_are_no_second_reorg() {
+    // Core logs the validation callbacks from a background thread: the old branch's
+    // BlockDisconnected lines may come after the new branch's UpdateTips.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = reorg_events(110, 3, 4, false, SEC);
+    let at = T0 + 5000 * SEC;
+    events.extend((108..=110).rev().map(|h| disconnected(0, h, at)));
+    events.push(tip(1, 112, at + SEC));
+    let f = run(&mut c, &events);
+    assert_eq!(reorgs(&f).len(), 1, "{:?}", reorgs(&f));
 }
 
 #[test]
@@ -215,7 +230,21 @@ fn an_invalid_block_is_reported_once_with_its_height_and_reason() {
         &[
             invalid(None, None, "bad-cb-amount", "ConnectBlock", T0),
             invalid(Some(bad.clone()), Some(102), "", "InvalidChainFound", T0 + 1),
-            invalid(Some(bad.clone()), None, "bad-cb-amount", "ConnectTip", T0 + 2),
+            // Core's second line, and another thread's, between the two reports.
+            ev(
+                T0 + 1,
+                EventBody::Unknown(bmon_schemas::Unknown {
+                    category: None,
+                    message: "InvalidChainFound:  current best=…".into(),
+                }),
+            ),
+            invalid(
+                Some(bad.clone()),
+                None,
+                "bad-cb-amount, coinbase pays too much (actual=5000000001 vs limit=5000000000)",
+                "ConnectTip",
+                T0 + 2,
+            ),
             invalid(Some(bad.clone()), Some(102), "", "InvalidChainFound", T0 + 3),
             tip(0, 102, T0 + 4),
         ],
@@ -267,8 +296,8 @@ proptest! {
     ) {
         let mut events = main_chain(100, 120);
         events.extend(reorg_events(120, depth, depth + extra, validation, 60 * SEC));
-        // Any later line ends a switch that stopped at the old height.
-        events.push(header(7, 200, T0 + 9_999 * SEC));
+        // The next block ends a switch that stopped at the old height.
+        events.push(tip(1, 120 - depth + depth + extra + 1, T0 + 9_999 * SEC));
         if let Some(i) = repeat.map(|r| r % events.len())
             && matches!(events[i].event, EventBody::UpdateTip(_))
         {

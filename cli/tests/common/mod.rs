@@ -184,6 +184,25 @@ impl HasNode for bmon_schemas::PropagationAnomaly {
     }
 }
 
+/// Chain events name their node.
+macro_rules! chain_event_nodes {
+    ($($t:ty),*) => {$(
+        impl HasNode for $t {
+            fn node_id(&self) -> &str {
+                &self.node_id
+            }
+        }
+    )*};
+}
+chain_event_nodes!(
+    bmon_schemas::ChainReorg,
+    bmon_schemas::SelfishMiningSuspect,
+    bmon_schemas::StaleTip,
+    bmon_schemas::ChainInvalidBlock,
+    bmon_schemas::NodeLagging,
+    bmon_schemas::Inflation
+);
+
 impl HasNode for bmon_schemas::DeadLetter {
     fn node_id(&self) -> &str {
         &self.processor

@@ -28,7 +28,7 @@ pub use network::{Network, Reorg};
 pub use node::{Implementation, Node};
 pub use ports::PortBlock;
 pub use process::{Managed, stop_all, stop_pid_files};
-pub use prometheus::Prometheus;
+pub use prometheus::{PromQuery, Prometheus};
 pub use proxy::DelayProxy;
 pub use tools::Tools;
 

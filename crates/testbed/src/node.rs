@@ -319,6 +319,31 @@ impl Node {
         self.lock_wallet()?.conflicting_pair(self)
     }
 
+    /// Builds a block on this node's tip whose coinbase pays one satoshi more than allowed
+    /// (`generateblock` without submitting, the coinbase output raised, the merkle root redone
+    /// and the proof of work ground again), then submits it. Returns its hash and `submitblock`'s
+    /// answer (Core: `"bad-cb-amount"`). Core only: BSV and Litecoin lack `generateblock`.
+    pub fn submit_overpaying_block(&self) -> Result<(String, Value), TestbedError> {
+        use bitcoincore_rpc::bitcoin::consensus::encode::{deserialize, serialize_hex};
+        use bitcoincore_rpc::bitcoin::hex::FromHex;
+        use bitcoincore_rpc::bitcoin::{Amount, Block};
+        let address = self.lock_wallet()?.address().to_owned();
+        let made: Value = self.call("generateblock", &[json!(address), json!([]), json!(false)])?;
+        let bad = |m: String| self.rpc_err("generateblock", &m);
+        let hex = made["hex"].as_str().ok_or_else(|| bad(format!("no block hex in {made}")))?;
+        let bytes = Vec::<u8>::from_hex(hex).map_err(|e| bad(e.to_string()))?;
+        let mut block: Block = deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let coinbase =
+            block.txdata.first_mut().and_then(|tx| tx.output.first_mut()).ok_or_else(|| bad("no coinbase".into()))?;
+        coinbase.value += Amount::from_sat(1);
+        block.header.merkle_root = block.compute_merkle_root().ok_or_else(|| bad("no transactions".into()))?;
+        while block.header.validate_pow(block.header.target()).is_err() {
+            block.header.nonce = block.header.nonce.wrapping_add(1);
+        }
+        let answer: Value = self.call("submitblock", &[json!(serialize_hex(&block))])?;
+        Ok((block.block_hash().to_string(), answer))
+    }
+
     /// Submits a raw transaction; returns its txid.
     pub fn send_raw(&self, hex: &str) -> Result<String, TestbedError> {
         self.call("sendrawtransaction", &[json!(hex)])

@@ -75,8 +75,26 @@ impl Prometheus {
 
     /// Runs an instant PromQL query and returns `data.result`.
     pub fn query(&self, promql: &str) -> Result<Vec<Value>, TestbedError> {
+        self.client().query(promql)
+    }
+
+    /// A query client that does not borrow the bed (for tests that use both).
+    pub fn client(&self) -> PromQuery {
+        PromQuery { url: self.url() }
+    }
+}
+
+/// Instant PromQL queries against a bed's Prometheus.
+#[derive(Debug, Clone)]
+pub struct PromQuery {
+    url: String,
+}
+
+impl PromQuery {
+    /// Runs an instant PromQL query and returns `data.result`.
+    pub fn query(&self, promql: &str) -> Result<Vec<Value>, TestbedError> {
         let err = |m: String| TestbedError::Rpc { node: "prometheus".into(), method: "query".into(), message: m };
-        let resp = minreq::get(format!("{}/api/v1/query?query={}", self.url(), percent_encode(promql)))
+        let resp = minreq::get(format!("{}/api/v1/query?query={}", self.url, percent_encode(promql)))
             .with_timeout(10)
             .send()
             .map_err(|e| err(e.to_string()))?;

@@ -7,8 +7,9 @@
 //! `Performing best chain tip … rollback` and, with `-debug=bench`, `- Disconnect block`. So a
 //! tip at or below the current height, or a disconnection, starts a reorg; the UpdateTips that
 //! follow walk down to the fork and up the new branch; the reorg is reported once, when the new
-//! branch passes the old height (or, back at the old height with more work, when the node logs
-//! anything but the switch's own steps, or goes quiet). Every source of the same reorg lands in
+//! branch passes the old height (or, back at the old height with more work, when the node goes
+//! quiet: a busy node's next block passes it anyway; any other line may be logged in the middle
+//! of the switch). Every source of the same reorg lands in
 //! the one pending record, so nothing is counted twice.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -123,19 +124,10 @@ impl NodeChain {
         self.last_event_us = self.last_event_us.max(at);
         let node = &e.envelope.node_id;
         let mut f = Findings::default();
-        // A new branch back at the old height (more work at equal height) has won once the node
-        // logs anything but the steps of the switch itself.
-        let step = matches!(
-            &e.event,
-            EventBody::UpdateTip(_)
-                | EventBody::BlockDisconnected(_)
-                | EventBody::BlockConnected(_)
-                | EventBody::ConnectBlockTimings(_)
-        );
-        if !step {
-            self.complete_at_height(config, node, at, &mut f);
-        }
-        let flush_invalid = !matches!(&e.event, EventBody::InvalidBlock(_));
+        // An `InvalidChainFound` whose validation failure never came (invalidateblock, say) is
+        // reported at the next tip or start; other lines (Core logs a second `InvalidChainFound:
+        // current best=…` line, and other threads log meanwhile) may come in between.
+        let flush_invalid = matches!(&e.event, EventBody::UpdateTip(_) | EventBody::NodeStart(_));
         if flush_invalid && let Some(p) = self.pending_invalid.take() {
             f.invalid = self.report_invalid(node, Some(p.hash), p.height, "", "InvalidChainFound", p.at_us);
         }
@@ -143,7 +135,12 @@ impl NodeChain {
             EventBody::UpdateTip(u) => {
                 self.update_tip(config, node, &u.hash, u.height, u.block_time_us, at, &mut f);
             }
-            EventBody::BlockDisconnected(d) => {
+            // Only a block of the active chain: the validation callbacks are logged from a
+            // background thread, so a reorg's `BlockDisconnected` lines can come after the new
+            // branch's UpdateTips, when those blocks are no longer on it.
+            EventBody::BlockDisconnected(d)
+                if d.hash.as_ref().is_some_and(|h| self.recent.values().any(|x| x == h)) =>
+            {
                 if let (Some(tip), None) = (&self.tip, &self.pending) {
                     // The tip goes; its parent (or the logged height's parent) is the fork so far.
                     let fork = d.height.map_or(tip.height - 1, |h| h - 1).min(tip.height - 1);
@@ -178,8 +175,10 @@ impl NodeChain {
                     if self.pending_invalid.as_ref().is_some_and(|p| &p.hash == hash) {
                         self.pending_invalid = None;
                     }
+                    // `bad-cb-amount, coinbase pays too much (…)`: the reason is the token.
+                    let reason = b.reason.split(", ").next().unwrap_or_default();
                     f.invalid =
-                        self.report_invalid(node, Some(hash.clone()), height.or(b.height), &b.reason, origin, seen);
+                        self.report_invalid(node, Some(hash.clone()), height.or(b.height), reason, origin, seen);
                 }
                 // A reason without a hash (`ConnectBlock(): …`): the hash comes with the next line.
                 _ => {}

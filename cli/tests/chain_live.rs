@@ -1,0 +1,326 @@
+//! The chain processor on a real 3-node Core bed: producers (log and RPC), logparse, netviews
+//! and chain, with the bed's Prometheus evaluating `prometheus/rules/chain.rules.yml` over
+//! chain's real metrics. One scenario after another, each checked by its event on `bmon.events`
+//! and its alert (firing, or pending where the rule has a `for:` longer than a test):
+//!
+//! 1. a withheld branch: core-2, cut off, mines 2 blocks within a second while core-0 mines 1; on
+//!    reconnection core-0 and core-1 reorg (depth 1) and raise a selfish-mining suspect;
+//! 2. the control: a race won at a normal pace (the winning blocks reach the others 6 s apart,
+//!    with `selfish_span_s = 5`) is a reorg and no suspect;
+//! 3. core-2 cut off while the others mine 3 blocks enters lagging; it then mines 4 of its own,
+//!    and on reconnection the others reorg 3 deep and core-2 leaves lagging;
+//! 4. a block paying one satoshi too much, sent with `submitblock`, is an invalid block
+//!    (`bad-cb-amount`);
+//! 5. a gettxoutsetinfo fact with an inflated total, injected on the rpc topic, is inflation;
+//!    320 real blocks, two halvings included, are checked without a false alarm;
+//! 6. core-1 restarted while the others mine: reported as a start, and held back from the
+//!    reorg, stale and lagging alerts while it catches up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::Duration;
+
+use bmon_schemas::{
+    ChainInvalidBlock, ChainReorg, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk, RpcOutcome,
+    RpcSnapshotFact, SelfishMiningSuspect, SourceSeq,
+};
+use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
+use common::*;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const EVENTS: &str = "bmon.events";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Readers of each chain event kind on bmon.events.
+struct Events {
+    reorgs: TopicReader<ChainReorg>,
+    selfish: TopicReader<SelfishMiningSuspect>,
+    lagging: TopicReader<NodeLagging>,
+    invalid: TopicReader<ChainInvalidBlock>,
+    inflation: TopicReader<Inflation>,
+}
+
+impl Events {
+    fn new(brokers: &str) -> Events {
+        Events {
+            reorgs: TopicReader::new(brokers, EVENTS, 3),
+            selfish: TopicReader::new(brokers, EVENTS, 3),
+            lagging: TopicReader::new(brokers, EVENTS, 3),
+            invalid: TopicReader::new(brokers, EVENTS, 3),
+            inflation: TopicReader::new(brokers, EVENTS, 3),
+        }
+    }
+}
+
+/// Cuts `i` off from its peers and waits until the others no longer count it.
+fn cut_off(bed: &TestBed, net: usize, i: usize) {
+    let n = bed.network(net);
+    n.node(i).set_network_active(false).unwrap();
+    poll_until("the cut-off node to have no peers", WAIT, Duration::from_millis(100), || {
+        (n.node(i).peer_count().ok()? == 0).then_some(())
+    })
+    .unwrap();
+}
+
+/// Reconnects `i` and waits until every node shares one tip.
+fn reconnect(bed: &TestBed, net: usize, i: usize) -> String {
+    bed.network(net).node(i).set_network_active(true).unwrap();
+    bed.network(net).wait_synced().unwrap()
+}
+
+/// Waits until nodes `among` (other than `miner`) have `miner`'s tip.
+fn wait_for_tip(bed: &TestBed, net: usize, among: &[usize]) -> String {
+    let n = bed.network(net);
+    poll_until("the connected nodes to share one tip", WAIT, Duration::from_millis(100), || {
+        let tips: Vec<String> = among.iter().filter_map(|i| n.node(*i).tip().ok()).collect();
+        (tips.len() == among.len() && tips.windows(2).all(|w| w[0] == w[1])).then(|| tips[0].clone())
+    })
+    .unwrap()
+}
+
+/// Whether `alert` is pending or firing in Prometheus for `node`.
+fn alert_active(prom: &PromQuery, alert: &str, node: &str) -> Option<String> {
+    let r = prom.query(&format!("ALERTS{{alertname=\"{alert}\",node=\"{node}\"}}")).ok()?;
+    r.first().and_then(|s| s["metric"]["alertstate"].as_str().map(str::to_owned))
+}
+
+fn wait_alert(prom: &PromQuery, alert: &str, node: &str) -> String {
+    poll_until(
+        &format!("{alert} for {node} in Prometheus"),
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || alert_active(prom, alert, node),
+    )
+    .unwrap()
+}
+
+fn metric(prom: &PromQuery, q: &str) -> Option<f64> {
+    let r = prom.query(q).ok()?;
+    r.first()?["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn chain_events_and_alerts_on_a_core_bed() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let net = bed.start_network(Implementation::Core, 3).unwrap();
+    let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
+    let mut producers = Vec::new();
+    for node in bed.network(net).nodes() {
+        let sources = format!(
+            "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n\
+             txoutset_interval_s = 1\n",
+            node.log_path().display(),
+            node.rpc_url(),
+            node.cookie_path().display()
+        );
+        producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
+    }
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
+    let port = bed.service_port(3);
+    let state = bed.dir().join("chain-state");
+    let extra = format!("[chain]\nselfish_span_s = 5\nstate_dir = \"{}\"\n", state.display());
+    let _chain = start_processor(&bed, "chain", "0", &extra, &brokers, port);
+    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
+    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let mut ev = Events::new(&brokers);
+    // Every node's tip reaches chain (and Prometheus) before the scenarios start.
+    let tip_height = bed.network(net).node(0).height().unwrap() as f64;
+    for n in &names {
+        poll_until(&format!("{n}'s tip height"), WAIT, Duration::from_millis(500), || {
+            (metric(&prom, &format!("bmon_chain_tip_height{{node=\"{n}\"}}"))? >= tip_height).then_some(())
+        })
+        .unwrap();
+    }
+
+    // 1. A withheld branch released at once.
+    cut_off(&bed, net, 2);
+    let honest = bed.network(net).node(0).mine(1).unwrap();
+    wait_for_tip(&bed, net, &[0, 1]);
+    let withheld = bed.network(net).node(2).mine(2).unwrap();
+    assert_eq!(reconnect(&bed, net, 2), withheld[1], "the longer branch wins");
+    let reorged = |r: &[ChainReorg], node: &str, tip: &str| r.iter().any(|x| x.node_id == node && x.old_tip == tip);
+    assert!(
+        ev.reorgs.read_until(WAIT, |r| reorged(r, &names[0], &honest[0]) && reorged(r, &names[1], &honest[0])),
+        "reorg events for core-0 and core-1: {:?}",
+        ev.reorgs.facts
+    );
+    for n in &names[..2] {
+        let r = ev.reorgs.facts.iter().find(|r| &r.node_id == n).unwrap();
+        assert_eq!((r.depth, r.disconnected.clone(), r.connected.clone()), (1, honest.clone(), withheld.clone()));
+    }
+    assert!(
+        ev.selfish.read_until(WAIT, |s| names[..2].iter().all(|n| s.iter().any(|x| &x.node_id == n))),
+        "selfish-mining suspects: {:?}",
+        ev.selfish.facts
+    );
+    assert!(ev.selfish.facts.iter().all(|s| s.branch_length == 2 && s.winning == withheld));
+    for n in &names[..2] {
+        assert_eq!(wait_alert(&prom, "BmonChainReorg", n), "firing");
+        assert_eq!(wait_alert(&prom, "BmonChainSelfishMiningSuspect", n), "firing");
+    }
+    assert!(alert_active(&prom, "BmonChainDeepReorg", &names[0]).is_none(), "depth 1 is not deep");
+
+    // 2. The control: a race won at a normal pace.
+    cut_off(&bed, net, 2);
+    let ours = bed.network(net).node(0).mine(1).unwrap();
+    wait_for_tip(&bed, net, &[0, 1]);
+    let theirs = bed.network(net).node(2).mine(1).unwrap();
+    bed.network(net).node(2).set_network_active(true).unwrap();
+    // Both branches are one block long: each side keeps its own, the others have core-2's header.
+    poll_until("core-2 to reconnect", WAIT, Duration::from_millis(100), || {
+        (bed.network(net).node(2).peer_count().ok()? >= 2).then_some(())
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(6)); // the normal pace being simulated: longer than the 5 s span
+    let next = bed.network(net).node(2).mine(1).unwrap();
+    assert_eq!(bed.network(net).wait_synced().unwrap(), next[0]);
+    assert!(
+        ev.reorgs.read_until(WAIT, |r| names[..2].iter().all(|n| reorged(r, n, &ours[0]))),
+        "the race's reorgs: {:?}",
+        ev.reorgs.facts
+    );
+    let race: Vec<&ChainReorg> = ev.reorgs.facts.iter().filter(|r| r.old_tip == ours[0]).collect();
+    assert!(race.iter().all(|r| r.depth == 1 && r.connected == [theirs[0].clone(), next[0].clone()]), "{race:?}");
+    ev.selfish.read_until(Duration::from_secs(3), |_| false);
+    assert_eq!(ev.selfish.facts.len(), 2, "no suspect for a race won at a normal pace: {:?}", ev.selfish.facts);
+
+    // 3. Lagging, then a 3-deep reorg.
+    cut_off(&bed, net, 2);
+    let mut main = Vec::new();
+    for _ in 0..3 {
+        main.extend(bed.network(net).node(0).mine(1).unwrap());
+    }
+    wait_for_tip(&bed, net, &[0, 1]);
+    assert!(
+        ev.lagging.read_until(WAIT, |l| l.iter().any(|x| x.node_id == names[2] && x.lagging)),
+        "core-2 enters lagging: {:?}",
+        ev.lagging.facts
+    );
+    let entered = ev.lagging.facts.iter().find(|x| x.node_id == names[2] && x.lagging).unwrap();
+    assert!(entered.blocks_behind >= 3, "{entered:?}");
+    let side = bed.network(net).node(2).mine(4).unwrap();
+    assert_eq!(reconnect(&bed, net, 2), side[3]);
+    assert!(
+        ev.reorgs.read_until(WAIT, |r| names[..2].iter().all(|n| reorged(r, n, &main[2]))),
+        "3-deep reorgs: {:?}",
+        ev.reorgs.facts
+    );
+    for r in ev.reorgs.facts.iter().filter(|r| r.old_tip == main[2]) {
+        assert_eq!((r.depth, &r.disconnected, r.connected.len()), (3, &main, 4), "{r:?}");
+    }
+    assert!(
+        ev.lagging.read_until(WAIT, |l| l.iter().any(|x| x.node_id == names[2] && !x.lagging)),
+        "core-2 leaves lagging: {:?}",
+        ev.lagging.facts
+    );
+    assert_eq!(wait_alert(&prom, "BmonChainDeepReorg", &names[0]), "firing");
+
+    // 4. An invalid block.
+    let (bad, answer) = bed.network(net).node(0).submit_overpaying_block().unwrap();
+    assert_eq!(answer, "bad-cb-amount", "submitblock's answer");
+    // core-0 rejects it, and so may its peers: a compact block is relayed before it is validated.
+    let of =
+        |i: &[ChainInvalidBlock]| i.iter().find(|x| x.hash.as_deref() == Some(&bad) && x.node_id == names[0]).cloned();
+    assert!(ev.invalid.read_until(WAIT, |i| of(i).is_some()), "invalid block event: {:?}", ev.invalid.facts);
+    let inv = of(&ev.invalid.facts).unwrap();
+    assert_eq!(inv.reason, "bad-cb-amount", "{inv:?}");
+    assert!(ev.invalid.facts.iter().all(|x| x.reason == "bad-cb-amount"), "{:?}", ev.invalid.facts);
+    assert_eq!(wait_alert(&prom, "BmonChainInvalidBlock", &names[0]), "firing");
+
+    // 5. No false alarm over 320 blocks (halvings at 150 and 300), checked as the snapshots come.
+    let checks = || metric(&prom, "sum(bmon_chain_supply_checks_total{result=\"ok\"})").unwrap_or(0.0);
+    for _ in 0..8 {
+        bed.network(net).mine(0, 40).unwrap();
+        let before = checks();
+        poll_until("a UTXO-set check after the blocks", WAIT, Duration::from_millis(500), || {
+            (checks() > before).then_some(())
+        })
+        .unwrap();
+    }
+    assert!(bed.network(net).node(0).height().unwrap() > 300);
+    assert!(
+        !ev.inflation.read_until(Duration::from_secs(2), |f| !f.is_empty()),
+        "false alarm: {:?}",
+        ev.inflation.facts
+    );
+    // The detection path: an inflated total injected as a node's gettxoutsetinfo.
+    let height = bed.network(net).node(0).height().unwrap();
+    inject_txoutset(&brokers, "inflator", height, 21_000_000.0);
+    assert!(ev.inflation.read_until(WAIT, |f| f.iter().any(|x| x.node_id == "inflator")), "no inflation event");
+    let inf = &ev.inflation.facts[0];
+    assert_eq!((inf.check.as_str(), inf.to_height), ("supply", height as i64), "{inf:?}");
+    assert!(inf.excess_sat > 0);
+    assert_eq!(wait_alert(&prom, "BmonChainInflation", "inflator"), "firing");
+
+    // 6. A restart while the others mine: core-1 comes back without peers, 3 blocks behind.
+    let restarted = names[1].clone();
+    bed.network_mut(net).nodes_mut()[1].restart().unwrap();
+    bed.network(net).node(1).set_network_active(false).unwrap();
+    let reorgs_before = ev.reorgs.facts.len();
+    bed.network(net).node(0).mine(3).unwrap();
+    let held = format!("bmon:chain_catching_up{{node=\"{restarted}\"}}");
+    let seen = poll_until("core-1 held back as catching up", WAIT, Duration::from_millis(500), || {
+        (metric(&prom, &held)? == 1.0).then_some(())
+    });
+    let show = |m: &str| metric(&prom, &format!("{m}{{node=\"{restarted}\"}}"));
+    assert!(
+        seen.is_ok(),
+        "not held back: start {:?}, behind {:?}, time {:?}",
+        show("bmon_chain_node_start_timestamp_seconds"),
+        show("bmon_chain_blocks_behind"),
+        metric(&prom, "time()")
+    );
+    assert!(
+        metric(&prom, &format!("bmon_chain_node_starts_total{{node=\"{restarted}\"}}")).is_some_and(|n| n >= 1.0),
+        "the restart is counted"
+    );
+    assert!(
+        metric(&prom, &format!("bmon_chain_blocks_behind{{node=\"{restarted}\"}}")).is_some_and(|b| b >= 2.0),
+        "it is behind"
+    );
+    bed.network(net).node(1).set_network_active(true).unwrap();
+    let addr = bed.network(net).node(0).p2p_addr();
+    bed.network(net).link(1, &addr, 1).unwrap();
+    bed.network(net).wait_synced().unwrap();
+    poll_until("core-1 caught up", WAIT, Duration::from_millis(500), || metric(&prom, &held).is_none().then_some(()))
+        .unwrap();
+    ev.reorgs.read_until(Duration::from_secs(3), |_| false);
+    let after: Vec<&ChainReorg> = ev.reorgs.facts[reorgs_before..].iter().collect();
+    assert!(after.is_empty(), "a restart and catch-up is no reorg: {after:?}");
+    for alert in ["BmonChainStaleTip", "BmonChainNodeBehind"] {
+        assert_eq!(alert_active(&prom, alert, &restarted), None, "{alert} for the restarted node");
+    }
+    drop(producers);
+}
+
+/// Publishes a gettxoutsetinfo snapshot of node `node` (regtest, Core) claiming `total` coins at
+/// `height` to the rpc topic, as a producer would.
+fn inject_txoutset(brokers: &str, node: &str, height: u64, total: f64) {
+    let fact = RpcSnapshotFact {
+        envelope: Envelope {
+            node_id: node.to_owned(),
+            network: "regtest".to_owned(),
+            implementation: NodeImplementation::Core,
+            node_version: String::new(),
+            received_at_us: now_us(),
+            source: SourceSeq { stream: "rpc:gettxoutsetinfo".into(), epoch: "injected".into(), offset: 0 },
+        },
+        method: "gettxoutsetinfo".to_owned(),
+        params: r#"["none",null,false]"#.to_owned(),
+        duration_us: 1,
+        outcome: RpcOutcome::Ok(RpcOk { json: format!(r#"{{"height": {height}, "total_amount": {total:.8}}}"#) }),
+    };
+    let producer: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let payload = Codec::default().encode(&fact).unwrap();
+    producer.send(BaseRecord::to("bmon.node.rpc").key(node).payload(&payload)).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}
