@@ -197,15 +197,12 @@ fn start(bed: &TestBed, brokers: &str) -> Managed {
     start_processor_on(bed, "chain", "killed", &extra, brokers, 0, &topology)
 }
 
-type Got = Vec<(Vec<u8>, Vec<u8>)>;
+/// A record read back: key and payload.
+type Rec = (Vec<u8>, Vec<u8>);
+type Got = Vec<Rec>;
 
 /// Reads `consumer` into `got` until `until` holds or `timeout` passes; whether it holds.
-fn read(
-    consumer: &BaseConsumer,
-    got: &mut Got,
-    until: &dyn Fn(&[(Vec<u8>, Vec<u8>)]) -> bool,
-    timeout: Duration,
-) -> bool {
+fn read(consumer: &BaseConsumer, got: &mut Got, until: &dyn Fn(&[Rec]) -> bool, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline && !until(got) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
