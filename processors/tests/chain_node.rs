@@ -180,6 +180,20 @@ fn a_withheld_branch_released_at_once_is_a_selfish_mining_suspect() {
 }
 
 #[test]
+fn without_the_winning_headers_no_suspect_is_raised() {
+    // Arrival times unknown (no header lines): the connection times alone are no evidence.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let events: Vec<NodeEvent> = reorg_events(110, 1, 2, false, 1000)
+        .into_iter()
+        .filter(|e| !matches!(e.event, EventBody::HeaderSeen(_)))
+        .collect();
+    let f = run(&mut c, &events);
+    assert_eq!(reorgs(&f).len(), 1);
+    assert!(f.iter().all(|f| f.selfish.is_none()));
+}
+
+#[test]
 fn a_race_won_at_a_normal_pace_raises_no_suspect() {
     // The control: the winning branch's blocks reached the node 60 s apart.
     let mut c = NodeChain::new("regtest");

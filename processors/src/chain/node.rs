@@ -293,8 +293,15 @@ impl NodeChain {
             source: "log".to_owned(),
             detected_at_us: at,
         });
-        let arrivals: Vec<i64> =
-            connected.iter().map(|h| self.headers.iter().find(|(x, _)| x == h).map_or(at, |(_, t)| *t)).collect();
+        // Arrival = the header first seen. Without every winning block's, no judgement: the
+        // connection times of a reorg are always milliseconds apart.
+        let Some(arrivals) = connected
+            .iter()
+            .map(|h| self.headers.iter().find(|(x, _)| x == h).map(|(_, t)| *t))
+            .collect::<Option<Vec<i64>>>()
+        else {
+            return;
+        };
         let (Some(first), Some(last)) = (arrivals.iter().min(), arrivals.iter().max()) else { return };
         if connected.len() >= 2 && last - first <= config.selfish_span_us {
             f.selfish = Some(SelfishMiningSuspect {
