@@ -296,6 +296,19 @@ fn a_tip_two_hours_old_is_stale_once_and_a_quiet_one_when_it_ages() {
     assert_eq!(s.age_us, 91 * 60 * SEC);
 }
 
+#[test]
+fn a_tip_older_than_a_day_is_initial_block_download_not_a_stale_tip() {
+    // A fresh regtest node's first tip is the 2011 genesis block.
+    let config = NodeConfig::default();
+    let mut c = NodeChain::new("regtest");
+    let mut genesis = tip(0, 0, T0);
+    if let EventBody::UpdateTip(u) = &mut genesis.event {
+        u.block_time_us = Some(1_296_688_602_000_000);
+    }
+    assert!(c.apply(&config, &genesis).stale.is_none());
+    assert!(c.idle(&config, "n0", T0 + 3600 * SEC).stale.is_none());
+}
+
 proptest! {
     /// Any depth and winning length, with or without the validation lines, any UpdateTip line
     /// repeated: exactly one reorg of the right depth, and a state restored from its JSON

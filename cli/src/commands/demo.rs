@@ -1,16 +1,21 @@
 //! `bmon demo`: the whole pipeline on the local test bed, with a live table of block lags.
 //!
 //! It starts a broker, three Core nodes (the third behind a 300 ms delay proxy) and two BSV nodes,
-//! a producer per node, logparse, propagation and Prometheus; then mines a block and sends a
-//! transaction on each network every few seconds and prints each block's tip-stage summary: every
-//! node's lag behind the first node to see it.
+//! a producer per node (log, ZMQ and RPC), logparse, propagation, netviews, chain and Prometheus;
+//! then mines a block and sends a transaction on each network every few seconds and prints each
+//! block's tip-stage summary (every node's lag behind the first node to see it) and chain events
+//! as they come. Every tenth round it makes a reorg on Core: core-2, cut off, mines two blocks
+//! while core-0 mines one, then reconnects. A round never waits for the network: the table goes on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bmon_schemas::{Codec, PropagationSummary, Record, Stage};
+use bmon_schemas::{
+    ChainInvalidBlock, ChainReorg, Codec, Inflation, NodeLagging, PropagationSummary, Record, SelfishMiningSuspect,
+    Stage, StaleTip,
+};
 use bmon_testbed::{DelayProxy, Implementation, Managed, TestBed};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -34,24 +39,70 @@ fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> anyhow::Resu
     Ok(bed.spawn_with_config(name, &std::env::current_exe()?, args, config)?)
 }
 
-fn producer_config(
-    id: &str,
-    implementation: &str,
-    log: &Path,
-    zmq: Option<String>,
-    brokers: &str,
-    state: &Path,
-) -> String {
-    let zmq = zmq
+fn producer_config(node: &bmon_testbed::Node, implementation: &str, brokers: &str, state: &Path) -> String {
+    let zmq = node
+        .zmq_endpoint()
         .map(|z| format!("[zmq]\nendpoints = [\"{z}\"]\ntopics = [\"hashblock\", \"hashtx\"]\n"))
         .unwrap_or_default();
     format!(
-        "[node]\nid = \"{id}\"\nnetwork = \"regtest-{implementation}\"\nimplementation = \"{implementation}\"\n\
-         [log]\npath = \"{}\"\n\
-         poll_ms = 20\n{zmq}[kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
-        log.display(),
+        "[node]\nid = \"{}\"\nnetwork = \"regtest-{implementation}\"\nimplementation = \"{implementation}\"\n\
+         [log]\npath = \"{}\"\npoll_ms = 20\n{zmq}\
+         [rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 2\ntxoutset_interval_s = 30\n\
+         [kafka]\nbrokers = \"{brokers}\"\n[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+        node.name(),
+        node.log_path().display(),
+        node.rpc_url(),
+        node.cookie_path().display(),
         state.display()
     )
+}
+
+/// One line for a chain event on bmon.events, if the record is one.
+fn chain_line(codec: &Codec, payload: &[u8]) -> Option<String> {
+    let family = codec.writer_version(payload).ok()?.family.clone();
+    let short = |h: &str| h.get(..12).unwrap_or(h).to_owned();
+    Some(match family.as_str() {
+        f if f == ChainReorg::FAMILY => {
+            let r: ChainReorg = codec.decode(payload).ok()?;
+            format!("reorg     {} depth {} {} -> {}", r.node_id, r.depth, short(&r.old_tip), short(&r.new_tip))
+        }
+        f if f == SelfishMiningSuspect::FAMILY => {
+            let s: SelfishMiningSuspect = codec.decode(payload).ok()?;
+            format!("selfish?  {} won by {} blocks, gaps {:?} µs", s.node_id, s.branch_length, s.arrival_gaps_us)
+        }
+        f if f == StaleTip::FAMILY => {
+            let s: StaleTip = codec.decode(payload).ok()?;
+            format!("stale     {} tip {} is {} s old", s.node_id, s.height, s.age_us / 1_000_000)
+        }
+        f if f == ChainInvalidBlock::FAMILY => {
+            let i: ChainInvalidBlock = codec.decode(payload).ok()?;
+            format!("invalid   {} {} ({})", i.node_id, short(i.hash.as_deref().unwrap_or("?")), i.reason)
+        }
+        f if f == NodeLagging::FAMILY => {
+            let l: NodeLagging = codec.decode(payload).ok()?;
+            let what = if l.lagging { "lagging" } else { "caught up" };
+            format!("{what:<9} {} {} blocks behind {}", l.node_id, l.blocks_behind, l.best_node)
+        }
+        f if f == Inflation::FAMILY => {
+            let i: Inflation = codec.decode(payload).ok()?;
+            format!("INFLATION {} {} sat over the schedule at {}", i.node_id, i.excess_sat, i.to_height)
+        }
+        _ => return None,
+    })
+}
+
+/// Core's reorg for the demo: core-2, cut off, mines two blocks while core-0 mines one, then
+/// reconnects; the others reorg onto core-2's branch. Waits only for core-2 to drop its peers.
+fn make_reorg(bed: &TestBed, core: usize) -> anyhow::Result<()> {
+    let n = bed.network(core);
+    n.node(2).set_network_active(false)?;
+    bmon_testbed::poll_until("core-2 to drop its peers", Duration::from_secs(5), Duration::from_millis(50), || {
+        (n.node(2).peer_count().ok()? == 0).then_some(())
+    })?;
+    n.node(0).mine(1)?;
+    n.node(2).mine(2)?;
+    n.node(2).set_network_active(true)?;
+    Ok(())
 }
 
 /// Stops in order: producers and processors together (they store what was acknowledged and
@@ -98,8 +149,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         fleet.push_str(&format!("regtest-{implementation} = [{}]\n", ids.join(", ")));
         for node in bed.network(net).nodes() {
             let state = bed.dir().join(format!("state-{}", node.name()));
-            let cfg =
-                producer_config(node.name(), implementation, &node.log_path(), node.zmq_endpoint(), &brokers, &state);
+            let cfg = producer_config(node, implementation, &brokers, &state);
             running.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg)?);
             names.push(node.name().to_owned());
         }
@@ -119,9 +169,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         bed.dir().join("propagation-state").display()
     );
     running.push(spawn(&bed, "propagation", &["process", "propagation"], &prop)?);
-    let rules = PathBuf::from("prometheus/rules/propagation.rules.yml").canonicalize().ok();
-    let prom_url =
-        bed.prometheus(&[("propagation".into(), format!("127.0.0.1:{metrics_port}"))], rules.as_slice())?.url();
+    running.push(spawn(
+        &bed,
+        "netviews",
+        &["process", "netviews"],
+        &format!("{common}[service]\nlisten = \"127.0.0.1:0\"\n"),
+    )?);
+    let chain_port = bed.service_port(4);
+    let chain = format!(
+        "{common}[service]\nlisten = \"127.0.0.1:{chain_port}\"\n[chain]\nstate_dir = \"{}\"\n",
+        bed.dir().join("chain-state").display()
+    );
+    running.push(spawn(&bed, "chain", &["process", "chain"], &chain)?);
+    let rules: Vec<PathBuf> = ["propagation", "chain"]
+        .iter()
+        .filter_map(|r| PathBuf::from(format!("prometheus/rules/{r}.rules.yml")).canonicalize().ok())
+        .collect();
+    let targets = [
+        ("propagation".to_owned(), format!("127.0.0.1:{metrics_port}")),
+        ("chain".to_owned(), format!("127.0.0.1:{chain_port}")),
+    ];
+    let prom_url = bed.prometheus(&targets, &rules)?.url();
     println!("broker      {brokers}");
     println!("metrics     http://127.0.0.1:{metrics_port}/metrics");
     println!("prometheus  {prom_url}");
@@ -145,15 +213,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rx = super::ctrl_c_channel()?;
     let mut round = 0u64;
     loop {
+        // Nothing here waits for the network (a transaction in every mempool, a block on every
+        // node): the table must go on whatever the nodes do.
         for net in [core, bsv] {
             let n = bed.network(net);
             let i = (round as usize) % n.nodes().len();
-            if let Err(e) = n.send_tx(0) {
+            if let Err(e) = n.node(0).send_tx() {
                 eprintln!("tx on {} failed: {e}", n.node(0).name());
             }
-            if let Err(e) = n.mine(i, 1) {
+            if let Err(e) = n.node(i).mine(1) {
                 eprintln!("mining on {} failed: {e}", n.node(i).name());
             }
+        }
+        if round % 10 == 9
+            && let Err(e) = make_reorg(&bed, core)
+        {
+            eprintln!("the demo's reorg failed: {e}");
         }
         round += 1;
         let until = std::time::Instant::now() + Duration::from_secs(args.every);
@@ -168,6 +243,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
                 // bmon.events carries several kinds: the schema says which (keys are network/hash).
                 let payload = m.payload().unwrap_or_default();
+                if let Some(line) = chain_line(&codec, payload) {
+                    println!("  {line}");
+                    continue;
+                }
                 if !codec.writer_version(payload).is_ok_and(|v| v.family == PropagationSummary::FAMILY) {
                     continue;
                 }

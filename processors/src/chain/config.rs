@@ -18,6 +18,9 @@ pub struct ChainConfig {
     pub selfish_span_s: u64,
     /// A tip older than this by block time is stale, seconds. Default 5400 (90 min).
     pub stale_after_s: u64,
+    /// A tip older than this when it arrives means the node is in initial block download, and
+    /// is not reported stale, seconds. Default 86400 (Core's `-maxtipage`).
+    pub ibd_tip_age_s: u64,
     /// A node this many blocks behind its network's best enters lagging. Default 3.
     pub lag_enter: i64,
     /// A lagging node this close to the best leaves lagging. Default 1.
@@ -35,6 +38,7 @@ impl Default for ChainConfig {
             keep_blocks: node.keep_blocks,
             selfish_span_s: (node.selfish_span_us / 1_000_000) as u64,
             stale_after_s: (node.stale_after_us / 1_000_000) as u64,
+            ibd_tip_age_s: (node.ibd_tip_age_us / 1_000_000) as u64,
             lag_enter: net.lag_enter,
             lag_exit: net.lag_exit,
             alive_s: (net.alive_us / 1_000_000) as u64,
@@ -50,6 +54,7 @@ impl ChainConfig {
             keep_blocks: self.keep_blocks.max(1),
             selfish_span_us: secs(self.selfish_span_s),
             stale_after_us: secs(self.stale_after_s),
+            ibd_tip_age_us: secs(self.ibd_tip_age_s),
         }
     }
 

@@ -26,11 +26,19 @@ pub struct NodeConfig {
     pub selfish_span_us: i64,
     /// A tip older than this by block time is stale, µs.
     pub stale_after_us: i64,
+    /// A tip older than this when it arrives means the node is in initial block download (Core's
+    /// `-maxtipage`, 24 h): no stale tip is reported for it, µs.
+    pub ibd_tip_age_us: i64,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { keep_blocks: 200, selfish_span_us: 30_000_000, stale_after_us: 90 * 60 * 1_000_000 }
+        NodeConfig {
+            keep_blocks: 200,
+            selfish_span_us: 30_000_000,
+            stale_after_us: 90 * 60 * 1_000_000,
+            ibd_tip_age_us: 24 * 3600 * 1_000_000,
+        }
     }
 }
 
@@ -105,6 +113,9 @@ pub struct NodeChain {
     invalid: VecDeque<String>,
     /// The tip a stale event was raised for.
     stale_reported: Option<String>,
+    /// The last tip was older than `ibd_tip_age_us` when it arrived: catching up.
+    #[serde(default)]
+    catching_up: bool,
     /// The newest event time seen, µs.
     pub last_event_us: i64,
 }
@@ -255,8 +266,11 @@ impl NodeChain {
         {
             self.complete(config, node, p, at, f);
         }
+        // A tip that old at its arrival: the node is catching up (initial block download).
+        self.catching_up = block_time_us.is_some_and(|bt| at - bt > config.ibd_tip_age_us);
         if let Some(bt) = block_time_us
             && at - bt > config.stale_after_us
+            && !self.catching_up
             && self.stale_reported.as_deref() != Some(hash)
         {
             self.stale_reported = Some(hash.to_owned());
@@ -353,6 +367,7 @@ impl NodeChain {
         }
         if let Some(tip) = &self.tip
             && let Some(bt) = tip.block_time_us
+            && !self.catching_up
             && now_us - bt > config.stale_after_us
             && self.stale_reported.as_deref() != Some(tip.hash.as_str())
         {
