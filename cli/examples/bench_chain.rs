@@ -10,12 +10,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
-use std::time::{Duration, Instant};
+#[path = "common/feed.rs"]
+mod feed;
+
+use std::time::Duration;
 
 use bmon_processors::chain::ChainConfig;
 use bmon_processors::chain::wiring::{ChainProcessor, ChainTopics};
 use bmon_processors::registry::builtin_topology;
-use bmon_processors::runtime::{Input, Processor};
 use bmon_schemas::{ConnectBlockTimings, EventBody, HeaderSeen, MempoolAccept, NodeEvent, UpdateTip, samples};
 
 const EVENTS: usize = 1_000_000;
@@ -103,27 +105,8 @@ fn run(payloads: &[Vec<u8>]) -> (Duration, usize) {
     let config = ChainConfig { state_dir: dir.path().join("state"), ..ChainConfig::default() };
     let topics = ChainTopics::bind(&builtin_topology().unwrap(), "chain").unwrap();
     let mut p = ChainProcessor::open(&config, topics, Duration::from_secs(1800)).unwrap();
-    let mut out = Vec::new();
-    let mut outputs = 0;
-    let start = Instant::now();
-    for (offset, payload) in payloads.iter().enumerate() {
-        let input = Input {
-            topic: "bmon.node.events",
-            partition: 0,
-            offset: offset as i64,
-            key: None,
-            payload,
-            timestamp_ms: None,
-            replay: false,
-        };
-        out.clear();
-        p.process(&input, &mut out).unwrap();
-        outputs += out.len();
-        if offset % 50_000 == 49_999 {
-            p.checkpoint(&[("bmon.node.events".into(), 0, offset as i64 + 1)]);
-        }
-    }
-    (start.elapsed(), outputs)
+    let (outputs, took) = feed::feed(&mut p, "bmon.node.events", 0, payloads);
+    (took, outputs)
 }
 
 fn main() {

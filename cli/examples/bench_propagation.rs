@@ -17,6 +17,8 @@
 
 #[path = "common/bench_input.rs"]
 mod bench_input;
+#[path = "common/feed.rs"]
+mod feed;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use bmon_processors::propagation::PropagationConfig;
 use bmon_processors::propagation::wiring::PropagationProcessor;
-use bmon_processors::runtime::{Input, Processor};
 use bmon_schemas::{Codec, Observation, PropagationSummary, Stage};
 use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -97,28 +98,7 @@ fn run_instance(payloads: &[Vec<u8>], k: i32) -> (usize, Duration) {
     let topology = bmon_processors::registry::builtin_topology().unwrap();
     let topics = bmon_processors::propagation::wiring::PropagationTopics::bind(&topology, "propagation").unwrap();
     let mut p = PropagationProcessor::open(config, topics, Duration::from_secs(4200)).unwrap();
-    let mut out = Vec::new();
-    let mut summaries = 0usize;
-    let start = Instant::now();
-    for (offset, payload) in payloads.iter().enumerate() {
-        let input = Input {
-            topic: "bmon.observations",
-            partition: k,
-            offset: offset as i64,
-            key: None,
-            payload,
-            timestamp_ms: None,
-            replay: false,
-        };
-        out.clear();
-        p.process(&input, &mut out).unwrap();
-        summaries += out.len();
-        if offset % 50_000 == 49_999 {
-            p.checkpoint(&[("bmon.observations".into(), k, offset as i64 + 1)]);
-        }
-    }
-    p.checkpoint(&[("bmon.observations".into(), k, payloads.len() as i64)]);
-    (summaries, start.elapsed())
+    feed::feed(&mut p, "bmon.observations", k, payloads)
 }
 
 fn bmon_bin() -> PathBuf {

@@ -64,9 +64,20 @@ fn cut_off(bed: &TestBed, net: usize, i: usize) {
     .unwrap();
 }
 
+/// Turns `i`'s network back on and connects it to every other node at once.
+fn network_on(bed: &TestBed, net: usize, i: usize) {
+    let n = bed.network(net);
+    n.node(i).set_network_active(true).unwrap();
+    for (j, other) in n.nodes().iter().enumerate() {
+        if j != i {
+            n.node(i).connect_now(&other.p2p_addr()).unwrap();
+        }
+    }
+}
+
 /// Reconnects `i` and waits until every node shares one tip.
 fn reconnect(bed: &TestBed, net: usize, i: usize) -> String {
-    bed.network(net).node(i).set_network_active(true).unwrap();
+    network_on(bed, net, i);
     bed.network(net).wait_synced().unwrap()
 }
 
@@ -170,7 +181,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let ours = bed.network(net).node(0).mine(1).unwrap();
     wait_for_tip(&bed, net, &[0, 1]);
     let theirs = bed.network(net).node(2).mine(1).unwrap();
-    bed.network(net).node(2).set_network_active(true).unwrap();
+    network_on(&bed, net, 2);
     // Both branches are one block long: each side keeps its own, the others have core-2's header.
     poll_until("core-2 to reconnect", WAIT, Duration::from_millis(100), || {
         (bed.network(net).node(2).peer_count().ok()? >= 2).then_some(())
@@ -283,9 +294,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
         metric(&prom, &format!("bmon_chain_blocks_behind{{node=\"{restarted}\"}}")).is_some_and(|b| b >= 2.0),
         "it is behind"
     );
-    bed.network(net).node(1).set_network_active(true).unwrap();
-    let addr = bed.network(net).node(0).p2p_addr();
-    bed.network(net).link(1, &addr, 1).unwrap();
+    network_on(&bed, net, 1);
     bed.network(net).wait_synced().unwrap();
     poll_until("core-1 caught up", WAIT, Duration::from_millis(500), || metric(&prom, &held).is_none().then_some(()))
         .unwrap();

@@ -194,6 +194,20 @@ fn without_the_winning_headers_no_suspect_is_raised() {
 }
 
 #[test]
+fn a_block_received_without_its_own_header_line_counts_as_arrived() {
+    // Core logs `Saw new header` for the last header of a message only: the first withheld
+    // block shows up as `received block`.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = reorg_events(110, 1, 2, false, 1000);
+    let first = events.iter().position(|e| matches!(e.event, EventBody::HeaderSeen(_))).unwrap();
+    let at = events[first].logged_at_us.unwrap();
+    events[first] = ev(at, EventBody::BlockReceived(bmon_schemas::BlockReceived { hash: hash(1, 110), peer: Some(0) }));
+    let f = run(&mut c, &events);
+    assert_eq!(f.iter().filter(|f| f.selfish.is_some()).count(), 1);
+}
+
+#[test]
 fn a_race_won_at_a_normal_pace_raises_no_suspect() {
     // The control: the winning branch's blocks reached the node 60 s apart.
     let mut c = NodeChain::new("regtest");

@@ -92,8 +92,9 @@ fn chain_line(codec: &Codec, payload: &[u8]) -> Option<String> {
 }
 
 /// Core's reorg for the demo: core-2, cut off, mines two blocks while core-0 mines one, then
-/// reconnects; the others reorg onto core-2's branch. Waits only for core-2 to drop its peers.
-fn make_reorg(bed: &TestBed, core: usize) -> anyhow::Result<()> {
+/// reconnects through its proxy (`via`) at once; the others reorg onto core-2's branch. Waits
+/// only for core-2 to drop its peers.
+fn make_reorg(bed: &TestBed, core: usize, via: &str) -> anyhow::Result<()> {
     let n = bed.network(core);
     n.node(2).set_network_active(false)?;
     bmon_testbed::poll_until("core-2 to drop its peers", Duration::from_secs(5), Duration::from_millis(50), || {
@@ -102,6 +103,7 @@ fn make_reorg(bed: &TestBed, core: usize) -> anyhow::Result<()> {
     n.node(0).mine(1)?;
     n.node(2).mine(2)?;
     n.node(2).set_network_active(true)?;
+    n.node(2).connect_now(via)?;
     Ok(())
 }
 
@@ -226,7 +228,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
         if round % 10 == 9
-            && let Err(e) = make_reorg(&bed, core)
+            && let Err(e) = make_reorg(&bed, core, &proxy.addr().to_string())
         {
             eprintln!("the demo's reorg failed: {e}");
         }

@@ -358,6 +358,12 @@ impl Node {
         self.call::<Value>("addnode", &[json!(other.p2p_addr()), json!("add")]).map(|_| ())
     }
 
+    /// Connects to `addr` (a node or a proxy in front of one) now (`addnode … onetry`), without
+    /// waiting for the added-node loop's next round (a minute after `setnetworkactive true`).
+    pub fn connect_now(&self, addr: &str) -> Result<(), TestbedError> {
+        self.call::<Value>("addnode", &[json!(addr), json!("onetry")]).map(|_| ())
+    }
+
     /// Number of connected peers.
     pub fn peer_count(&self) -> Result<usize, TestbedError> {
         self.call("getconnectioncount", &[])

@@ -14,7 +14,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use bmon_schemas::{ChainInvalidBlock, ChainReorg, EventBody, NodeEvent, SelfishMiningSuspect, StaleTip};
+use bmon_schemas::{
+    BlockReceived, ChainInvalidBlock, ChainReorg, CompactBlockReconstructed, EventBody, HeaderSeen, NodeEvent,
+    SelfishMiningSuspect, StaleTip,
+};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the per-node logic.
@@ -88,7 +91,7 @@ pub struct Findings {
     pub invalid: Option<ChainInvalidBlock>,
     /// The tip moved.
     pub tip_changed: bool,
-    /// Header seen to tip, µs, for the new tip.
+    /// First sighting (header or block) to tip, µs, for the new tip.
     pub header_to_tip_us: Option<i64>,
     /// `- Connect block` time, µs.
     pub connect_us: Option<i64>,
@@ -105,7 +108,8 @@ pub struct NodeChain {
     pub tip: Option<Tip>,
     /// The active chain's recent heights.
     recent: BTreeMap<i64, String>,
-    /// First header sighting per hash (log time), newest last, bounded.
+    /// First sighting per block hash (header, block or compact block; log time), newest last,
+    /// bounded.
     headers: VecDeque<(String, i64)>,
     pending: Option<Pending>,
     pending_invalid: Option<PendingInvalid>,
@@ -166,8 +170,14 @@ impl NodeChain {
                     p.fork_height = p.fork_height.min(h - 1);
                 }
             }
-            EventBody::HeaderSeen(h) if !self.headers.iter().any(|(x, _)| x == &h.hash) => {
-                self.headers.push_back((h.hash.clone(), at));
+            // A block's arrival: its header, the block, or its compact block, whichever the log
+            // shows first (Core logs `Saw new header` only for the last of a headers message).
+            EventBody::HeaderSeen(HeaderSeen { hash, .. })
+            | EventBody::BlockReceived(BlockReceived { hash, .. })
+            | EventBody::CompactBlockReconstructed(CompactBlockReconstructed { hash, .. })
+                if !self.headers.iter().any(|(x, _)| x == hash) =>
+            {
+                self.headers.push_back((hash.clone(), at));
                 if self.headers.len() > KEEP_SEEN {
                     self.headers.pop_front();
                 }
@@ -307,7 +317,7 @@ impl NodeChain {
             source: "log".to_owned(),
             detected_at_us: at,
         });
-        // Arrival = the header first seen. Without every winning block's, no judgement: the
+        // Arrival = the block's first sighting. Without every winning block's, no judgement: the
         // connection times of a reorg are always milliseconds apart.
         let Some(arrivals) = connected
             .iter()
