@@ -23,6 +23,7 @@ const FILES: &[(&str, &str, &[&str])] = &[
             "BmonChainNetworkStaleTip",
             "BmonChainInvalidBlock",
             "BmonChainNodeBehind",
+            "BmonChainSplit",
             "BmonChainInflation",
             "BmonChainSlowBlockConnect",
         ],

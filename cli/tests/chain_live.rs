@@ -6,7 +6,8 @@
 //! 1. a withheld branch: core-2, cut off, mines 2 blocks within a second while core-0 mines 1; on
 //!    reconnection core-0 and core-1 reorg (depth 1) and raise a selfish-mining suspect;
 //! 2. the control: a race won at a normal pace (the winning blocks reach the others 6 s apart,
-//!    with `selfish_span_s = 5`) is a reorg and no suspect;
+//!    with `selfish_span_s = 5`) is a reorg and no suspect; the two tips at one height meanwhile
+//!    are a chain split (`split_after_s = 3`), over when the race is;
 //! 3. core-2 cut off while the others mine 3 blocks enters lagging; it then mines 4 of its own,
 //!    and on reconnection the others reorg 3 deep and core-2 leaves lagging;
 //! 4. a block paying one satoshi too much, sent with `submitblock`, is an invalid block
@@ -23,8 +24,8 @@ mod common;
 use std::time::Duration;
 
 use bmon_schemas::{
-    ChainInvalidBlock, ChainReorg, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk, RpcOutcome,
-    RpcSnapshotFact, SelfishMiningSuspect, SourceSeq,
+    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk,
+    RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq,
 };
 use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
 use common::*;
@@ -40,6 +41,7 @@ struct Events {
     lagging: TopicReader<NodeLagging>,
     invalid: TopicReader<ChainInvalidBlock>,
     inflation: TopicReader<Inflation>,
+    splits: TopicReader<ChainSplit>,
 }
 
 impl Events {
@@ -50,6 +52,7 @@ impl Events {
             lagging: TopicReader::new(brokers, EVENTS, 3),
             invalid: TopicReader::new(brokers, EVENTS, 3),
             inflation: TopicReader::new(brokers, EVENTS, 3),
+            splits: TopicReader::new(brokers, EVENTS, 3),
         }
     }
 }
@@ -91,9 +94,13 @@ fn wait_for_tip(bed: &TestBed, net: usize, among: &[usize]) -> String {
     .unwrap()
 }
 
-/// Whether `alert` is pending or firing in Prometheus for `node`.
+/// Whether `alert` is pending or firing in Prometheus for `node` (or, for a network alert, the
+/// network of that name).
 fn alert_active(prom: &PromQuery, alert: &str, node: &str) -> Option<String> {
-    let r = prom.query(&format!("ALERTS{{alertname=\"{alert}\",node=\"{node}\"}}")).ok()?;
+    let q = format!(
+        "ALERTS{{alertname=\"{alert}\",node=\"{node}\"}} or ALERTS{{alertname=\"{alert}\",network=\"{node}\",node=\"\"}}"
+    );
+    let r = prom.query(&q).ok()?;
     r.first().and_then(|s| s["metric"]["alertstate"].as_str().map(str::to_owned))
 }
 
@@ -134,7 +141,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
     let port = bed.service_port(3);
     let state = bed.dir().join("chain-state");
-    let extra = format!("[chain]\nselfish_span_s = 5\nstate_dir = \"{}\"\n", state.display());
+    let extra = format!("[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nstate_dir = \"{}\"\n", state.display());
     let _chain = start_processor(&bed, "chain", "0", &extra, &brokers, port);
     let rules = repo_root().join("prometheus/rules/chain.rules.yml");
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
@@ -188,6 +195,16 @@ fn chain_events_and_alerts_on_a_core_bed() {
     })
     .unwrap();
     std::thread::sleep(Duration::from_secs(6)); // the normal pace being simulated: longer than the 5 s span
+    let split_height = bed.network(net).node(0).height().unwrap() as i64;
+    assert!(
+        ev.splits.read_until(WAIT, |s| s.iter().any(|x| x.split && x.height == split_height)),
+        "the race's two tips at {split_height} are a split: {:?}",
+        ev.splits.facts
+    );
+    let split = ev.splits.facts.iter().find(|x| x.split).unwrap();
+    let tips: std::collections::BTreeSet<&str> = split.tips.iter().map(|t| t.hash.as_str()).collect();
+    assert_eq!(tips, [ours[0].as_str(), theirs[0].as_str()].into_iter().collect(), "{split:?}");
+    assert_eq!(wait_alert(&prom, "BmonChainSplit", "regtest"), "firing");
     let next = bed.network(net).node(2).mine(1).unwrap();
     assert_eq!(bed.network(net).wait_synced().unwrap(), next[0]);
     assert!(
@@ -195,6 +212,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
         "the race's reorgs: {:?}",
         ev.reorgs.facts
     );
+    assert!(ev.splits.read_until(WAIT, |s| s.iter().any(|x| !x.split)), "the split ends with the race");
     let race: Vec<&ChainReorg> = ev.reorgs.facts.iter().filter(|r| r.old_tip == ours[0]).collect();
     assert!(race.iter().all(|r| r.depth == 1 && r.connected == [theirs[0].clone(), next[0].clone()]), "{race:?}");
     ev.selfish.read_until(Duration::from_secs(3), |_| false);

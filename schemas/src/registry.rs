@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("invalid_block", 1, include_str!("../avro/invalid_block.v1.avsc")),
     ("node_lagging", 1, include_str!("../avro/node_lagging.v1.avsc")),
     ("inflation", 1, include_str!("../avro/inflation.v1.avsc")),
+    ("chain_split", 1, include_str!("../avro/chain_split.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

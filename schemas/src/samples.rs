@@ -321,6 +321,21 @@ pub fn chain_events() -> (SelfishMiningSuspect, StaleTip, ChainInvalidBlock, Nod
     )
 }
 
+/// A split between two nodes at height 105.
+pub fn chain_split() -> ChainSplit {
+    ChainSplit {
+        network: "regtest".to_owned(),
+        split: true,
+        height: 105,
+        tips: vec![
+            SplitTip { node_id: "core-0".to_owned(), hash: "aa".repeat(32) },
+            SplitTip { node_id: "core-2".to_owned(), hash: "bb".repeat(32) },
+        ],
+        since_us: 1_764_021_600_000_000,
+        at_us: 1_764_021_660_000_000,
+    }
+}
+
 /// A dead letter with headers.
 pub fn dead_letter() -> DeadLetter {
     let mut headers = BTreeMap::new();

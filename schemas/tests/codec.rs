@@ -38,6 +38,7 @@ fn every_record_type_round_trips_in_both_framings() {
         roundtrip(&codec, &samples::node_view());
         roundtrip(&codec, &samples::dead_letter());
         roundtrip(&codec, &samples::chain_reorg());
+        roundtrip(&codec, &samples::chain_split());
         let (selfish, stale, invalid, lagging, inflation) = samples::chain_events();
         roundtrip(&codec, &selfish);
         roundtrip(&codec, &stale);

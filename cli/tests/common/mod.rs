@@ -203,6 +203,12 @@ chain_event_nodes!(
     bmon_schemas::Inflation
 );
 
+impl HasNode for bmon_schemas::ChainSplit {
+    fn node_id(&self) -> &str {
+        &self.network
+    }
+}
+
 impl HasNode for bmon_schemas::DeadLetter {
     fn node_id(&self) -> &str {
         &self.processor

@@ -27,6 +27,9 @@ pub struct ChainConfig {
     pub lag_exit: i64,
     /// Nodes without a view for this long do not count for the best height, seconds. Default 600.
     pub alive_s: u64,
+    /// Nodes on different tips at the same height for this long are a chain split, seconds.
+    /// Default 900: a race at one height usually ends with the next block, 10 minutes on average.
+    pub split_after_s: u64,
     /// RocksDB directory for the checkpointed state. Default `state/chain`.
     pub state_dir: PathBuf,
 }
@@ -42,6 +45,7 @@ impl Default for ChainConfig {
             lag_enter: net.lag_enter,
             lag_exit: net.lag_exit,
             alive_s: (net.alive_us / 1_000_000) as u64,
+            split_after_s: (net.split_after_us / 1_000_000) as u64,
             state_dir: PathBuf::from("state/chain"),
         }
     }
@@ -60,7 +64,12 @@ impl ChainConfig {
 
     /// The per-network settings, in µs.
     pub fn network(&self) -> NetworkConfig {
-        NetworkConfig { lag_enter: self.lag_enter.max(1), lag_exit: self.lag_exit.max(0), alive_us: secs(self.alive_s) }
+        NetworkConfig {
+            lag_enter: self.lag_enter.max(1),
+            lag_exit: self.lag_exit.max(0),
+            alive_us: secs(self.alive_s),
+            split_after_us: secs(self.split_after_s),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use bmon_schemas::{Inflation, NodeImplementation, NodeLagging};
+use bmon_schemas::{ChainSplit, Inflation, NodeImplementation, NodeLagging, SplitTip};
 use serde::{Deserialize, Serialize};
 
 use super::supply::{COIN, Schedule};
@@ -19,11 +19,13 @@ pub struct NetworkConfig {
     pub lag_exit: i64,
     /// Nodes not heard from for this long do not count for the best height, µs.
     pub alive_us: i64,
+    /// Nodes on different tips at the same height for this long are a chain split, µs.
+    pub split_after_us: i64,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { lag_enter: 3, lag_exit: 1, alive_us: 10 * 60 * 1_000_000 }
+        NetworkConfig { lag_enter: 3, lag_exit: 1, alive_us: 10 * 60 * 1_000_000, split_after_us: 15 * 60 * 1_000_000 }
     }
 }
 
@@ -38,6 +40,17 @@ pub struct NodeHeight {
     pub lagging: bool,
     /// In initial block download, as the node says.
     pub ibd: bool,
+    /// Active tip hash.
+    #[serde(default)]
+    pub hash: Option<String>,
+}
+
+/// Tips that differ at one height, since when, and whether that was reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Split {
+    height: i64,
+    since_us: i64,
+    reported: bool,
 }
 
 /// A node's last UTXO-set snapshot.
@@ -67,6 +80,8 @@ pub struct Network {
     /// Per node.
     pub nodes: BTreeMap<String, NodeHeight>,
     snapshots: BTreeMap<String, Snapshot>,
+    #[serde(default)]
+    split: Option<Split>,
 }
 
 impl Network {
@@ -92,7 +107,8 @@ impl Network {
         let height = i64::try_from(info.blocks?).ok()?;
         let ibd = info.initialblockdownload.unwrap_or(false);
         let was = self.nodes.get(node).is_some_and(|n| n.lagging);
-        self.nodes.insert(node.to_owned(), NodeHeight { height, at_us, lagging: was, ibd });
+        let hash = info.bestblockhash.clone();
+        self.nodes.insert(node.to_owned(), NodeHeight { height, at_us, lagging: was, ibd, hash });
         let (best, best_node) = self.best(config, at_us)?;
         let behind = best - height;
         let now = if was { behind > config.lag_exit } else { behind >= config.lag_enter };
@@ -113,6 +129,48 @@ impl Network {
             best_node,
             at_us,
         })
+    }
+
+    /// After a getblockchaininfo (at `now_us`): a split event when nodes heard from within the
+    /// alive span have differed in their tips at one height for `split_after_us`, and again
+    /// (split false) when they no longer do. The highest such height counts.
+    pub fn split_check(&mut self, config: &NetworkConfig, network: &str, now_us: i64) -> Option<ChainSplit> {
+        let alive = || self.nodes.iter().filter(|(_, n)| now_us - n.at_us <= config.alive_us);
+        let mut by_height: BTreeMap<i64, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
+        for (id, n) in alive() {
+            if let Some(h) = &n.hash {
+                by_height.entry(n.height).or_default().entry(h.as_str()).or_default().push(id.as_str());
+            }
+        }
+        let differing = by_height.iter().rev().find(|(_, tips)| tips.len() >= 2).map(|(h, _)| *h);
+        let tips_at = |height: i64| -> Vec<SplitTip> {
+            alive()
+                .filter(|(_, n)| n.height == height)
+                .filter_map(|(id, n)| Some(SplitTip { node_id: id.clone(), hash: n.hash.clone()? }))
+                .collect()
+        };
+        let event = |s: &Split, split: bool, tips: Vec<SplitTip>| ChainSplit {
+            network: network.to_owned(),
+            split,
+            height: s.height,
+            tips,
+            since_us: s.since_us,
+            at_us: now_us,
+        };
+        match (differing, self.split.clone()) {
+            (Some(h), Some(mut s)) if s.height == h => {
+                if !s.reported && now_us - s.since_us >= config.split_after_us {
+                    s.reported = true;
+                    self.split = Some(s.clone());
+                    return Some(event(&s, true, tips_at(h)));
+                }
+                None
+            }
+            (found, old) => {
+                self.split = found.map(|height| Split { height, since_us: now_us, reported: false });
+                old.filter(|s| s.reported).map(|s| event(&s, false, tips_at(s.height)))
+            }
+        }
     }
 
     /// A node's gettxoutsetinfo against `implementation`'s schedule for `network`: the total may
@@ -199,6 +257,29 @@ mod tests {
         n.blockchain_info(&c, "regtest", "gone", &info(500), 0);
         assert!(n.blockchain_info(&c, "regtest", "b", &info(100), 1_000).is_none());
         assert_eq!(n.best(&c, 1_000), Some((100, "b")));
+    }
+
+    fn tip_info(blocks: u64, hash: &str) -> BlockchainInfo {
+        BlockchainInfo::parse(&format!(r#"{{"blocks": {blocks}, "bestblockhash": "{hash}"}}"#)).unwrap_or_default()
+    }
+
+    #[test]
+    fn different_tips_at_one_height_past_the_span_are_a_split_until_they_agree() {
+        let c = NetworkConfig { split_after_us: 10, ..NetworkConfig::default() };
+        let mut n = Network::default();
+        let mut view = |node: &str, blocks: u64, hash: &str, at: i64| {
+            n.blockchain_info(&c, "regtest", node, &tip_info(blocks, hash), at);
+            n.split_check(&c, "regtest", at)
+        };
+        assert!(view("a", 105, "aa", 0).is_none());
+        assert!(view("b", 105, "bb", 1).is_none(), "different, but not for long yet");
+        assert!(view("c", 104, "cc", 5).is_none(), "a node behind is no split");
+        let s = view("a", 105, "aa", 12).unwrap();
+        assert!(s.split && s.height == 105 && s.since_us == 1 && s.tips.len() == 2, "{s:?}");
+        assert!(view("b", 105, "bb", 13).is_none(), "reported once");
+        let over = view("b", 106, "dd", 20).unwrap();
+        assert!(!over.split && over.height == 105, "{over:?}");
+        assert!(view("a", 106, "dd", 21).is_none());
     }
 
     fn utxo(height: u64, total: f64) -> TxOutSetInfo {

@@ -77,6 +77,13 @@ pub static LAGGING: MetricDef = MetricDef::gauge(
     "",
     &["network", "node"],
 );
+/// Chain split.
+pub static SPLIT: MetricDef = MetricDef::gauge(
+    "bmon_chain_split",
+    "1 while a network's nodes have been on different tips at one height for longer than split_after_s.",
+    "",
+    &["network"],
+);
 /// In initial block download.
 pub static IBD: MetricDef = MetricDef::gauge(
     "bmon_chain_initial_block_download",
@@ -145,6 +152,7 @@ pub const COMPONENT: Component = Component {
         &INVALID,
         &BEHIND,
         &LAGGING,
+        &SPLIT,
         &IBD,
         &STARTED,
         &STARTS,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bmon_schemas::{
-    ChainInvalidBlock, ChainReorg, Codec, EventBody, Inflation, NodeEvent, NodeLagging, NodeView, Record,
+    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, EventBody, Inflation, NodeEvent, NodeLagging, NodeView, Record,
     SelfishMiningSuspect, StaleTip,
 };
 use bmon_topology::{BindError, Topology};
@@ -34,6 +34,7 @@ pub struct ChainTopics {
     invalid: OutputTopic,
     lagging: OutputTopic,
     inflation: OutputTopic,
+    split: OutputTopic,
 }
 
 impl ChainTopics {
@@ -51,6 +52,7 @@ impl ChainTopics {
             invalid: out(ChainInvalidBlock::FAMILY)?,
             lagging: out(NodeLagging::FAMILY)?,
             inflation: out(Inflation::FAMILY)?,
+            split: out(ChainSplit::FAMILY)?,
         })
     }
 }
@@ -174,6 +176,7 @@ impl ChainProcessor {
             "getblockchaininfo" => {
                 let info = BlockchainInfo::parse(&v.view_json).map_err(invalid)?;
                 let lagging = network.blockchain_info(&self.network_config, net, node, &info, env.received_at_us);
+                let split = network.split_check(&self.network_config, net, env.received_at_us);
                 if input.replay {
                     return Ok(());
                 }
@@ -190,6 +193,11 @@ impl ChainProcessor {
                 if let Some(l) = lagging {
                     tracing::info!(node, lagging = l.lagging, behind = l.blocks_behind, "lagging state changed");
                     self.emit(&self.topics.lagging, node, net, "", &l, out)?;
+                }
+                if let Some(s) = split {
+                    t::SPLIT.with_gauge([label("network", net.to_owned())]).set(if s.split { 1.0 } else { 0.0 });
+                    tracing::warn!(network = net, split = s.split, height = s.height, "chain split state changed");
+                    self.emit(&self.topics.split, node, net, "", &s, out)?;
                 }
             }
             "gettxoutsetinfo" => {

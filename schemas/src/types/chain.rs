@@ -165,3 +165,33 @@ pub struct Inflation {
 impl Record for Inflation {
     const FAMILY: &'static str = "inflation";
 }
+
+/// One node's tip in a [`ChainSplit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitTip {
+    /// The node.
+    pub node_id: String,
+    /// Its active tip.
+    pub hash: String,
+}
+
+/// A network's nodes on different tips at the same height for longer than the span, or no longer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainSplit {
+    /// The network.
+    pub network: String,
+    /// True when reported, false when over.
+    pub split: bool,
+    /// The height at which the tips differ.
+    pub height: i64,
+    /// Each node at that height and its tip.
+    pub tips: Vec<SplitTip>,
+    /// Receive time of the first view that showed it, µs.
+    pub since_us: i64,
+    /// Receive time of the view that showed this, µs.
+    pub at_us: i64,
+}
+
+impl Record for ChainSplit {
+    const FAMILY: &'static str = "chain_split";
+}

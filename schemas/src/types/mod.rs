@@ -11,7 +11,9 @@ mod facts;
 mod observation;
 mod summary;
 
-pub use chain::{ChainInvalidBlock, ChainReorg, Inflation, NodeLagging, SelfishMiningSuspect, StaleTip};
+pub use chain::{
+    ChainInvalidBlock, ChainReorg, ChainSplit, Inflation, NodeLagging, SelfishMiningSuspect, SplitTip, StaleTip,
+};
 pub use dead_letter::DeadLetter;
 pub use envelope::{Envelope, NodeImplementation, SourceSeq};
 pub use events::{
