@@ -1,0 +1,105 @@
+//! Chain latency benchmark on the test bed. Prints a figure for BENCHMARKS.md.
+//!
+//! Three Core nodes, their producers (log poll 10 ms), logparse and chain on tansu. `ROUNDS`
+//! times: core-2, cut off, mines 2 blocks while core-0 mines 1, then reconnects at once; core-0
+//! and core-1 reorg onto core-2's branch. For every `chain_reorg` event: its record's broker
+//! timestamp minus the node's log time of the line that completed the reorg (`detected_at_us`):
+//! from the node writing the line to the event on the topic. p50, p99, max.
+//!
+//! Run: `cargo run --release -p bmon --example bench_chain_latency` (after `make tools`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bmon_schemas::{ChainReorg, Codec, Record};
+use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const ROUNDS: usize = 20;
+
+fn bmon_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("bmon")
+}
+
+fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
+    bed.spawn_with_config(name, &bmon_bin(), args, config).unwrap()
+}
+
+fn main() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    let ok = Command::new(bmon_bin()).args(["topology", "apply", "--brokers", &brokers]).status().unwrap();
+    assert!(ok.success());
+    let net = bed.start_network(Implementation::Core, 3).unwrap();
+    let kafka = format!("[kafka]\nbrokers = \"{brokers}\"\nconsumer = {{ \"fetch.wait.max.ms\" = \"5\" }}\n");
+    let mut running = Vec::new();
+    for node in bed.network(net).nodes() {
+        let cfg = format!(
+            "[node]\nid = \"{}\"\nnetwork = \"regtest\"\nimplementation = \"core\"\n[log]\npath = \"{}\"\npoll_ms = 10\n\
+             {kafka}[state]\ndir = \"{}\"\n[service]\nlisten = \"127.0.0.1:0\"\n",
+            node.name(),
+            node.log_path().display(),
+            bed.dir().join(format!("state-{}", node.name())).display()
+        );
+        running.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
+    }
+    let service = "[service]\nlisten = \"127.0.0.1:0\"\n";
+    running.push(spawn(&bed, "logparse", &["process", "logparse"], &format!("{kafka}{service}")));
+    let chain = format!("{kafka}{service}[chain]\nstate_dir = \"{}\"\n", bed.dir().join("chain-state").display());
+    running.push(spawn(&bed, "chain", &["process", "chain"], &chain));
+
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "bench").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("bmon.events", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let codec = Codec::default();
+    let mut latencies_ms = Vec::new();
+    let n = bed.network(net);
+    for round in 0..ROUNDS {
+        n.node(2).set_network_active(false).unwrap();
+        poll_until("core-2 alone", Duration::from_secs(30), Duration::from_millis(20), || {
+            (n.node(2).peer_count().ok()? == 0).then_some(())
+        })
+        .unwrap();
+        n.node(0).mine(1).unwrap();
+        n.node(2).mine(2).unwrap();
+        n.node(2).set_network_active(true).unwrap();
+        for other in [0, 1] {
+            n.node(2).connect_now(&n.node(other).p2p_addr()).unwrap();
+        }
+        n.wait_synced().unwrap();
+        let want = 2 * (round + 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while latencies_ms.len() < want && std::time::Instant::now() < deadline {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else { continue };
+            let payload = m.payload().unwrap_or_default();
+            if !codec.writer_version(payload).is_ok_and(|v| v.family == ChainReorg::FAMILY) {
+                continue;
+            }
+            let r: ChainReorg = codec.decode(payload).unwrap();
+            let at_ms = m.timestamp().to_millis().unwrap();
+            latencies_ms.push(at_ms as f64 - r.detected_at_us as f64 / 1000.0);
+        }
+        assert!(latencies_ms.len() >= want, "round {round}: {} reorg events", latencies_ms.len());
+    }
+    let first_round = latencies_ms[..2].to_vec();
+    latencies_ms.sort_by(f64::total_cmp);
+    let top: Vec<String> = latencies_ms.iter().rev().take(5).map(|l| format!("{l:.0}")).collect();
+    let q = |p: f64| latencies_ms[((latencies_ms.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "chain latency, log line to reorg event on the topic: {} reorgs, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies_ms.len(),
+        q(0.5),
+        q(0.99),
+        latencies_ms[latencies_ms.len() - 1]
+    );
+    println!("the five slowest, ms: {}; the first round's: {first_round:.0?}", top.join(", "));
+    drop(running);
+}
