@@ -37,6 +37,17 @@ impl BuildContext<'_> {
         }
     }
 
+    /// Where the processor keeps its local state: under the override (a replay's temporary
+    /// directory), else `configured`, its config's `state_dir`.
+    pub fn state_dir_or(&self, configured: &std::path::Path) -> std::path::PathBuf {
+        self.state_dir.map_or_else(|| configured.to_owned(), |dir| dir.join(&self.declared.name))
+    }
+
+    /// The error for state that could not be opened.
+    pub fn state_error(&self, e: impl std::fmt::Display) -> BuildError {
+        BuildError::State { section: self.declared.name.clone(), message: e.to_string() }
+    }
+
     /// The state-store window from topology.yaml: how far back the processor replays.
     pub fn window(&self) -> Duration {
         self.declared.replay_window().unwrap_or(Duration::ZERO)

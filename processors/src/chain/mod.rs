@@ -32,11 +32,8 @@ pub const ENTRY: Entry = Entry {
 
 fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
     let mut config: ChainConfig = ctx.config()?;
-    if let Some(dir) = ctx.state_dir {
-        config.state_dir = dir.join(&ctx.declared.name);
-    }
+    config.state_dir = ctx.state_dir_or(&config.state_dir);
     let topics = wiring::ChainTopics::bind(ctx.topology, &ctx.declared.name)?;
-    let p = wiring::ChainProcessor::open(&config, topics, ctx.window())
-        .map_err(|e| BuildError::State { section: ctx.declared.name.clone(), message: e.to_string() })?;
+    let p = wiring::ChainProcessor::open(&config, topics, ctx.window()).map_err(|e| ctx.state_error(e))?;
     Ok(Box::new(p))
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bmon_schemas::{
-    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, EventBody, Inflation, NodeEvent, NodeLagging, NodeView, Record,
+    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Inflation, NodeEvent, NodeLagging, NodeView, Record,
     SelfishMiningSuspect, StaleTip,
 };
 use bmon_topology::{BindError, Topology};
@@ -125,8 +125,6 @@ impl ChainProcessor {
             t::STARTS.with_counter(labels()).increment(1);
             let at = e.logged_at_us.unwrap_or(env.received_at_us);
             t::STARTED.with_gauge(labels()).set(at as f64 / 1e6);
-        }
-        if let EventBody::NodeStart(_) = &e.event {
             tracing::info!(node = %node, "node started");
         }
         self.publish_findings(f, out)

@@ -35,9 +35,7 @@ pub const ENTRY: Entry = Entry {
 
 fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
     let mut config: PropagationConfig = ctx.config()?;
-    if let Some(dir) = ctx.state_dir {
-        config.state_dir = dir.join(&ctx.declared.name);
-    }
+    config.state_dir = ctx.state_dir_or(&config.state_dir);
     let (needed_s, fields) = config.history_needed();
     let window = ctx.window();
     if window.as_secs() < needed_s {
@@ -51,7 +49,6 @@ fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, B
         });
     }
     let topics = wiring::PropagationTopics::bind(ctx.topology, &ctx.declared.name)?;
-    let p = wiring::PropagationProcessor::open(config, topics, window)
-        .map_err(|e| BuildError::State { section: ctx.declared.name.clone(), message: e.to_string() })?;
+    let p = wiring::PropagationProcessor::open(config, topics, window).map_err(|e| ctx.state_error(e))?;
     Ok(Box::new(p))
 }
