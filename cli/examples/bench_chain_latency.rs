@@ -10,29 +10,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
+#[path = "common/run_bmon.rs"]
+mod run_bmon;
 use std::process::Command;
 use std::time::Duration;
 
 use bmon_schemas::{ChainReorg, Codec, Record};
-use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
+use bmon_testbed::{Implementation, TestBed, poll_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 const ROUNDS: usize = 20;
 
-fn bmon_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("bmon")
-}
-
-fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
-    bed.spawn_with_config(name, &bmon_bin(), args, config).unwrap()
-}
-
 fn main() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
-    let ok = Command::new(bmon_bin()).args(["topology", "apply", "--brokers", &brokers]).status().unwrap();
+    let ok = Command::new(run_bmon::bmon_bin()).args(["topology", "apply", "--brokers", &brokers]).status().unwrap();
     assert!(ok.success());
     let net = bed.start_network(Implementation::Core, 3).unwrap();
     let kafka = format!("[kafka]\nbrokers = \"{brokers}\"\nconsumer = {{ \"fetch.wait.max.ms\" = \"5\" }}\n");
@@ -45,12 +38,12 @@ fn main() {
             node.log_path().display(),
             bed.dir().join(format!("state-{}", node.name())).display()
         );
-        running.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
+        running.push(run_bmon::spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
     }
     let service = "[service]\nlisten = \"127.0.0.1:0\"\n";
-    running.push(spawn(&bed, "logparse", &["process", "logparse"], &format!("{kafka}{service}")));
+    running.push(run_bmon::spawn(&bed, "logparse", &["process", "logparse"], &format!("{kafka}{service}")));
     let chain = format!("{kafka}{service}[chain]\nstate_dir = \"{}\"\n", bed.dir().join("chain-state").display());
-    running.push(spawn(&bed, "chain", &["process", "chain"], &chain));
+    running.push(run_bmon::spawn(&bed, "chain", &["process", "chain"], &chain));
 
     let consumer: BaseConsumer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "bench").create().unwrap();

@@ -19,15 +19,16 @@
 mod bench_input;
 #[path = "common/feed.rs"]
 mod feed;
+#[path = "common/run_bmon.rs"]
+mod run_bmon;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bmon_processors::propagation::PropagationConfig;
 use bmon_processors::propagation::wiring::PropagationProcessor;
 use bmon_schemas::{Codec, Observation, PropagationSummary, Stage};
-use bmon_testbed::{Implementation, Managed, TestBed, poll_until};
+use bmon_testbed::{Implementation, TestBed, poll_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -101,15 +102,6 @@ fn run_instance(payloads: &[Vec<u8>], k: i32) -> (usize, Duration) {
     feed::feed(&mut p, "bmon.observations", k, payloads)
 }
 
-fn bmon_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("bmon")
-}
-
-fn spawn(bed: &TestBed, name: &str, args: &[&str], config: &str) -> Managed {
-    bed.spawn_with_config(name, &bmon_bin(), args, config).unwrap()
-}
-
 fn latency() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
@@ -131,7 +123,7 @@ fn latency() {
         std::fs::write(&topology, re).unwrap();
     }
     let topology = topology.as_str();
-    let ok = Command::new(bmon_bin())
+    let ok = Command::new(run_bmon::bmon_bin())
         .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
         .status()
         .unwrap();
@@ -153,7 +145,7 @@ fn latency() {
             *PRODUCER_LINGER_MS,
             state.display()
         );
-        keep.push(spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
+        keep.push(run_bmon::spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
         names.push(format!("\"{}\"", node.name()));
     }
     // tansu answers every fetch only when fetch.wait.max.ms has run out (Kafka and Redpanda answer
@@ -166,14 +158,14 @@ fn latency() {
         )
     };
     let (lp_port, prop_port) = (bed.service_port(1), bed.service_port(2));
-    keep.push(spawn(&bed, "logparse", &["process", "logparse"], &common(lp_port)));
+    keep.push(run_bmon::spawn(&bed, "logparse", &["process", "logparse"], &common(lp_port)));
     let common = common(prop_port);
     let prop = format!(
         "{common}[propagation]\nstate_dir = \"{}\"\n[propagation.fleet]\nregtest = [{}]\n",
         bed.dir().join("prop-state").display(),
         names.join(", ")
     );
-    keep.push(spawn(&bed, "propagation", &["process", "propagation"], &prop));
+    keep.push(run_bmon::spawn(&bed, "propagation", &["process", "propagation"], &prop));
 
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -285,7 +277,7 @@ fn broker() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
     let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
-    let ok = Command::new(bmon_bin())
+    let ok = Command::new(run_bmon::bmon_bin())
         .args(["topology", "apply", "--brokers", &brokers, "--replication-factor", "1", "--file", topology])
         .output()
         .unwrap();

@@ -40,17 +40,7 @@ fn views_of_one_network_meet_in_one_partition() {
                 node.rpc_url(),
                 node.cookie_path().display()
             );
-            let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
-            producers.push(start_producer_on(
-                network,
-                &program,
-                &bed,
-                node.name(),
-                implementation,
-                &sources,
-                &brokers,
-                None,
-            ));
+            producers.push(start_producer_in(network, &bed, node.name(), implementation, &sources, &brokers));
             nodes.push((node.name().to_owned(), network, node.tip().unwrap()));
         }
     }

@@ -30,17 +30,7 @@ fn core_and_bsv_regtest_genesis_windows_stay_apart() {
     for (net, network, implementation) in [(core, "regtest-core", "core"), (bsv, "regtest-bsv", "bsv")] {
         for node in bed.network(net).nodes() {
             let sources = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", node.log_path().display());
-            let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
-            producers.push(start_producer_on(
-                network,
-                &program,
-                &bed,
-                node.name(),
-                implementation,
-                &sources,
-                &brokers,
-                None,
-            ));
+            producers.push(start_producer_in(network, &bed, node.name(), implementation, &sources, &brokers));
         }
     }
     let names =

@@ -94,6 +94,19 @@ pub fn start_producer_bin(
     start_producer_on("regtest", program, bed, node_id, implementation, sources, brokers, None)
 }
 
+/// `bmon produce` for a node of `network` with the given source sections (TOML).
+pub fn start_producer_in(
+    network: &str,
+    bed: &TestBed,
+    node_id: &str,
+    implementation: &str,
+    sources: &str,
+    brokers: &str,
+) -> Managed {
+    let program = [env!("CARGO_BIN_EXE_bmon"), "produce"];
+    start_producer_on(network, &program, bed, node_id, implementation, sources, brokers, None)
+}
+
 /// [`start_producer_bin`] for a node of `network`, with the topology file `topology` (default:
 /// the built-in one).
 #[allow(clippy::too_many_arguments)]
