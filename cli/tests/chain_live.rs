@@ -16,6 +16,8 @@
 //!    320 real blocks, two halvings included, are checked without a false alarm;
 //! 6. core-1 restarted while the others mine: reported as a start, and held back from the
 //!    reorg, stale and lagging alerts while it catches up.
+//!
+//! And, on a bed of its own, a chain mined under `setmocktime` two hours in the past: a stale tip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use bmon_schemas::{
     ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk,
-    RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq,
+    RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip,
 };
 use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
 use common::*;
@@ -323,6 +325,44 @@ fn chain_events_and_alerts_on_a_core_bed() {
         assert_eq!(alert_active(&prom, alert, &restarted), None, "{alert} for the restarted node");
     }
     drop(producers);
+}
+
+/// A chain mined under `setmocktime` two hours in the past: its tip is stale when it arrives
+/// (Core logs the real time, with the mock time beside it, which logparse skips), so the event
+/// comes and the stale-tip alert is pending (its `for:` is 5 min) in the bed's Prometheus.
+#[test]
+fn a_tip_mined_two_hours_in_the_past_is_stale() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let net = bed.start_nodes(Implementation::Core, 1).unwrap();
+    let node = bed.network(net).node(0);
+    let past = now_us() / 1_000_000 - 2 * 3600;
+    node.call::<serde_json::Value>("setmocktime", &[past.into()]).unwrap();
+    let sources = format!(
+        "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n",
+        node.log_path().display(),
+        node.rpc_url(),
+        node.cookie_path().display()
+    );
+    let _producer = start_producer_with(&bed, node.name(), "core", &sources, &brokers);
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let port = bed.service_port(3);
+    let state = bed.dir().join("chain-state");
+    let _chain =
+        start_processor(&bed, "chain", "0", &format!("[chain]\nstate_dir = \"{}\"\n", state.display()), &brokers, port);
+    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
+    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let node = bed.network(net).node(0);
+    let mined = node.mine(3).unwrap();
+    let mut stale: TopicReader<StaleTip> = TopicReader::new(&brokers, EVENTS, 3);
+    assert!(stale.read_until(WAIT, |s| s.iter().any(|x| x.hash == mined[2])), "stale tip: {:?}", stale.facts);
+    let s = stale.facts.iter().find(|x| x.hash == mined[2]).unwrap();
+    assert_eq!((s.node_id.as_str(), s.height), (node.name(), 3), "{s:?}");
+    assert!((2 * 3600 - 60..2 * 3600 + 60).contains(&(s.age_us / 1_000_000)), "two hours old: {s:?}");
+    assert_eq!(stale.facts.iter().filter(|x| x.hash == mined[2]).count(), 1, "once: {:?}", stale.facts);
+    let state = wait_alert(&prom, "BmonChainStaleTip", node.name());
+    assert!(state == "pending" || state == "firing", "{state}");
 }
 
 /// Publishes a gettxoutsetinfo snapshot of node `node` (regtest, Core) claiming `total` coins at

@@ -5,7 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bmon_processors::chain::node::{Findings, NodeChain, NodeConfig};
-use bmon_schemas::{BlockDisconnected, EventBody, HeaderSeen, InvalidBlock, NodeEvent, NodeStart, UpdateTip, samples};
+use bmon_schemas::{
+    BlockConnected, BlockDisconnected, ChainTipEntry, ChainTips, EventBody, HeaderSeen, InvalidBlock, NodeEvent,
+    NodeStart, UpdateTip, samples,
+};
 use proptest::prelude::*;
 
 const T0: i64 = 1_800_000_000_000_000;
@@ -52,12 +55,52 @@ fn disconnected(branch: u8, h: i64, at: i64) -> NodeEvent {
     ev(at, EventBody::BlockDisconnected(BlockDisconnected { hash: Some(hash(branch, h)), height: Some(h) }))
 }
 
+/// A ZMQ `sequence` notification as logparse turns it into an event: no height, no log time.
+fn zmq(branch: u8, h: i64, label: char, at: i64) -> NodeEvent {
+    let hash = Some(hash(branch, h));
+    let event = match label {
+        'C' => EventBody::BlockConnected(BlockConnected { hash, height: None }),
+        _ => EventBody::BlockDisconnected(BlockDisconnected { hash, height: None }),
+    };
+    let mut e = ev(at, event);
+    e.envelope.source.stream = "zmq:sequence".to_owned();
+    e.logged_at_us = None;
+    e.envelope.received_at_us = at;
+    e
+}
+
+/// The ZMQ side of `reorg_events`: `D` down to the fork, `C` up the new branch.
+fn zmq_reorg(top: i64, depth: i64, wins: i64) -> Vec<NodeEvent> {
+    let at = T0 + (top + 1) * 10 * SEC;
+    let fork = top - depth;
+    let down = (fork + 1..=top).rev().map(|h| zmq(0, h, 'D', at));
+    down.chain((fork + 1..=fork + wins).map(|h| zmq(1, h, 'C', at))).collect()
+}
+
+/// A getchaintips result as netviews publishes it: the active tip, and `valid-fork` tips as
+/// (branch, height, branchlen).
+fn chain_tips(at: i64, active: (u8, i64), forks: &[(u8, i64, i64)]) -> NodeEvent {
+    let entry = |(b, h, len): (u8, i64, i64), status: &str| ChainTipEntry {
+        hash: hash(b, h),
+        height: h,
+        branchlen: len,
+        status: status.to_owned(),
+    };
+    let mut tips = vec![entry((active.0, active.1, 0), "active")];
+    tips.extend(forks.iter().map(|f| entry(*f, "valid-fork")));
+    let mut e = ev(at, EventBody::ChainTips(ChainTips { tips }));
+    e.envelope.source.stream = "rpc:getchaintips".to_owned();
+    e.logged_at_us = None;
+    e.envelope.received_at_us = at;
+    e
+}
+
 fn run(chain: &mut NodeChain, events: &[NodeEvent]) -> Vec<Findings> {
     events.iter().map(|e| chain.apply(&NodeConfig::default(), e)).collect()
 }
 
 fn reorgs(f: &[Findings]) -> Vec<&bmon_schemas::ChainReorg> {
-    f.iter().filter_map(|f| f.reorg.as_ref()).collect()
+    f.iter().flat_map(|f| f.reorgs.iter()).collect()
 }
 
 /// Branch 0 from `from` to `to`, a block every 10 s.
@@ -96,7 +139,7 @@ fn a_straight_chain_has_no_reorg_and_moves_the_tip() {
     let f = run(&mut c, &main_chain(100, 120));
     assert!(reorgs(&f).is_empty());
     assert!(f.iter().all(|f| f.tip_changed));
-    assert_eq!(c.tip.as_ref().map(|t| t.height), Some(120));
+    assert_eq!(c.tip().map(|t| t.height), Some(120));
 }
 
 #[test]
@@ -115,7 +158,7 @@ fn depth_one_and_three_reorgs_are_reported_once_with_their_branches() {
         assert_eq!(r.disconnected, old, "the old branch from the fork up");
         let new: Vec<String> = (111 - depth..=111).map(|h| hash(1, h)).collect();
         assert_eq!(r.connected, new, "the new branch, up to where it passed the old height");
-        assert_eq!(c.tip.as_ref().map(|t| t.hash.clone()), Some(hash(1, 111)));
+        assert_eq!(c.tip().map(|t| t.hash.clone()), Some(hash(1, 111)));
     }
 }
 
@@ -145,7 +188,7 @@ fn a_branch_back_at_the_old_height_wins_when_the_node_goes_quiet_or_moves_on() {
     let mut events = reorg_events(110, 2, 2, false, SEC);
     events.push(header(7, 111, T0 + 999 * SEC));
     assert!(reorgs(&run(&mut c, &events)).is_empty(), "not over yet");
-    let r = c.idle(&NodeConfig::default(), "n0", T0 + 2000 * SEC).reorg.unwrap();
+    let r = c.idle(&NodeConfig::default(), "n0", T0 + 2000 * SEC).reorgs.pop().unwrap();
     assert_eq!((r.new_tip, r.depth), (hash(1, 110), 2));
     // Or the next block passes the old height.
     let mut busy = NodeChain::new("regtest");
@@ -357,4 +400,86 @@ proptest! {
         found.extend(run(&mut second, &events[cut..]));
         prop_assert_eq!(found, all);
     }
+
+    /// The same reorg told by the log, by ZMQ `sequence` and by getchaintips, interleaved in any
+    /// order (each source in its own order, as logparse and netviews read them from different
+    /// topics): exactly one reorg, of the right depth, and one selfish-mining suspect exactly
+    /// when the winning blocks arrived within the span, whichever source came first.
+    #[test]
+    fn the_same_reorg_from_three_sources_is_counted_once(
+        depth in 1i64..5,
+        quick in any::<bool>(),
+        order in proptest::collection::vec(0u8..3, 150),
+        cut in 0usize..150,
+    ) {
+        let top = 120;
+        let wins = depth + 1;
+        let gap = if quick { 200_000 } else { 60 * SEC };
+        let mut log = main_chain(100, top);
+        log.extend(reorg_events(top, depth, wins, false, gap));
+        let mut zmq_events: Vec<NodeEvent> = (100..=top).map(|h| zmq(0, h, 'C', T0 + h * 10 * SEC)).collect();
+        zmq_events.extend(zmq_reorg(top, depth, wins));
+        let late = T0 + 9_000 * SEC;
+        let tips = vec![
+            chain_tips(T0, (0, 100), &[]),
+            chain_tips(late, (1, top - depth + wins), &[(0, top, depth)]),
+            chain_tips(late + SEC, (1, top - depth + wins), &[(0, top, depth)]),
+        ];
+        let mut sources = [log.into_iter(), zmq_events.into_iter(), tips.into_iter()];
+        let mut events = Vec::new();
+        for pick in order.iter().map(|o| *o as usize).chain((0..3).cycle().take(300)) {
+            if let Some(e) = sources[pick].next() {
+                events.push(e);
+            }
+        }
+        prop_assert!(sources.iter_mut().all(|s| s.next().is_none()));
+        // A checkpoint (the state through JSON) anywhere in the middle changes nothing.
+        let cut = cut.min(events.len());
+        let mut first = NodeChain::new("regtest");
+        let mut found = run(&mut first, &events[..cut]);
+        let mut second: NodeChain = serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        found.extend(run(&mut second, &events[cut..]));
+        found.push(second.idle(&NodeConfig::default(), "n0", late + 10 * SEC));
+        let r = reorgs(&found);
+        prop_assert_eq!(r.len(), 1, "{:?}", r);
+        prop_assert_eq!((r[0].depth, r[0].old_tip.clone()), (depth, hash(0, top)));
+        let suspects = found.iter().filter(|f| f.selfish.is_some()).count();
+        prop_assert_eq!(suspects, usize::from(quick));
+    }
+}
+
+#[test]
+fn zmq_alone_reports_a_reorg_with_its_branches() {
+    // The log stopped (or lags far behind) after the main chain: ZMQ tells the reorg, with the
+    // heights the log gave.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events: Vec<NodeEvent> = (100..=110).map(|h| zmq(0, h, 'C', T0 + h * 10 * SEC)).collect();
+    events.extend(zmq_reorg(110, 3, 4));
+    let f = run(&mut c, &events);
+    let r = reorgs(&f);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].source.as_str(), r[0].depth, r[0].fork_height), ("zmq", 3, 107));
+    assert_eq!(r[0].fork_hash, Some(hash(0, 107)));
+    assert_eq!(r[0].disconnected, (108..=110).map(|h| hash(0, h)).collect::<Vec<_>>());
+    assert_eq!(r[0].connected, (108..=111).map(|h| hash(1, h)).collect::<Vec<_>>());
+}
+
+#[test]
+fn getchaintips_alone_reports_a_new_fork_but_not_old_ones() {
+    let mut c = NodeChain::new("regtest");
+    // The first result is a baseline: its forks are history.
+    let f = run(&mut c, &[chain_tips(T0, (0, 110), &[(5, 50, 2)])]);
+    assert!(reorgs(&f).is_empty());
+    let f = run(&mut c, &[chain_tips(T0 + SEC, (1, 112), &[(5, 50, 2), (0, 111, 2)])]);
+    assert!(reorgs(&f).is_empty(), "held for the log or ZMQ to report it with its branches");
+    let f = [c.idle(&NodeConfig::default(), "n0", T0 + 7 * SEC)];
+    let r = reorgs(&f);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].source.as_str(), r[0].depth, r[0].fork_height), ("getchaintips", 2, 109));
+    assert_eq!((r[0].old_tip.clone(), r[0].new_tip.clone()), (hash(0, 111), hash(1, 112)));
+    // The same fork in the next result is no second reorg.
+    let next = run(&mut c, &[chain_tips(T0 + 8 * SEC, (1, 113), &[(0, 111, 2)])]);
+    assert!(reorgs(&next).is_empty());
+    assert!(reorgs(&[c.idle(&NodeConfig::default(), "n0", T0 + 20 * SEC)]).is_empty());
 }

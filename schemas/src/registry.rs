@@ -22,6 +22,7 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("rpc_snapshot_fact", 1, include_str!("../avro/rpc_snapshot_fact.v1.avsc")),
     ("node_view", 1, include_str!("../avro/node_view.v1.avsc")),
     ("node_event", 1, include_str!("../avro/node_event.v1.avsc")),
+    ("node_event", 2, include_str!("../avro/node_event.v2.avsc")),
     ("observation", 1, include_str!("../avro/observation.v1.avsc")),
     ("observation", 2, include_str!("../avro/observation.v2.avsc")),
     ("observation", 3, include_str!("../avro/observation.v3.avsc")),

@@ -149,6 +149,12 @@ pub fn node_events() -> Vec<NodeEvent> {
         EventBody::PeerDisconnected(PeerDisconnected { peer: 4, reason: Some("socket closed".to_owned()) }),
         EventBody::NodeStart(NodeStart { version: "Bitcoin Core version v31.99.0".to_owned() }),
         EventBody::Unknown(Unknown { category: Some("net".to_owned()), message: "something new".to_owned() }),
+        EventBody::ChainTips(ChainTips {
+            tips: vec![
+                ChainTipEntry { hash: h(), height: 101, branchlen: 0, status: "active".to_owned() },
+                ChainTipEntry { hash: h(), height: 100, branchlen: 1, status: "valid-fork".to_owned() },
+            ],
+        }),
     ];
     bodies
         .into_iter()

@@ -86,5 +86,6 @@ pub fn kind(event: &EventBody) -> &'static str {
         EventBody::PeerDisconnected(_) => "peer_disconnected",
         EventBody::NodeStart(_) => "node_start",
         EventBody::Unknown(_) => "unknown",
+        EventBody::ChainTips(_) => "chain_tips",
     }
 }

@@ -113,6 +113,13 @@ pub fn split_line(line: &str) -> LineHeader<'_> {
     h.logged_at_us = Some(stamp.micros);
     let mut rest = &line[stamp.len..];
     rest = rest.strip_prefix(' ').unwrap_or(rest);
+    // Under `setmocktime` Core adds the mock time after the real one: `… (mocktime: <ISO>) `.
+    if let Some(after) = rest.strip_prefix("(mocktime: ")
+        && let Some(end) = after.find(')')
+    {
+        rest = &after[end + 1..];
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
+    }
     // Up to: thread, file:line, function, category.
     let mut groups: [(&str, &str); 4] = [("", ""); 4];
     let mut n = 0;
@@ -186,6 +193,15 @@ mod tests {
         assert_eq!(h.thread, Some("msghand"));
         assert_eq!(h.category, Some("net"));
         assert_eq!(h.message, "Saw new cmpctblock header hash=00 peer=46");
+    }
+
+    #[test]
+    fn a_mock_time_after_the_stamp_is_skipped() {
+        let h = split_line(
+            "2026-12-01T19:00:00.123456Z (mocktime: 2026-12-01T17:00:00Z) [msghand] [validation] UpdateTip: x",
+        );
+        assert_eq!(h.logged_at_us, split_line("2026-12-01T19:00:00.123456Z x").logged_at_us, "the real time");
+        assert_eq!((h.thread, h.category, h.message), (Some("msghand"), Some("validation"), "UpdateTip: x"));
     }
 
     #[test]

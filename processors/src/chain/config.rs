@@ -21,6 +21,9 @@ pub struct ChainConfig {
     /// A tip older than this when it arrives means the node is in initial block download, and
     /// is not reported stale, seconds. Default 86400 (Core's `-maxtipage`).
     pub ibd_tip_age_s: u64,
+    /// A reorg seen first in getchaintips waits this long for the log or ZMQ to report it with
+    /// both branches, seconds. Default 5.
+    pub tips_grace_s: u64,
     /// A node this many blocks behind its network's best enters lagging. Default 3.
     pub lag_enter: i64,
     /// A lagging node this close to the best leaves lagging. Default 1.
@@ -42,6 +45,7 @@ impl Default for ChainConfig {
             selfish_span_s: (node.selfish_span_us / 1_000_000) as u64,
             stale_after_s: (node.stale_after_us / 1_000_000) as u64,
             ibd_tip_age_s: (node.ibd_tip_age_us / 1_000_000) as u64,
+            tips_grace_s: (node.tips_grace_us / 1_000_000) as u64,
             lag_enter: net.lag_enter,
             lag_exit: net.lag_exit,
             alive_s: (net.alive_us / 1_000_000) as u64,
@@ -59,6 +63,7 @@ impl ChainConfig {
             selfish_span_us: secs(self.selfish_span_s),
             stale_after_us: secs(self.stale_after_s),
             ibd_tip_age_us: secs(self.ibd_tip_age_s),
+            tips_grace_us: secs(self.tips_grace_s),
         }
     }
 

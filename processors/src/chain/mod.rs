@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: its `[chain]` settings;
 //! - [`node`]: pure: one node's tip, reorgs (and the selfish-mining heuristic), stale tips,
-//!   invalid blocks, header-to-tip latency and block connect times, from its node events;
+//!   invalid blocks, header-to-tip latency and block connect times, from its node events (log
+//!   lines, ZMQ `sequence` and getchaintips), with `walk` following one source's active chain;
 //! - [`network`]: pure: lagging nodes (with hysteresis) and the inflation check, from the
 //!   network-keyed views;
 //! - [`supply`]: pure: subsidy schedules of Bitcoin, BSV and Litecoin;
@@ -16,6 +17,7 @@ pub mod network;
 pub mod node;
 pub mod supply;
 pub mod telemetry;
+mod walk;
 pub mod wiring;
 
 pub use config::ChainConfig;

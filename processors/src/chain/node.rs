@@ -1,24 +1,35 @@
-//! One node's chain as its own log tells it: active tip, reorgs (with the selfish-mining
-//! heuristic), stale tips, invalid blocks, header-to-tip latency and block connect times. Pure:
-//! events in, findings out, no I/O.
+//! One node's chain as its own log, ZMQ and getchaintips tell it: active tip, reorgs (with the
+//! selfish-mining heuristic), stale tips, invalid blocks, header-to-tip latency and block connect
+//! times. Pure: events in, findings out, no I/O.
 //!
 //! A reorg in the log: Core and Litecoin log `UpdateTip` for every disconnection too (the new
 //! best is the parent), and with `-debug=validation` a `BlockDisconnected` line; BSV logs
 //! `Performing best chain tip … rollback` and, with `-debug=bench`, `- Disconnect block`. So a
 //! tip at or below the current height, or a disconnection, starts a reorg; the UpdateTips that
-//! follow walk down to the fork and up the new branch; the reorg is reported once, when the new
-//! branch passes the old height (or, back at the old height with more work, when the node goes
-//! quiet: a busy node's next block passes it anyway; any other line may be logged in the middle
-//! of the switch). Every source of the same reorg lands in
-//! the one pending record, so nothing is counted twice.
+//! follow walk down to the fork and up the new branch; the reorg is complete when the new branch
+//! passes the old height (or, back at the old height with more work, when the node goes quiet: a
+//! busy node's next block passes it anyway; any other line may be logged in the middle of the
+//! switch).
+//!
+//! Three sources, whichever completes first:
+//! - the log, as above ([`Walk`] of the `UpdateTip`s);
+//! - ZMQ `sequence`: `D` walks its own [`Walk`] down, `C` up; it has no heights, so that walk
+//!   starts from the log's heights and infers the rest;
+//! - getchaintips (a [`ChainTips`] event from netviews): a `valid-fork` tip new since the last
+//!   result was the active tip and was reorged away, `branchlen` deep.
+//!
+//! A reorg is known by its old tip and depth, the same from every source, and reported once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use bmon_schemas::{
-    BlockReceived, ChainInvalidBlock, ChainReorg, CompactBlockReconstructed, EventBody, HeaderSeen, NodeEvent,
-    SelfishMiningSuspect, StaleTip,
+    BlockReceived, ChainInvalidBlock, ChainReorg, ChainTips, CompactBlockReconstructed, EventBody, HeaderSeen,
+    InvalidBlock, NodeEvent, SelfishMiningSuspect, StaleTip,
 };
 use serde::{Deserialize, Serialize};
+
+pub use super::walk::Tip;
+use super::walk::{Moved, Pending, Walk};
 
 /// Settings of the per-node logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +43,9 @@ pub struct NodeConfig {
     /// A tip older than this when it arrives means the node is in initial block download (Core's
     /// `-maxtipage`, 24 h): no stale tip is reported for it, µs.
     pub ibd_tip_age_us: i64,
+    /// A reorg seen in getchaintips waits this long for the log or ZMQ to report it with both
+    /// branches, µs.
+    pub tips_grace_us: i64,
 }
 
 impl Default for NodeConfig {
@@ -41,33 +55,9 @@ impl Default for NodeConfig {
             selfish_span_us: 30_000_000,
             stale_after_us: 90 * 60 * 1_000_000,
             ibd_tip_age_us: 24 * 3600 * 1_000_000,
+            tips_grace_us: 5_000_000,
         }
     }
-}
-
-/// The active tip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tip {
-    /// Block hash.
-    pub hash: String,
-    /// Height.
-    pub height: i64,
-    /// The block's timestamp, µs, when logged.
-    pub block_time_us: Option<i64>,
-    /// When the node moved to it (its log time), µs.
-    pub changed_at_us: i64,
-}
-
-/// A reorg under way: the node left its old tip and has not yet come back to its height.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Pending {
-    old_tip: String,
-    old_height: i64,
-    fork_height: i64,
-    /// The new branch so far, from the fork up.
-    connected: Vec<(i64, String)>,
-    /// The old branch's blocks, as the walk down passes them.
-    old_branch: BTreeMap<i64, String>,
 }
 
 /// An `InvalidChainFound` waiting for the validation failure that gives its reason.
@@ -81,8 +71,8 @@ struct PendingInvalid {
 /// What one event told about the node.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Findings {
-    /// A completed reorg.
-    pub reorg: Option<ChainReorg>,
+    /// Completed reorgs (more than one only from a getchaintips result after several).
+    pub reorgs: Vec<ChainReorg>,
     /// The reorg looked like a withheld branch.
     pub selfish: Option<SelfishMiningSuspect>,
     /// The new tip is already stale.
@@ -104,14 +94,27 @@ pub struct Findings {
 pub struct NodeChain {
     /// The node's network.
     pub network: String,
-    /// The active tip.
-    pub tip: Option<Tip>,
-    /// The active chain's recent heights.
-    recent: BTreeMap<i64, String>,
+    /// The log's walk: the active tip as `UpdateTip` tells it.
+    log: Walk,
+    /// ZMQ `sequence`'s walk.
+    #[serde(default)]
+    zmq: Walk,
+    /// The `valid-fork` tips of the last getchaintips result; none before the first.
+    #[serde(default)]
+    forks: Option<BTreeSet<String>>,
+    /// Reorgs reported, by (old tip, depth), newest last, bounded; and whether the
+    /// selfish-mining heuristic judged it (only a walk knows the winning blocks).
+    #[serde(default)]
+    reorgs: VecDeque<(String, i64, bool)>,
+    /// Reorgs from getchaintips, with when they were seen, waiting out `tips_grace_us`.
+    #[serde(default)]
+    held: Vec<(Pending, i64)>,
+    /// The active tip of the last getchaintips result: where a ZMQ walk without the log starts.
+    #[serde(default)]
+    anchor: Option<(String, i64)>,
     /// First sighting per block hash (header, block or compact block; log time), newest last,
     /// bounded.
     headers: VecDeque<(String, i64)>,
-    pending: Option<Pending>,
     pending_invalid: Option<PendingInvalid>,
     /// Hashes already reported invalid, newest last, bounded.
     invalid: VecDeque<String>,
@@ -124,8 +127,10 @@ pub struct NodeChain {
     pub last_event_us: i64,
 }
 
-/// Header sightings and invalid hashes kept per node.
+/// Header sightings, invalid hashes and getchaintips forks kept per node.
 const KEEP_SEEN: usize = 1000;
+/// Reorgs remembered per node, so that a second source's report of one is not counted again.
+const KEEP_REORGS: usize = 100;
 
 impl NodeChain {
     /// A node of `network` seen for the first time.
@@ -133,12 +138,19 @@ impl NodeChain {
         NodeChain { network: network.to_owned(), ..NodeChain::default() }
     }
 
-    /// Applies one of the node's events (in the node's order).
+    /// The active tip, as the log tells it.
+    pub fn tip(&self) -> Option<&Tip> {
+        self.log.tip.as_ref()
+    }
+
+    /// Applies one of the node's events (in the order of its source; see [`super::walk`]).
     pub fn apply(&mut self, config: &NodeConfig, e: &NodeEvent) -> Findings {
         let at = e.logged_at_us.unwrap_or(e.envelope.received_at_us);
         self.last_event_us = self.last_event_us.max(at);
         let node = &e.envelope.node_id;
+        let zmq = e.envelope.source.stream.starts_with("zmq");
         let mut f = Findings::default();
+        self.flush_held(config, node, at, &mut f);
         // An `InvalidChainFound` whose validation failure never came (invalidateblock, say) is
         // reported at the next tip or start; other lines (Core logs a second `InvalidChainFound:
         // current best=…` line, and other threads log meanwhile) may come in between.
@@ -150,26 +162,25 @@ impl NodeChain {
             EventBody::UpdateTip(u) => {
                 self.update_tip(config, node, &u.hash, u.height, u.block_time_us, at, &mut f);
             }
+            EventBody::BlockConnected(c) if zmq => {
+                if let Some(hash) = &c.hash {
+                    self.zmq_connected(config, node, hash, at, &mut f);
+                }
+            }
+            EventBody::BlockDisconnected(d) if zmq => {
+                if let Some(hash) = &d.hash {
+                    self.zmq_disconnected(config, hash, at);
+                }
+            }
             // Only a block of the active chain: the validation callbacks are logged from a
             // background thread, so a reorg's `BlockDisconnected` lines can come after the new
             // branch's UpdateTips, when those blocks are no longer on it.
-            EventBody::BlockDisconnected(d)
-                if d.hash.as_ref().is_some_and(|h| self.recent.values().any(|x| x == h)) =>
-            {
-                if let (Some(tip), None) = (&self.tip, &self.pending) {
-                    // The tip goes; its parent (or the logged height's parent) is the fork so far.
-                    let fork = d.height.map_or(tip.height - 1, |h| h - 1).min(tip.height - 1);
-                    self.pending = Some(Pending {
-                        old_tip: tip.hash.clone(),
-                        old_height: tip.height,
-                        fork_height: fork,
-                        connected: Vec::new(),
-                        old_branch: BTreeMap::new(),
-                    });
-                } else if let (Some(p), Some(h)) = (self.pending.as_mut(), d.height) {
-                    p.fork_height = p.fork_height.min(h - 1);
+            EventBody::BlockDisconnected(d) => {
+                if let Some(hash) = &d.hash {
+                    self.log.disconnected(hash, d.height);
                 }
             }
+            EventBody::ChainTips(t) => self.chain_tips(config, node, t, at, &mut f),
             // A block's arrival: its header, the block, or its compact block, whichever the log
             // shows first (Core logs `Saw new header` only for the last of a headers message).
             EventBody::HeaderSeen(HeaderSeen { hash, .. })
@@ -182,36 +193,38 @@ impl NodeChain {
                     self.headers.pop_front();
                 }
             }
-            EventBody::InvalidBlock(b) => match (&b.hash, b.origin.as_str(), b.reason.is_empty()) {
-                (Some(hash), "InvalidChainFound", _) => {
-                    if let Some(p) =
-                        self.pending_invalid.replace(PendingInvalid { hash: hash.clone(), height: b.height, at_us: at })
-                    {
-                        f.invalid = self.report_invalid(node, Some(p.hash), p.height, "", "InvalidChainFound", p.at_us);
-                    }
-                }
-                (Some(hash), origin, false) => {
-                    let height = self.pending_invalid.as_ref().filter(|p| &p.hash == hash).and_then(|p| p.height);
-                    let seen = self.pending_invalid.as_ref().filter(|p| &p.hash == hash).map_or(at, |p| p.at_us);
-                    if self.pending_invalid.as_ref().is_some_and(|p| &p.hash == hash) {
-                        self.pending_invalid = None;
-                    }
-                    // `bad-cb-amount, coinbase pays too much (…)`: the reason is the token.
-                    let reason = b.reason.split(", ").next().unwrap_or_default();
-                    f.invalid =
-                        self.report_invalid(node, Some(hash.clone()), height.or(b.height), reason, origin, seen);
-                }
-                // A reason without a hash (`ConnectBlock(): …`): the hash comes with the next line.
-                _ => {}
-            },
+            EventBody::InvalidBlock(b) => self.invalid_block(node, b, at, &mut f),
             EventBody::ConnectBlockTimings(t) if t.stage == "Connect block" => f.connect_us = Some(t.duration_us),
             EventBody::NodeStart(_) => {
                 f.started = true;
-                self.pending = None;
+                self.log.pending = None;
+                self.zmq = Walk::default();
             }
             _ => {}
         }
         f
+    }
+
+    fn invalid_block(&mut self, node: &str, b: &InvalidBlock, at: i64, f: &mut Findings) {
+        match (&b.hash, b.origin.as_str(), b.reason.is_empty()) {
+            (Some(hash), "InvalidChainFound", _) => {
+                if let Some(p) =
+                    self.pending_invalid.replace(PendingInvalid { hash: hash.clone(), height: b.height, at_us: at })
+                {
+                    f.invalid = self.report_invalid(node, Some(p.hash), p.height, "", "InvalidChainFound", p.at_us);
+                }
+            }
+            (Some(hash), origin, false) => {
+                let pending = self.pending_invalid.take_if(|p| &p.hash == hash);
+                let height = pending.as_ref().and_then(|p| p.height);
+                let seen = pending.as_ref().map_or(at, |p| p.at_us);
+                // `bad-cb-amount, coinbase pays too much (…)`: the reason is the token.
+                let reason = b.reason.split(", ").next().unwrap_or_default();
+                f.invalid = self.report_invalid(node, Some(hash.clone()), height.or(b.height), reason, origin, seen);
+            }
+            // A reason without a hash (`ConnectBlock(): …`): the hash comes with the next line.
+            _ => {}
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -225,56 +238,14 @@ impl NodeChain {
         at: i64,
         f: &mut Findings,
     ) {
-        if self.tip.as_ref().is_some_and(|t| t.hash == hash) {
+        let Moved::To(done) = self.log.move_to(config.keep_blocks, hash, height, block_time_us, at) else {
             return; // the same tip again: nothing moved
-        }
-        let known_here = self.recent.get(&height).is_some_and(|h| h == hash);
-        match (&self.tip, &mut self.pending) {
-            (Some(tip), None) if height <= tip.height => {
-                // Down to an ancestor (a disconnection), or straight onto another branch.
-                let fork = if known_here { height } else { height - 1 };
-                let connected = if known_here { Vec::new() } else { vec![(height, hash.to_owned())] };
-                self.pending = Some(Pending {
-                    old_tip: tip.hash.clone(),
-                    old_height: tip.height,
-                    fork_height: fork,
-                    connected,
-                    old_branch: BTreeMap::new(),
-                });
-            }
-            (_, Some(p)) => {
-                if known_here && p.connected.is_empty() {
-                    p.fork_height = p.fork_height.min(height);
-                } else {
-                    p.connected.retain(|(h, _)| *h < height);
-                    p.connected.push((height, hash.to_owned()));
-                    p.fork_height = p.fork_height.min(height - 1);
-                }
-            }
-            _ => {}
-        }
-        // The heights this tip replaces: during a reorg, the old branch's blocks among them.
-        if let Some(p) = self.pending.as_mut() {
-            for (h, x) in self.recent.range(height..) {
-                if *h > p.fork_height && !p.connected.iter().any(|(ch, cx)| ch == h && cx == x) {
-                    p.old_branch.entry(*h).or_insert_with(|| x.clone());
-                }
-            }
-        }
+        };
         let header_seen = self.headers.iter().find(|(x, _)| x == hash).map(|(_, t)| *t);
         f.header_to_tip_us = header_seen.map(|t| (at - t).max(0));
-        self.recent.retain(|h, _| *h < height);
-        self.recent.insert(height, hash.to_owned());
-        while self.recent.len() > config.keep_blocks {
-            self.recent.pop_first();
-        }
-        self.tip = Some(Tip { hash: hash.to_owned(), height, block_time_us, changed_at_us: at });
         f.tip_changed = true;
-        // Past the old height the new branch has won (a node only moves to more work).
-        if self.pending.as_ref().is_some_and(|p| height > p.old_height && !p.connected.is_empty())
-            && let Some(p) = self.pending.take()
-        {
-            self.complete(config, node, p, at, f);
+        if let Some(p) = done {
+            self.complete(config, node, p, "log", at, f);
         }
         // A tip that old at its arrival: the node is catching up (initial block download).
         self.catching_up = block_time_us.is_some_and(|bt| at - bt > config.ibd_tip_age_us);
@@ -288,37 +259,123 @@ impl NodeChain {
         }
     }
 
-    /// The reorg `p` is complete: its event, and a selfish-mining suspicion if the winning blocks
-    /// all arrived within the span.
-    fn complete(&mut self, config: &NodeConfig, node: &str, p: Pending, at: i64, f: &mut Findings) {
+    /// ZMQ `C`: a block connected on top of the ZMQ walk's tip.
+    fn zmq_connected(&mut self, config: &NodeConfig, node: &str, hash: &str, at: i64, f: &mut Findings) {
+        if self.zmq.height_of(hash).is_some() {
+            return; // already on its chain
+        }
+        // The log knows the block: the ZMQ walk is out of step (or new); it starts there again.
+        if let Some(h) = self.log.height_of(hash)
+            && self.zmq.pending.is_none()
+        {
+            self.zmq.seed(&self.log, h);
+            return;
+        }
+        if self.zmq.tip.is_none() {
+            if let Some(t) = &self.log.tip {
+                let h = t.height;
+                self.zmq.seed(&self.log, h);
+            } else if let Some((tip, h)) = self.anchor.clone() {
+                // No log: getchaintips gave a height.
+                let anchor = Walk { recent: [(h, tip.clone())].into(), ..Walk::default() };
+                self.zmq.seed(&anchor, h);
+                if tip == hash {
+                    return;
+                }
+            }
+        }
+        let Some(height) = self.zmq.next_height() else { return }; // no height to put it at yet
+        if let Moved::To(Some(p)) = self.zmq.move_to(config.keep_blocks, hash, height, None, at) {
+            self.complete(config, node, p, "zmq", at, f);
+        }
+    }
+
+    /// ZMQ `D`: the ZMQ walk's tip was disconnected.
+    fn zmq_disconnected(&mut self, config: &NodeConfig, hash: &str, at: i64) {
+        if self.zmq.pop(config.keep_blocks, hash, at) {
+            return;
+        }
+        // Out of step (or new): start from the log's chain, if it still has the block.
+        if let Some(h) = self.log.height_of(hash) {
+            self.zmq.seed(&self.log, h);
+            self.zmq.pop(config.keep_blocks, hash, at);
+        }
+    }
+
+    /// A getchaintips result: each `valid-fork` tip new since the last result was reorged away.
+    /// The first result is only a baseline (its forks are history).
+    fn chain_tips(&mut self, config: &NodeConfig, node: &str, t: &ChainTips, at: i64, f: &mut Findings) {
+        let forks: BTreeSet<String> =
+            t.tips.iter().filter(|x| x.status == "valid-fork").map(|x| x.hash.clone()).take(KEEP_SEEN).collect();
+        let active = t.tips.iter().find(|x| x.status == "active");
+        self.anchor = active.map(|a| (a.hash.clone(), a.height));
+        let Some(known) = self.forks.replace(forks) else { return };
+        for x in t.tips.iter().filter(|x| x.status == "valid-fork" && x.branchlen >= 1 && !known.contains(&x.hash)) {
+            let p = Pending {
+                old_tip: x.hash.clone(),
+                old_height: x.height,
+                fork_height: x.height - x.branchlen,
+                connected: active.map(|a| vec![(a.height, a.hash.clone())]).unwrap_or_default(),
+                old_branch: [(x.height, x.hash.clone())].into(),
+            };
+            self.held.push((p, at));
+        }
+        self.flush_held(config, node, at, f);
+    }
+
+    /// Reports the held getchaintips reorgs whose grace is over at `now_us`, unless a walk has.
+    fn flush_held(&mut self, config: &NodeConfig, node: &str, now_us: i64, f: &mut Findings) {
+        let (due, wait): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.held).into_iter().partition(|(_, at)| now_us - at >= config.tips_grace_us);
+        self.held = wait;
+        for (p, at) in due {
+            self.complete(config, node, p, "getchaintips", at, f);
+        }
+    }
+
+    /// The reorg `p` is complete: its event, unless another source reported it, and a
+    /// selfish-mining suspicion if the winning blocks all arrived within the span.
+    fn complete(&mut self, config: &NodeConfig, node: &str, p: Pending, source: &str, at: i64, f: &mut Findings) {
         let depth = p.old_height - p.fork_height;
         if depth < 1 {
             return; // back on the old branch: no reorg
         }
-        let fork_hash = self.recent.get(&p.fork_height).cloned();
-        let connected: Vec<String> = p.connected.iter().map(|(_, h)| h.clone()).collect();
-        if p.connected.iter().all(|(h, x)| p.old_branch.get(h) == Some(x)) {
+        if !p.connected.is_empty() && p.connected.iter().all(|(h, x)| p.old_branch.get(h) == Some(x)) {
             return; // back up the very blocks it left (reconsiderblock): no reorg
         }
+        let connected: Vec<String> = p.connected.iter().map(|(_, h)| h.clone()).collect();
         let (new_height, new_tip) = p.connected.last().cloned().unwrap_or((p.old_height, p.old_tip.clone()));
-        let disconnected = p.old_branch.range(p.fork_height + 1..).map(|(_, h)| h.clone()).collect();
-        f.reorg = Some(ChainReorg {
-            node_id: node.to_owned(),
-            network: self.network.clone(),
-            old_tip: p.old_tip.clone(),
-            old_height: p.old_height,
-            new_tip: new_tip.clone(),
-            new_height,
-            fork_height: p.fork_height,
-            fork_hash,
-            depth,
-            disconnected,
-            connected: connected.clone(),
-            source: "log".to_owned(),
-            detected_at_us: at,
-        });
-        // Arrival = the block's first sighting. Without every winning block's, no judgement: the
-        // connection times of a reorg are always milliseconds apart.
+        let seen = self.reorgs.iter().position(|(old, d, _)| *old == p.old_tip && *d == depth);
+        if seen.is_none() {
+            self.reorgs.push_back((p.old_tip.clone(), depth, false));
+            if self.reorgs.len() > KEEP_REORGS {
+                self.reorgs.pop_front();
+            }
+            f.reorgs.push(ChainReorg {
+                node_id: node.to_owned(),
+                network: self.network.clone(),
+                old_tip: p.old_tip.clone(),
+                old_height: p.old_height,
+                new_tip: new_tip.clone(),
+                new_height,
+                fork_height: p.fork_height,
+                fork_hash: self.log.recent.get(&p.fork_height).or(self.zmq.recent.get(&p.fork_height)).cloned(),
+                depth,
+                disconnected: p.old_branch.range(p.fork_height + 1..).map(|(_, h)| h.clone()).collect(),
+                connected: connected.clone(),
+                source: source.to_owned(),
+                detected_at_us: at,
+            });
+        }
+        // The heuristic needs the winning branch, which only a walk knows, and the arrival (first
+        // sighting) of each of its blocks: the connection times of a reorg are always
+        // milliseconds apart. It judges a reorg once, from the first source that has both.
+        let Some(judged) = self.reorgs.iter_mut().rev().find(|(old, d, _)| *old == p.old_tip && *d == depth) else {
+            return;
+        };
+        if source == "getchaintips" || judged.2 {
+            return;
+        }
         let Some(arrivals) = connected
             .iter()
             .map(|h| self.headers.iter().find(|(x, _)| x == h).map(|(_, t)| *t))
@@ -326,6 +383,7 @@ impl NodeChain {
         else {
             return;
         };
+        judged.2 = true;
         let (Some(first), Some(last)) = (arrivals.iter().min(), arrivals.iter().max()) else { return };
         if connected.len() >= 2 && last - first <= config.selfish_span_us {
             f.selfish = Some(SelfishMiningSuspect {
@@ -342,18 +400,14 @@ impl NodeChain {
         }
     }
 
-    /// Completes a pending reorg whose new branch is back at the old height.
-    fn complete_at_height(&mut self, config: &NodeConfig, node: &str, at: i64, f: &mut Findings) {
-        let done = self.pending.as_ref().is_some_and(|p| p.connected.last().is_some_and(|(h, _)| *h >= p.old_height));
-        if done && let Some(p) = self.pending.take() {
-            self.complete(config, node, p, at, f);
-        }
-    }
-
     /// A stale-tip event for the current tip at `now_us`.
     fn stale_event(&self, node: &str, config: &NodeConfig, now_us: i64) -> StaleTip {
-        let tip =
-            self.tip.clone().unwrap_or(Tip { hash: String::new(), height: 0, block_time_us: None, changed_at_us: 0 });
+        let tip = self.log.tip.clone().unwrap_or(Tip {
+            hash: String::new(),
+            height: 0,
+            block_time_us: None,
+            changed_at_us: 0,
+        });
         let bt = tip.block_time_us.unwrap_or(now_us);
         StaleTip {
             node_id: node.to_owned(),
@@ -370,12 +424,18 @@ impl NodeChain {
     /// the limit, and an `InvalidChainFound` no reason followed.
     pub fn idle(&mut self, config: &NodeConfig, node: &str, now_us: i64) -> Findings {
         let mut f = Findings::default();
+        self.flush_held(config, node, now_us, &mut f);
         let last = self.last_event_us;
-        self.complete_at_height(config, node, last, &mut f);
+        if let Some(p) = self.log.done_at_height() {
+            self.complete(config, node, p, "log", last, &mut f);
+        }
+        if let Some(p) = self.zmq.done_at_height() {
+            self.complete(config, node, p, "zmq", last, &mut f);
+        }
         if let Some(p) = self.pending_invalid.take() {
             f.invalid = self.report_invalid(node, Some(p.hash), p.height, "", "InvalidChainFound", p.at_us);
         }
-        if let Some(tip) = &self.tip
+        if let Some(tip) = &self.log.tip
             && let Some(bt) = tip.block_time_us
             && !self.catching_up
             && now_us - bt > config.stale_after_us

@@ -107,7 +107,7 @@ impl ChainProcessor {
         let (net, node) = (env.network.clone(), env.node_id.clone());
         let labels = || [label("network", net.clone()), label("node", node.clone())];
         if f.tip_changed
-            && let Some(tip) = &chain.tip
+            && let Some(tip) = chain.tip()
         {
             t::TIP_HEIGHT.with_gauge(labels()).set(tip.height as f64);
             t::TIP_CHANGED.with_gauge(labels()).set(tip.changed_at_us as f64 / 1e6);
@@ -131,11 +131,11 @@ impl ChainProcessor {
     }
 
     fn publish_findings(&self, f: Findings, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        if let Some(r) = f.reorg {
+        for r in f.reorgs {
             let labels = [label("network", r.network.clone()), label("node", r.node_id.clone())];
             t::REORGS.with_counter(labels.clone()).increment(1);
             t::REORG_DEPTH.with_histogram(labels).record(r.depth as f64);
-            tracing::info!(node = %r.node_id, depth = r.depth, old = %r.old_tip, new = %r.new_tip, "reorg");
+            tracing::info!(node = %r.node_id, depth = r.depth, old = %r.old_tip, new = %r.new_tip, source = %r.source, "reorg");
             self.emit(&self.topics.reorg, &r.node_id, &r.network, &r.new_tip, &r, out)?;
         }
         if let Some(s) = f.selfish {

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bmon_logparse::Parser;
 use bmon_schemas::{
-    Envelope, EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation, ObservationSource, Stage, ZmqFact,
-    ZmqPayload,
+    BlockConnected, BlockDisconnected, Envelope, EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation,
+    ObservationSource, Stage, ZmqFact, ZmqPayload,
 };
 
 use super::config::LogParseConfig;
@@ -118,7 +118,8 @@ impl LogParse {
         derived
     }
 
-    /// Turns a ZMQ notification into an observation of its own stage (receive time).
+    /// Turns a ZMQ notification into an observation of its own stage (receive time), and a
+    /// `sequence` `C` or `D` into a node event as well.
     pub fn zmq_fact(&mut self, fact: &ZmqFact) -> Derived {
         let (hash, object, stage) = match &fact.payload {
             ZmqPayload::Hash(h) if fact.topic == "hashblock" => (h.hash.as_str(), ObjectKind::Block, Stage::ZmqBlock),
@@ -127,15 +128,37 @@ impl LogParse {
             ZmqPayload::RawTx(t) => (t.txid.as_str(), ObjectKind::Tx, Stage::ZmqTx),
             ZmqPayload::Sequence(s) if s.label == "C" => (s.hash.as_str(), ObjectKind::Block, Stage::ZmqBlock),
             ZmqPayload::Sequence(s) if s.label == "A" => (s.hash.as_str(), ObjectKind::Tx, Stage::ZmqTx),
-            _ => return Derived::default(),
+            _ => return Derived { events: sequence_event(fact).into_iter().collect(), ..Derived::default() },
         };
         let mut derived = Derived::default();
         if !self.report(&fact.envelope, hash, stage).is_empty() {
             let at = fact.envelope.received_at_us;
             derived.observations.push(observation(&fact.envelope, hash, object, stage, at, None, Origin::Zmq));
         }
+        derived.events.extend(sequence_event(fact));
         derived
     }
+}
+
+/// ZMQ `sequence` `C` and `D` as node events: the chain processor follows a node's active chain
+/// by them as well as by its log (they carry no height; the envelope's stream, `zmq:sequence`,
+/// tells them apart from the log's validation lines).
+fn sequence_event(fact: &ZmqFact) -> Option<NodeEvent> {
+    let ZmqPayload::Sequence(s) = &fact.payload else { return None };
+    let hash = Some(s.hash.clone());
+    let event = match s.label.as_str() {
+        "C" => EventBody::BlockConnected(BlockConnected { hash, height: None }),
+        "D" => EventBody::BlockDisconnected(BlockDisconnected { hash, height: None }),
+        _ => return None,
+    };
+    Some(NodeEvent {
+        envelope: fact.envelope.clone(),
+        index: 0,
+        logged_at_us: None,
+        thread: None,
+        category: None,
+        event,
+    })
 }
 
 /// Where an observation comes from.

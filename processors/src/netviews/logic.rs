@@ -1,6 +1,6 @@
-//! One RPC snapshot to one typed view. Pure.
+//! One RPC snapshot to one typed view, and getchaintips to a node event as well. Pure.
 
-use bmon_schemas::{NodeView, RpcOutcome, RpcSnapshotFact};
+use bmon_schemas::{ChainTipEntry, ChainTips, EventBody, NodeEvent, NodeView, RpcOutcome, RpcSnapshotFact};
 
 use crate::views::{self, BlockTemplate, BlockchainInfo, MempoolInfo, TxOutSetInfo, ViewError};
 
@@ -39,6 +39,35 @@ pub fn view_of(fact: &RpcSnapshotFact, methods: &[String]) -> Result<Outcome, Vi
     Ok(Outcome::View(NodeView { envelope: fact.envelope.clone(), method: fact.method.clone(), view_json }))
 }
 
+/// A getchaintips snapshot as a node event, keyed by its node beside the log's events: the chain
+/// processor sees every source of a node's reorgs in one partition. Entries without a hash or
+/// height are left out. None for other methods and failed calls.
+pub fn chain_tips_event(fact: &RpcSnapshotFact) -> Result<Option<NodeEvent>, ViewError> {
+    let RpcOutcome::Ok(ok) = &fact.outcome else { return Ok(None) };
+    if fact.method != "getchaintips" {
+        return Ok(None);
+    }
+    let tips = views::chain_tips(&ok.json)?
+        .into_iter()
+        .filter_map(|t| {
+            Some(ChainTipEntry {
+                hash: t.hash?,
+                height: i64::try_from(t.height?).ok()?,
+                branchlen: t.branchlen.and_then(|b| i64::try_from(b).ok()).unwrap_or(0),
+                status: t.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Some(NodeEvent {
+        envelope: fact.envelope.clone(),
+        index: 0,
+        logged_at_us: None,
+        thread: None,
+        category: None,
+        event: EventBody::ChainTips(ChainTips { tips }),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use bmon_schemas::{RpcErr, RpcOk, samples};
@@ -73,5 +102,20 @@ mod tests {
         assert_eq!(view_of(&tips, &["getmempoolinfo".to_owned()]).unwrap(), Outcome::Skipped);
         let garbage = fact("getchaintips", RpcOutcome::Ok(RpcOk { json: "{".into() }));
         assert!(view_of(&garbage, &all()).is_err());
+    }
+
+    #[test]
+    fn chain_tips_become_a_node_event() {
+        let json = r#"[{"height": 7, "hash": "aa", "branchlen": 0, "status": "active"},
+                       {"height": 6, "hash": "bb", "branchlen": 1, "status": "valid-fork"},
+                       {"height": 5, "branchlen": 2, "status": "headers-only"}]"#;
+        let f = fact("getchaintips", RpcOutcome::Ok(RpcOk { json: json.into() }));
+        let e = chain_tips_event(&f).unwrap().unwrap();
+        assert_eq!(e.envelope, f.envelope);
+        let EventBody::ChainTips(t) = e.event else { panic!("not chain tips") };
+        let got: Vec<_> = t.tips.iter().map(|x| (x.hash.as_str(), x.height, x.branchlen, x.status.as_str())).collect();
+        assert_eq!(got, [("aa", 7, 0, "active"), ("bb", 6, 1, "valid-fork")], "the entry without a hash is left out");
+        let other = fact("getmempoolinfo", RpcOutcome::Ok(RpcOk { json: "{}".into() }));
+        assert_eq!(chain_tips_event(&other).unwrap(), None);
     }
 }

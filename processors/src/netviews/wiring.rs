@@ -1,19 +1,22 @@
 //! Connects the pure view logic to the runtime: decoding, encoding, topics and keys.
 
-use bmon_schemas::{Codec, NodeView, Record, RpcSnapshotFact};
+use bmon_schemas::{Codec, NodeEvent, NodeView, Record, RpcSnapshotFact};
 use bmon_topology::{BindError, Topology};
 
 use super::config::NetViewsConfig;
-use super::logic::{Outcome, view_of};
+use super::logic::{Outcome, chain_tips_event, view_of};
 use super::telemetry::{self as t, label};
 use crate::runtime::{Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError};
 
 /// netviews' topics, from topology.yaml: views go to the topic carrying `node_view`, keyed by
-/// network (every node of a network in one partition; that is the point).
+/// network (every node of a network in one partition; that is the point); chain tips also go to
+/// the topic carrying `node_event`, keyed by node, beside the node's log events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetViewsTopics {
     /// Where views go.
     pub views: OutputTopic,
+    /// Where chain-tip node events go.
+    pub events: OutputTopic,
 }
 
 impl NetViewsTopics {
@@ -21,7 +24,10 @@ impl NetViewsTopics {
     pub fn bind(t: &Topology, name: &str) -> Result<NetViewsTopics, BindError> {
         let p = t.processor_named(name)?;
         t.input_of(p, RpcSnapshotFact::FAMILY)?;
-        Ok(NetViewsTopics { views: OutputTopic::bind(t, p, NodeView::FAMILY, &[KeyKind::Network])? })
+        Ok(NetViewsTopics {
+            views: OutputTopic::bind(t, p, NodeView::FAMILY, &[KeyKind::Network])?,
+            events: OutputTopic::bind(t, p, NodeEvent::FAMILY, &[KeyKind::NodeId])?,
+        })
     }
 }
 
@@ -44,7 +50,17 @@ impl Processor for NetViewsProcessor {
     fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let fact: RpcSnapshotFact =
             self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        let view = match view_of(&fact, &self.config.methods).map_err(|e| RecordError::Invalid(e.to_string()))? {
+        let invalid = |e: crate::views::ViewError| RecordError::Invalid(e.to_string());
+        if self.config.methods.contains(&fact.method)
+            && let Some(event) = chain_tips_event(&fact).map_err(invalid)?
+        {
+            let payload = self.codec.encode(&event).map_err(|e| RecordError::Invalid(e.to_string()))?;
+            let e = &event.envelope;
+            out.push(
+                self.topics.events.output(&KeyFields { node_id: &e.node_id, network: &e.network, hash: "" }, payload),
+            );
+        }
+        let view = match view_of(&fact, &self.config.methods).map_err(invalid)? {
             Outcome::View(v) => v,
             Outcome::Skipped => return Ok(()),
         };

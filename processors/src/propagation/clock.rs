@@ -27,7 +27,7 @@ const SAMPLES: usize = 256;
 /// monotonic queue (sliding-window minimum, O(1) amortised per sample).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockEstimator {
-    nodes: HashMap<String, NodeClock>,
+    nodes: HashMap<String, NodeClock, super::Hasher>,
 }
 
 /// One node's samples.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bmon_schemas::{CloseReason, NodeLag, ObjectKind, Observation, ObservationSource, PropagationSummary, Stage};
 use serde::{Deserialize, Serialize};
 
+use super::Hasher;
 use super::baseline::{Baseline, BaselineConfig, BaselineState};
 use super::clock::ClockEstimator;
 
@@ -106,7 +107,7 @@ pub struct Window {
 #[derive(Debug, Clone)]
 pub struct Windows {
     config: WindowConfig,
-    windows: HashMap<WindowKey, Window>,
+    windows: HashMap<WindowKey, Window, Hasher>,
     /// Open windows by deadline; closed ones by retirement time.
     deadlines: BTreeSet<(i64, WindowKey)>,
     retire: BTreeSet<(i64, WindowKey)>,
@@ -116,9 +117,9 @@ pub struct Windows {
     /// The event-time minute (`now / PRUNE_EVERY_US`) of the last pruning of departed nodes.
     pruned_us: i64,
     /// Interned network names, for [`WindowKey`].
-    networks: HashMap<String, Arc<str>>,
+    networks: HashMap<String, Arc<str>, Hasher>,
     /// Windows changed since the last [`Windows::take_dirty`].
-    dirty: HashSet<WindowKey>,
+    dirty: HashSet<WindowKey, Hasher>,
     /// Spreads of this partition's closes, for anomaly verdicts.
     baseline: Baseline,
     /// The baseline changed since the last [`Windows::take_baseline`].
@@ -156,15 +157,15 @@ impl Windows {
         Windows {
             baseline: Baseline::with_config(config.baseline),
             config,
-            windows: HashMap::new(),
+            windows: HashMap::default(),
             deadlines: BTreeSet::new(),
             retire: BTreeSet::new(),
             alive: BTreeMap::new(),
             clocks: ClockEstimator::default(),
             watermark_us: i64::MIN,
             pruned_us: i64::MIN,
-            networks: HashMap::new(),
-            dirty: HashSet::new(),
+            networks: HashMap::default(),
+            dirty: HashSet::default(),
             baseline_dirty: false,
         }
     }

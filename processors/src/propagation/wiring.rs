@@ -2,6 +2,7 @@
 //! checkpoints, metrics, summaries and anomaly events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bmon_schemas::{
@@ -9,6 +10,7 @@ use bmon_schemas::{
 };
 use bmon_topology::{BindError, Topology};
 
+use super::Hasher;
 use super::baseline::BaselineConfig;
 use super::config::PropagationConfig;
 use super::store::{Checkpoint, Store, StoreError, key_of};
@@ -88,23 +90,21 @@ fn now_us() -> i64 {
 /// Bounded; the oldest go first.
 #[derive(Debug, Default)]
 struct Recorded {
-    keys: HashSet<u64>,
+    keys: HashSet<u64, Hasher>,
     order: VecDeque<u64>,
+    seed: Hasher,
 }
 
 impl Recorded {
     const CAPACITY: usize = 200_000;
 
-    fn key(s: &PropagationSummary) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        (&s.network, s.stage, &s.hash, s.revision).hash(&mut h);
-        h.finish()
+    fn key(&self, s: &PropagationSummary) -> u64 {
+        self.seed.hash_one((&s.network, s.stage, &s.hash, s.revision))
     }
 
     /// Notes that `s`'s revision is recorded; false if it was already.
     fn first_time(&mut self, s: &PropagationSummary) -> bool {
-        let key = Self::key(s);
+        let key = self.key(s);
         if !self.keys.insert(key) {
             return false;
         }
@@ -161,7 +161,7 @@ pub struct PropagationProcessor {
     replay: Duration,
     window_config: WindowConfig,
     /// Windows per input partition (the processor has one input topic).
-    partitions: HashMap<i32, Windows>,
+    partitions: HashMap<i32, Windows, Hasher>,
     recorded: Recorded,
     /// Nodes with a clock-offset gauge, so a departed node's gauge can be cleared.
     gauged: BTreeSet<String>,
@@ -202,7 +202,7 @@ impl PropagationProcessor {
             replay,
             config,
             window_config,
-            partitions: HashMap::new(),
+            partitions: HashMap::default(),
             recorded: Recorded::default(),
             gauged: BTreeSet::new(),
             store,

@@ -190,6 +190,27 @@ pub struct Unknown {
     pub message: String,
 }
 
+/// One tip of a node's getchaintips result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainTipEntry {
+    /// Block hash.
+    pub hash: String,
+    /// Height.
+    pub height: i64,
+    /// Blocks from the tip down to the active chain (0 for the active tip).
+    pub branchlen: i64,
+    /// `active`, `valid-fork`, `valid-headers`, `headers-only` or `invalid`.
+    pub status: String,
+}
+
+/// The node's getchaintips result, as a node event: netviews publishes it beside the log's
+/// events, so that the chain processor meets every source of a reorg in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainTips {
+    /// Every tip the node knows.
+    pub tips: Vec<ChainTipEntry>,
+}
+
 /// The typed content of a node event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -209,6 +230,7 @@ pub enum EventBody {
     PeerDisconnected(PeerDisconnected),
     NodeStart(NodeStart),
     Unknown(Unknown),
+    ChainTips(ChainTips),
 }
 
 /// A typed event parsed from a node fact.

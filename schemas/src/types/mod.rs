@@ -17,9 +17,9 @@ pub use chain::{
 pub use dead_letter::DeadLetter;
 pub use envelope::{Envelope, NodeImplementation, SourceSeq};
 pub use events::{
-    BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived, CompactBlockReconstructed,
-    ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock, MempoolAccept, MempoolReject, NodeEvent, NodeStart,
-    PeerConnected, PeerDisconnected, Unknown, UpdateTip,
+    BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived, ChainTipEntry, ChainTips,
+    CompactBlockReconstructed, ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock, MempoolAccept, MempoolReject,
+    NodeEvent, NodeStart, PeerConnected, PeerDisconnected, Unknown, UpdateTip,
 };
 pub use facts::{
     LogLineFact, NodeView, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
