@@ -9,7 +9,8 @@
 //!    with `selfish_span_s = 5`) is a reorg and no suspect; the two tips at one height meanwhile
 //!    are a chain split (`split_after_s = 3`), over when the race is;
 //! 3. core-2 cut off while the others mine 3 blocks enters lagging; it then mines 4 of its own,
-//!    and on reconnection the others reorg 3 deep and core-2 leaves lagging;
+//!    and on reconnection the others reorg 3 deep and core-2 leaves lagging; the network's stale
+//!    blocks are the 5 the reorgs so far left behind;
 //! 4. a block paying one satoshi too much, sent with `submitblock`, is an invalid block
 //!    (`bad-cb-amount`);
 //! 5. a gettxoutsetinfo fact with an inflated total, injected on the rpc topic, is inflation;
@@ -250,6 +251,12 @@ fn chain_events_and_alerts_on_a_core_bed() {
         ev.lagging.facts
     );
     assert_eq!(wait_alert(&prom, "BmonChainDeepReorg", &names[0]), "firing");
+    // Stale blocks so far, from core-0's and core-1's getchaintips (the same forks, counted once):
+    // the honest block, the race's loser and the 3 blocks of the main branch.
+    let stale = "bmon_chain_stale_blocks{network=\"regtest\",window=\"1008\"}";
+    let counted =
+        poll_until("5 stale blocks", WAIT, Duration::from_millis(500), || (metric(&prom, stale)? == 5.0).then_some(()));
+    assert!(counted.is_ok(), "stale blocks: {:?}", metric(&prom, stale));
 
     // 4. An invalid block.
     let (bad, answer) = bed.network(net).node(0).submit_overpaying_block().unwrap();

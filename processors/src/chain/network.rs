@@ -1,6 +1,6 @@
 //! One network as its nodes' RPC views tell it: each node's height against the best (lagging,
-//! with hysteresis) and each node's UTXO-set total against the subsidy schedule (inflation).
-//! Pure: views in, findings out.
+//! with hysteresis), each node's UTXO-set total against the subsidy schedule (inflation), and
+//! the stale blocks its nodes' getchaintips show. Pure: views in, findings out.
 
 use std::collections::BTreeMap;
 
@@ -82,7 +82,16 @@ pub struct Network {
     snapshots: BTreeMap<String, Snapshot>,
     #[serde(default)]
     split: Option<Split>,
+    /// Stale branches: each `valid-fork` tip any node's getchaintips showed (a block that was
+    /// that node's tip and is not on its active chain), by hash: (height, branch length).
+    #[serde(default)]
+    stale: BTreeMap<String, (i64, i64)>,
 }
+
+/// The widest window stale blocks are counted over (fork-observer's 2016).
+pub const STALE_WINDOW_MAX: i64 = 2016;
+/// Stale branches kept per network, at most.
+const KEEP_STALE: usize = 10_000;
 
 impl Network {
     /// The best height among the nodes heard from within the alive span before `now_us`, and a
@@ -173,6 +182,32 @@ impl Network {
         }
     }
 
+    /// A node's getchaintips: its `valid-fork` tips join the network's stale branches. Branches
+    /// wholly below the widest window under the best height go.
+    pub fn chain_tips(&mut self, config: &NetworkConfig, tips: &[crate::views::ChainTip], at_us: i64) {
+        for t in tips.iter().filter(|t| t.status == Some(crate::views::TipStatus::ValidFork)) {
+            let (Some(hash), Some(h)) = (&t.hash, t.height.and_then(|h| i64::try_from(h).ok())) else { continue };
+            let len = t.branchlen.and_then(|b| i64::try_from(b).ok()).unwrap_or(1).max(1);
+            self.stale.insert(hash.clone(), (h, len));
+        }
+        if let Some((best, _)) = self.best(config, at_us) {
+            self.stale.retain(|_, (h, _)| *h > best - STALE_WINDOW_MAX);
+        }
+        while self.stale.len() > KEEP_STALE {
+            let lowest = self.stale.iter().min_by_key(|(_, (h, _))| *h).map(|(k, _)| k.clone());
+            if let Some(k) = lowest {
+                self.stale.remove(&k);
+            }
+        }
+    }
+
+    /// Stale blocks among the last `window` heights up to `best`: each branch's blocks at
+    /// heights above `best - window` (a branch of two forks sharing blocks counts them twice).
+    pub fn stale_blocks(&self, best: i64, window: i64) -> i64 {
+        let floor = best - window;
+        self.stale.values().map(|(h, len)| (h.min(&best) - floor.max(h - len)).max(0)).sum()
+    }
+
     /// A node's gettxoutsetinfo against `implementation`'s schedule for `network`: the total may
     /// not exceed the supply at its height, nor grow by more than the subsidies since the node's
     /// previous snapshot (when that one is lower on the chain).
@@ -257,6 +292,27 @@ mod tests {
         n.blockchain_info(&c, "regtest", "gone", &info(500), 0);
         assert!(n.blockchain_info(&c, "regtest", "b", &info(100), 1_000).is_none());
         assert_eq!(n.best(&c, 1_000), Some((100, "b")));
+    }
+
+    #[test]
+    fn stale_blocks_are_counted_per_window_once_per_branch() {
+        let c = NetworkConfig::default();
+        let mut n = Network::default();
+        n.blockchain_info(&c, "regtest", "a", &info(3000), 1);
+        let tips = |json: &str| crate::views::chain_tips(json).unwrap();
+        // Two nodes show the same 1-block fork; one also a 3-block branch, and one an old one.
+        let a = r#"[{"height": 3000, "hash": "t", "branchlen": 0, "status": "active"},
+                    {"height": 2990, "hash": "f1", "branchlen": 1, "status": "valid-fork"},
+                    {"height": 1500, "hash": "f3", "branchlen": 3, "status": "valid-fork"},
+                    {"height": 2999, "hash": "h", "branchlen": 1, "status": "valid-headers"}]"#;
+        let b = r#"[{"height": 2990, "hash": "f1", "branchlen": 1, "status": "valid-fork"},
+                    {"height": 900, "hash": "old", "branchlen": 1, "status": "valid-fork"}]"#;
+        n.chain_tips(&c, &tips(a), 2);
+        n.chain_tips(&c, &tips(b), 3);
+        assert_eq!(n.stale_blocks(3000, 1008), 1, "f1 once; f3 is below 3000 - 1008");
+        assert_eq!(n.stale_blocks(3000, 2016), 4, "f1 and f3's three blocks; headers are no tip");
+        assert_eq!(n.stale_blocks(3000, 1501), 2, "f1, and the top of f3 (1500; 1498 and 1499 are not inside)");
+        assert!(!n.stale.contains_key("old"), "below the widest window: forgotten");
     }
 
     fn tip_info(blocks: u64, hash: &str) -> BlockchainInfo {

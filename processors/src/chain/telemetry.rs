@@ -34,6 +34,20 @@ pub static BEST_HEIGHT: MetricDef = MetricDef::gauge(
     "blocks",
     &["network"],
 );
+/// Stale blocks per window.
+pub static STALE_BLOCKS: MetricDef = MetricDef::gauge(
+    "bmon_chain_stale_blocks",
+    "Blocks among a network's last `window` heights (1008, 2016) that were some node's tip and are not on its active chain, from the nodes' getchaintips.",
+    "blocks",
+    &["network", "window"],
+);
+/// Stale-block rate per window.
+pub static STALE_RATE: MetricDef = MetricDef::gauge(
+    "bmon_chain_stale_block_rate",
+    "bmon_chain_stale_blocks divided by the window (1008 or 2016 blocks).",
+    "",
+    &["network", "window"],
+);
 /// Reorgs.
 pub static REORGS: MetricDef =
     MetricDef::counter("bmon_chain_reorgs_total", "Reorgs of each node's active chain.", &["network", "node"]);
@@ -145,6 +159,8 @@ pub const COMPONENT: Component = Component {
         &TIP_BLOCK_TIME,
         &TIP_CHANGED,
         &BEST_HEIGHT,
+        &STALE_BLOCKS,
+        &STALE_RATE,
         &REORGS,
         &REORG_DEPTH,
         &SELFISH,

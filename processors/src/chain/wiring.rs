@@ -198,6 +198,21 @@ impl ChainProcessor {
                     self.emit(&self.topics.split, node, net, "", &s, out)?;
                 }
             }
+            "getchaintips" => {
+                let tips = crate::views::chain_tips(&v.view_json).map_err(invalid)?;
+                network.chain_tips(&self.network_config, &tips, env.received_at_us);
+                if input.replay {
+                    return Ok(());
+                }
+                if let Some((best, _)) = network.best(&self.network_config, env.received_at_us) {
+                    for window in [1008, super::network::STALE_WINDOW_MAX] {
+                        let stale = network.stale_blocks(best, window);
+                        let labels = [label("network", net.to_owned()), label("window", window.to_string())];
+                        t::STALE_BLOCKS.with_gauge(labels.clone()).set(stale as f64);
+                        t::STALE_RATE.with_gauge(labels).set(stale as f64 / window as f64);
+                    }
+                }
+            }
             "gettxoutsetinfo" => {
                 let info = TxOutSetInfo::parse(&v.view_json).map_err(invalid)?;
                 let check = network.txoutset(env.implementation, net, node, &info, env.received_at_us);
