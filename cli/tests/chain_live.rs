@@ -7,7 +7,8 @@
 //!    reconnection core-0 and core-1 reorg (depth 1) and raise a selfish-mining suspect;
 //! 2. the control: a race won at a normal pace (the winning blocks reach the others 6 s apart,
 //!    with `selfish_span_s = 5`) is a reorg and no suspect; the two tips at one height meanwhile
-//!    are a chain split (`split_after_s = 3`), over when the race is;
+//!    are a chain split (`split_after_s = 3`), over when the race is; the three nodes' times to
+//!    connect the race's last block are compared, the slowest named;
 //! 3. core-2 cut off while the others mine 3 blocks enters lagging; it then mines 4 of its own,
 //!    and on reconnection the others reorg 3 deep and core-2 leaves lagging; the network's stale
 //!    blocks are the 5 the reorgs so far left behind;
@@ -27,7 +28,7 @@ mod common;
 use std::time::Duration;
 
 use bmon_schemas::{
-    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk,
+    BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk,
     RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip,
 };
 use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
@@ -45,6 +46,7 @@ struct Events {
     invalid: TopicReader<ChainInvalidBlock>,
     inflation: TopicReader<Inflation>,
     splits: TopicReader<ChainSplit>,
+    connects: TopicReader<BlockConnectComparison>,
 }
 
 impl Events {
@@ -56,6 +58,7 @@ impl Events {
             invalid: TopicReader::new(brokers, EVENTS, 3),
             inflation: TopicReader::new(brokers, EVENTS, 3),
             splits: TopicReader::new(brokers, EVENTS, 3),
+            connects: TopicReader::new(brokers, EVENTS, 3),
         }
     }
 }
@@ -144,7 +147,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
     let port = bed.service_port(3);
     let state = bed.dir().join("chain-state");
-    let extra = format!("[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nstate_dir = \"{}\"\n", state.display());
+    let extra = format!("[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nconnect_window_s = 3\nstate_dir = \"{}\"\n", state.display());
     let _chain = start_processor(&bed, "chain", "0", &extra, &brokers, port);
     let rules = repo_root().join("prometheus/rules/chain.rules.yml");
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
@@ -220,6 +223,15 @@ fn chain_events_and_alerts_on_a_core_bed() {
     assert!(race.iter().all(|r| r.depth == 1 && r.connected == [theirs[0].clone(), next[0].clone()]), "{race:?}");
     ev.selfish.read_until(Duration::from_secs(3), |_| false);
     assert_eq!(ev.selfish.facts.len(), 2, "no suspect for a race won at a normal pace: {:?}", ev.selfish.facts);
+    // Every node connected the race's last block: their times compared, the slowest named.
+    let compared = |c: &[BlockConnectComparison]| c.iter().find(|x| x.hash == next[0]).cloned();
+    assert!(ev.connects.read_until(WAIT, |c| compared(c).is_some()), "no comparison: {:?}", ev.connects.facts);
+    let cmp = compared(&ev.connects.facts).unwrap();
+    let nodes: std::collections::BTreeSet<&str> = cmp.nodes.iter().map(|n| n.node_id.as_str()).collect();
+    assert_eq!(nodes, names.iter().map(String::as_str).collect(), "{cmp:?}");
+    assert_eq!((cmp.slowest_node.as_str(), cmp.ratio), (cmp.nodes[0].node_id.as_str(), cmp.nodes[0].ratio));
+    assert!(cmp.ratio >= 1.0 && cmp.nodes.windows(2).all(|w| w[0].connect_us >= w[1].connect_us), "{cmp:?}");
+    assert_eq!(ev.connects.facts.iter().filter(|x| x.hash == next[0]).count(), 1, "one comparison per block");
 
     // 3. Lagging, then a 3-deep reorg.
     cut_off(&bed, net, 2);

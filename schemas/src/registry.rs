@@ -35,6 +35,8 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("node_lagging", 1, include_str!("../avro/node_lagging.v1.avsc")),
     ("inflation", 1, include_str!("../avro/inflation.v1.avsc")),
     ("chain_split", 1, include_str!("../avro/chain_split.v1.avsc")),
+    ("block_connect", 1, include_str!("../avro/block_connect.v1.avsc")),
+    ("block_connect_comparison", 1, include_str!("../avro/block_connect_comparison.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

@@ -327,6 +327,32 @@ pub fn chain_events() -> (SelfishMiningSuspect, StaleTip, ChainInvalidBlock, Nod
     )
 }
 
+/// A block connect time, and a comparison of three nodes' times for that block.
+pub fn block_connects() -> (BlockConnect, BlockConnectComparison) {
+    let hash = "ab".repeat(32);
+    let connect = BlockConnect {
+        node_id: "core-2".to_owned(),
+        network: "regtest".to_owned(),
+        hash: hash.clone(),
+        height: 105,
+        connect_us: 9_000,
+        at_us: 1_764_021_600_000_004,
+    };
+    let node = |n: &str, us: i64| NodeConnect { node_id: n.to_owned(), connect_us: us, ratio: us as f64 / 3_000.0 };
+    let comparison = BlockConnectComparison {
+        network: "regtest".to_owned(),
+        hash,
+        height: 105,
+        nodes: vec![node("core-2", 9_000), node("core-0", 3_000), node("core-1", 2_500)],
+        median_us: 3_000,
+        slowest_node: "core-2".to_owned(),
+        slowest_us: 9_000,
+        ratio: 3.0,
+        closed_at_us: 1_764_021_660_000_000,
+    };
+    (connect, comparison)
+}
+
 /// A split between two nodes at height 105.
 pub fn chain_split() -> ChainSplit {
     ChainSplit {

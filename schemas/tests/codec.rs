@@ -45,6 +45,9 @@ fn every_record_type_round_trips_in_both_framings() {
         roundtrip(&codec, &invalid);
         roundtrip(&codec, &lagging);
         roundtrip(&codec, &inflation);
+        let (connect, comparison) = samples::block_connects();
+        roundtrip(&codec, &connect);
+        roundtrip(&codec, &comparison);
     }
 }
 

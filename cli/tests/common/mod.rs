@@ -216,6 +216,13 @@ chain_event_nodes!(
     bmon_schemas::Inflation
 );
 
+/// A comparison is of a network: its slowest node.
+impl HasNode for bmon_schemas::BlockConnectComparison {
+    fn node_id(&self) -> &str {
+        &self.slowest_node
+    }
+}
+
 impl HasNode for bmon_schemas::ChainSplit {
     fn node_id(&self) -> &str {
         &self.network

@@ -33,6 +33,9 @@ pub struct ChainConfig {
     /// Nodes on different tips at the same height for this long are a chain split, seconds.
     /// Default 900: a race at one height usually ends with the next block, 10 minutes on average.
     pub split_after_s: u64,
+    /// One block's connect times are compared across nodes this long after the first, seconds.
+    /// Default 60.
+    pub connect_window_s: u64,
     /// RocksDB directory for the checkpointed state. Default `state/chain`.
     pub state_dir: PathBuf,
 }
@@ -50,6 +53,7 @@ impl Default for ChainConfig {
             lag_exit: net.lag_exit,
             alive_s: (net.alive_us / 1_000_000) as u64,
             split_after_s: (net.split_after_us / 1_000_000) as u64,
+            connect_window_s: 60,
             state_dir: PathBuf::from("state/chain"),
         }
     }
@@ -65,6 +69,11 @@ impl ChainConfig {
             ibd_tip_age_us: secs(self.ibd_tip_age_s),
             tips_grace_us: secs(self.tips_grace_s),
         }
+    }
+
+    /// The window of a block's connect-time comparison, µs.
+    pub fn connect_window_us(&self) -> i64 {
+        secs(self.connect_window_s)
     }
 
     /// The per-network settings, in µs.

@@ -7,12 +7,15 @@
 //!   lines, ZMQ `sequence` and getchaintips), with `walk` following one source's active chain;
 //! - [`network`]: pure: lagging nodes (with hysteresis) and the inflation check, from the
 //!   network-keyed views;
+//! - [`connects`]: pure: one block's connect times across a network's nodes, the slowest
+//!   against the median;
 //! - [`supply`]: pure: subsidy schedules of Bitcoin, BSV and Litecoin;
 //! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
 //!   is new here), metrics and events;
 //! - [`telemetry`]: its metrics.
 
 pub mod config;
+pub mod connects;
 pub mod network;
 pub mod node;
 pub mod supply;

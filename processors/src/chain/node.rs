@@ -85,6 +85,8 @@ pub struct Findings {
     pub header_to_tip_us: Option<i64>,
     /// `- Connect block` time, µs.
     pub connect_us: Option<i64>,
+    /// The block that time is for: the tip (Core and BSV log the time after its UpdateTip).
+    pub connect_block: Option<(String, i64)>,
     /// The node (re)started.
     pub started: bool,
 }
@@ -194,7 +196,10 @@ impl NodeChain {
                 }
             }
             EventBody::InvalidBlock(b) => self.invalid_block(node, b, at, &mut f),
-            EventBody::ConnectBlockTimings(t) if t.stage == "Connect block" => f.connect_us = Some(t.duration_us),
+            EventBody::ConnectBlockTimings(t) if t.stage == "Connect block" => {
+                f.connect_us = Some(t.duration_us);
+                f.connect_block = self.log.tip.as_ref().map(|t| (t.hash.clone(), t.height));
+            }
             EventBody::NodeStart(_) => {
                 f.started = true;
                 self.log.pending = None;

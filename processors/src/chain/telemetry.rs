@@ -48,6 +48,25 @@ pub static STALE_RATE: MetricDef = MetricDef::gauge(
     "",
     &["network", "window"],
 );
+/// Each node's connect time over the median, for the last block compared.
+pub static CONNECT_RATIO: MetricDef = MetricDef::gauge(
+    "bmon_chain_block_connect_ratio",
+    "Each node's time to connect the last block compared across its network, over the nodes' median.",
+    "",
+    &["network", "node"],
+);
+/// Blocks a node was the slowest to connect.
+pub static SLOWEST: MetricDef = MetricDef::counter(
+    "bmon_chain_slowest_block_connects_total",
+    "Blocks compared across a network's nodes for which this node was the slowest to connect.",
+    &["network", "node"],
+);
+/// Connect times that came after their block's comparison closed.
+pub static CONNECTS_LATE: MetricDef = MetricDef::counter(
+    "bmon_chain_block_connects_late_total",
+    "Block connect times that came after the block's comparison had closed (left out of it).",
+    &["network"],
+);
 /// Reorgs.
 pub static REORGS: MetricDef =
     MetricDef::counter("bmon_chain_reorgs_total", "Reorgs of each node's active chain.", &["network", "node"]);
@@ -161,6 +180,9 @@ pub const COMPONENT: Component = Component {
         &BEST_HEIGHT,
         &STALE_BLOCKS,
         &STALE_RATE,
+        &CONNECT_RATIO,
+        &SLOWEST,
+        &CONNECTS_LATE,
         &REORGS,
         &REORG_DEPTH,
         &SELFISH,

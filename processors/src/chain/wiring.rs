@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bmon_schemas::{
-    ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Inflation, NodeEvent, NodeLagging, NodeView, Record,
-    SelfishMiningSuspect, StaleTip,
+    BlockConnect, BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Inflation, NodeEvent,
+    NodeLagging, NodeView, Record, SelfishMiningSuspect, StaleTip,
 };
 use bmon_topology::{BindError, Topology};
 use serde::{Deserialize, Serialize};
 
 use super::config::ChainConfig;
+use super::connects::Connects;
 use super::network::{Network, NetworkConfig, SupplyCheck};
 use super::node::{Findings, NodeChain, NodeConfig};
 use super::telemetry::{self as t, label};
@@ -21,13 +22,18 @@ use crate::runtime::{
 use crate::views::{BlockchainInfo, TxOutSetInfo};
 
 /// chain's topics, from topology.yaml: node events and network views in, one output topic per
-/// event kind (all of them `bmon.events` today), keyed by network and hash.
+/// event kind (all of them `bmon.events` today), keyed by network and hash; and block connect
+/// times out and back in, keyed by network and hash, to compare one block's across nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTopics {
     /// The node-event input.
     pub events_in: String,
     /// The network-view input.
     pub views_in: String,
+    /// The block-connect-time input (chain's own output, re-keyed by block).
+    pub connects_in: String,
+    connects: OutputTopic,
+    comparison: OutputTopic,
     reorg: OutputTopic,
     selfish: OutputTopic,
     stale: OutputTopic,
@@ -46,6 +52,9 @@ impl ChainTopics {
         Ok(ChainTopics {
             events_in: t.input_of(p, NodeEvent::FAMILY)?.name.clone(),
             views_in: t.input_of(p, NodeView::FAMILY)?.name.clone(),
+            connects_in: t.input_of(p, BlockConnect::FAMILY)?.name.clone(),
+            connects: out(BlockConnect::FAMILY)?,
+            comparison: out(BlockConnectComparison::FAMILY)?,
             reorg: out(ChainReorg::FAMILY)?,
             selfish: out(SelfishMiningSuspect::FAMILY)?,
             stale: out(StaleTip::FAMILY)?,
@@ -57,17 +66,20 @@ impl ChainTopics {
     }
 }
 
-/// One input partition's state: the nodes of a node-event partition, or the networks of a
-/// view partition.
+/// One input partition's state: the nodes of a node-event partition, the networks of a view
+/// partition, or the open block comparisons of a connect-time partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PartitionState {
     nodes: BTreeMap<String, NodeChain>,
     networks: BTreeMap<String, Network>,
+    #[serde(default)]
+    connects: Connects,
 }
 
 /// The chain operator as the runtime runs it.
 pub struct ChainProcessor {
     node_config: NodeConfig,
+    connect_window_us: i64,
     network_config: NetworkConfig,
     topics: ChainTopics,
     replay: Duration,
@@ -84,6 +96,7 @@ impl ChainProcessor {
     pub fn open(config: &ChainConfig, topics: ChainTopics, replay: Duration) -> Result<ChainProcessor, SnapshotError> {
         Ok(ChainProcessor {
             node_config: config.node(),
+            connect_window_us: config.connect_window_us(),
             network_config: config.network(),
             topics,
             replay,
@@ -120,6 +133,11 @@ impl ChainProcessor {
         }
         if let Some(us) = f.connect_us {
             t::CONNECT.with_histogram(labels()).record(us as f64 / 1e6);
+        }
+        if let (Some(connect_us), Some((hash, height))) = (f.connect_us, f.connect_block.clone()) {
+            let at_us = e.logged_at_us.unwrap_or(env.received_at_us);
+            let c = BlockConnect { node_id: node.clone(), network: net.clone(), hash, height, connect_us, at_us };
+            self.emit(&self.topics.connects, &node, &net, &c.hash, &c, out)?;
         }
         if f.started {
             t::STARTS.with_counter(labels()).increment(1);
@@ -158,6 +176,38 @@ impl ChainProcessor {
                 .increment(1);
             let hash = i.hash.clone().unwrap_or_default();
             self.emit(&self.topics.invalid, &i.node_id, &i.network, &hash, &i, out)?;
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let c: BlockConnect = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let added = state.connects.add(&c, self.connect_window_us);
+        if input.replay {
+            return Ok(());
+        }
+        if added.late {
+            t::CONNECTS_LATE.with_counter([label("network", c.network.clone())]).increment(1);
+        }
+        self.publish_comparisons(added.closed, out)
+    }
+
+    fn publish_comparisons(
+        &self,
+        closed: Vec<BlockConnectComparison>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), RecordError> {
+        for cmp in closed {
+            for n in &cmp.nodes {
+                t::CONNECT_RATIO
+                    .with_gauge([label("network", cmp.network.clone()), label("node", n.node_id.clone())])
+                    .set(n.ratio);
+            }
+            t::SLOWEST
+                .with_counter([label("network", cmp.network.clone()), label("node", cmp.slowest_node.clone())])
+                .increment(1);
+            self.emit(&self.topics.comparison, &cmp.slowest_node, &cmp.network, &cmp.hash, &cmp, out)?;
         }
         Ok(())
     }
@@ -272,6 +322,8 @@ impl Processor for ChainProcessor {
             self.event(input, out)
         } else if input.topic == self.topics.views_in {
             self.view(input, out)
+        } else if input.topic == self.topics.connects_in {
+            self.connect(input, out)
         } else {
             Err(RecordError::Invalid(format!("chain does not read {}", input.topic)))
         }
@@ -279,8 +331,14 @@ impl Processor for ChainProcessor {
 
     fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
         let mut found = Vec::new();
+        let mut closed = Vec::new();
         for (topic, partition) in idle {
             let Some(state) = self.partitions.get_mut(&((*topic).to_owned(), *partition)) else { continue };
+            let due = state.connects.close_due(now_us, self.connect_window_us);
+            if !due.is_empty() {
+                closed.extend(due);
+                self.dirty.insert(((*topic).to_owned(), *partition));
+            }
             for (node, chain) in &mut state.nodes {
                 let f = chain.idle(&self.node_config, node, now_us);
                 if f.stale.is_some() || f.invalid.is_some() {
@@ -293,6 +351,9 @@ impl Processor for ChainProcessor {
             if let Err(e) = self.publish_findings(f, out) {
                 tracing::warn!(error = %e, "chain event not published");
             }
+        }
+        if let Err(e) = self.publish_comparisons(closed, out) {
+            tracing::warn!(error = %e, "block connect comparison not published");
         }
     }
 

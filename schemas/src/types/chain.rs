@@ -195,3 +195,64 @@ pub struct ChainSplit {
 impl Record for ChainSplit {
     const FAMILY: &'static str = "chain_split";
 }
+
+/// How long one node took to connect one block (its `- Connect block` bench line). The chain
+/// processor publishes it keyed by network and hash and reads it back, so that every node's time
+/// for one block meets in one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockConnect {
+    /// The node.
+    pub node_id: String,
+    /// Its network.
+    pub network: String,
+    /// The block.
+    pub hash: String,
+    /// Its height.
+    pub height: i64,
+    /// Time to connect it, µs.
+    pub connect_us: i64,
+    /// The node's log time of the bench line, µs.
+    pub at_us: i64,
+}
+
+impl Record for BlockConnect {
+    const FAMILY: &'static str = "block_connect";
+}
+
+/// One node's time in a [`BlockConnectComparison`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeConnect {
+    /// The node.
+    pub node_id: String,
+    /// Time to connect the block, µs.
+    pub connect_us: i64,
+    /// `connect_us` over the median.
+    pub ratio: f64,
+}
+
+/// Every node's time to connect one block, against the fleet's median.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockConnectComparison {
+    /// The network.
+    pub network: String,
+    /// The block.
+    pub hash: String,
+    /// Its height.
+    pub height: i64,
+    /// Each node's time, slowest first.
+    pub nodes: Vec<NodeConnect>,
+    /// The median of the nodes' times, µs.
+    pub median_us: i64,
+    /// The slowest node.
+    pub slowest_node: String,
+    /// Its time, µs.
+    pub slowest_us: i64,
+    /// Its time over the median.
+    pub ratio: f64,
+    /// Event time at which the comparison closed, µs.
+    pub closed_at_us: i64,
+}
+
+impl Record for BlockConnectComparison {
+    const FAMILY: &'static str = "block_connect_comparison";
+}

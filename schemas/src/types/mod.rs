@@ -12,7 +12,8 @@ mod observation;
 mod summary;
 
 pub use chain::{
-    ChainInvalidBlock, ChainReorg, ChainSplit, Inflation, NodeLagging, SelfishMiningSuspect, SplitTip, StaleTip,
+    BlockConnect, BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Inflation, NodeConnect,
+    NodeLagging, SelfishMiningSuspect, SplitTip, StaleTip,
 };
 pub use dead_letter::DeadLetter;
 pub use envelope::{Envelope, NodeImplementation, SourceSeq};
