@@ -19,7 +19,8 @@
 //! 6. core-1 restarted while the others mine: reported as a start, and held back from the
 //!    reorg, stale and lagging alerts while it catches up.
 //!
-//! And, on a bed of its own, a chain mined under `setmocktime` two hours in the past: a stale tip.
+//! And, each on a bed of its own: a chain mined under `setmocktime` two hours in the past is a
+//! stale tip; a block paying too much on BSV (crafted from its template) is an invalid block.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -28,8 +29,8 @@ mod common;
 use std::time::Duration;
 
 use bmon_schemas::{
-    BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation, NodeLagging, RpcOk,
-    RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip,
+    BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation,
+    NodeLagging, RpcOk, RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip,
 };
 use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
 use common::*;
@@ -147,7 +148,10 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
     let port = bed.service_port(3);
     let state = bed.dir().join("chain-state");
-    let extra = format!("[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nconnect_window_s = 3\nstate_dir = \"{}\"\n", state.display());
+    let extra = format!(
+        "[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nconnect_window_s = 3\nstate_dir = \"{}\"\n",
+        state.display()
+    );
     let _chain = start_processor(&bed, "chain", "0", &extra, &brokers, port);
     let rules = repo_root().join("prometheus/rules/chain.rules.yml");
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
@@ -382,6 +386,37 @@ fn a_tip_mined_two_hours_in_the_past_is_stale() {
     assert_eq!(stale.facts.iter().filter(|x| x.hash == mined[2]).count(), 1, "once: {:?}", stale.facts);
     let state = wait_alert(&prom, "BmonChainStaleTip", node.name());
     assert!(state == "pending" || state == "firing", "{state}");
+}
+
+/// A block paying one satoshi too much, crafted from BSV's getblocktemplate and sent with
+/// `submitblock`, is an invalid block (`bad-cb-amount`) on BSV too: the event, and the alert.
+#[test]
+fn an_overpaying_block_is_invalid_on_bsv() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let net = bed.start_network(Implementation::Bsv, 2).unwrap(); // BSV gives no template without a peer
+    let node = bed.network(net).node(0);
+    let sources = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", node.log_path().display());
+    let _producer = start_producer_with(&bed, node.name(), "bsv", &sources, &brokers);
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let port = bed.service_port(3);
+    let state = bed.dir().join("chain-state");
+    let _chain =
+        start_processor(&bed, "chain", "0", &format!("[chain]\nstate_dir = \"{}\"\n", state.display()), &brokers, port);
+    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
+    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let node = bed.network(net).node(0);
+    let (bad, answer) = node.submit_overpaying_template_block().unwrap();
+    assert!(answer.as_str().is_some_and(|a| a.contains("bad-cb-amount")), "submitblock's answer: {answer}");
+    let mut invalid: TopicReader<ChainInvalidBlock> = TopicReader::new(&brokers, EVENTS, 3);
+    let of = |i: &[ChainInvalidBlock]| i.iter().find(|x| x.hash.as_deref() == Some(&bad)).cloned();
+    assert!(invalid.read_until(WAIT, |i| of(i).is_some()), "invalid block event: {:?}", invalid.facts);
+    let inv = of(&invalid.facts).unwrap();
+    let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cb-amount") || l.contains(&bad[..16])).collect();
+    assert_eq!((inv.node_id.as_str(), inv.reason.as_str()), (node.name(), "bad-cb-amount"), "{inv:?}: {lines:#?}");
+    assert_eq!(wait_alert(&prom, "BmonChainInvalidBlock", node.name()), "firing");
 }
 
 /// Publishes a gettxoutsetinfo snapshot of node `node` (regtest, Core) claiming `total` coins at

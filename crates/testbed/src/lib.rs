@@ -10,6 +10,7 @@
 //! - [`TestBed`] ties one port block, one directory, a broker and networks together.
 
 mod bed;
+mod blocks;
 mod broker;
 mod error;
 mod network;

@@ -344,6 +344,21 @@ impl Node {
         Ok((block.block_hash().to_string(), answer))
     }
 
+    /// Builds a coinbase-only block from this node's `getblocktemplate`, its coinbase paying one
+    /// satoshi more than allowed, and submits it. Returns its hash and `submitblock`'s answer.
+    /// For nodes without `generateblock` (BSV).
+    pub fn submit_overpaying_template_block(&self) -> Result<(String, Value), TestbedError> {
+        use bitcoincore_rpc::bitcoin::consensus::encode::serialize_hex;
+        let request = match self.implementation {
+            Implementation::Bsv => json!({}),
+            _ => json!({"rules": ["segwit"]}),
+        };
+        let template: Value = self.call("getblocktemplate", &[request])?;
+        let block = crate::blocks::from_template(&template, 1).map_err(|m| self.rpc_err("getblocktemplate", &m))?;
+        let answer: Value = self.call("submitblock", &[json!(serialize_hex(&block))])?;
+        Ok((block.block_hash().to_string(), answer))
+    }
+
     /// Submits a raw transaction; returns its txid.
     pub fn send_raw(&self, hex: &str) -> Result<String, TestbedError> {
         self.call("sendrawtransaction", &[json!(hex)])

@@ -159,7 +159,7 @@ pub fn split_code(s: &str) -> (&str, Option<i64>) {
 }
 
 /// Invalid blocks: `InvalidChainFound: invalid block=…`, `[ERROR: ]ConnectTip: ConnectBlock <hash>
-/// failed, <reason>`, `[ERROR: ]ConnectBlock(): <reason>`, `ERROR: AcceptBlockHeader: block <hash>
+/// failed, <reason>` (BSV: `failed (<reason> (code N))`), `[ERROR: ]ConnectBlock(): <reason>`, `ERROR: AcceptBlockHeader: block <hash>
 /// is marked invalid`, `ProcessNewBlock: AcceptBlock FAILED (<reason>)`.
 pub fn invalid_block(m: &str) -> Option<EventBody> {
     let invalid = |hash: Option<&str>, height, reason: &str, origin: &str| {
@@ -177,7 +177,12 @@ pub fn invalid_block(m: &str) -> Option<EventBody> {
     if let Some(rest) =
         m.strip_prefix("ConnectTip: ConnectBlock ").or_else(|| m.strip_prefix("ConnectTip(): ConnectBlock "))
     {
-        let reason = rest.split_once(" failed, ").map_or("", |(_, r)| r);
+        // Core: `… failed, <reason>, <detail>`; BSV: `… failed (<reason> (code N))`.
+        let reason = match (rest.split_once(" failed, "), rest.split_once(" failed (")) {
+            (Some((_, r)), _) => r,
+            (None, Some((_, r))) => r.strip_suffix(')').unwrap_or(r),
+            (None, None) => "",
+        };
         return invalid(hash_at(rest), None, split_code(reason).0, "ConnectTip");
     }
     if let Some(rest) = m.strip_prefix("ConnectBlock(): ").or_else(|| m.strip_prefix("ConnectBlock: ")) {
