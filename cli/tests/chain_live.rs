@@ -20,7 +20,7 @@
 //!    reorg, stale and lagging alerts while it catches up.
 //!
 //! And, each on a bed of its own: a chain mined under `setmocktime` two hours in the past is a
-//! stale tip; a block paying too much on BSV (crafted from its template) is an invalid block.
+//! stale tip; and a BSV bed's reorg, invalid block and restart (`chain_events_on_a_bsv_bed`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bmon_schemas::{
     BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation,
-    NodeLagging, RpcOk, RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip,
+    NodeLagging, RpcOk, RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip, ZmqFact, ZmqPayload,
 };
 use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
 use common::*;
@@ -388,17 +388,30 @@ fn a_tip_mined_two_hours_in_the_past_is_stale() {
     assert!(state == "pending" || state == "firing", "{state}");
 }
 
-/// A block paying one satoshi too much, crafted from BSV's getblocktemplate and sent with
-/// `submitblock`, is an invalid block (`bad-cb-amount`) on BSV too: the event, and the alert.
+/// The chain processor on a 2-node BSV bed (producers with log and ZMQ; BSV has no `sequence`
+/// topic, so its reorgs come from the log's rollback and UpdateTip lines):
+/// 1. bsv-1, cut off, mines 2 blocks while bsv-0 mines 1: on reconnection bsv-0 reorgs, depth 1;
+/// 2. a block paying one satoshi too much, crafted from BSV's getblocktemplate and sent with
+///    `submitblock`, is an invalid block (`bad-cb-amount`);
+/// 3. bsv-0 restarted: its start line and its ZMQ topics' sequence resets are one start.
+///
+/// Each with its event and its alert in the bed's Prometheus.
 #[test]
-fn an_overpaying_block_is_invalid_on_bsv() {
+fn chain_events_on_a_bsv_bed() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
     apply_topology(&brokers);
     let net = bed.start_network(Implementation::Bsv, 2).unwrap(); // BSV gives no template without a peer
-    let node = bed.network(net).node(0);
-    let sources = format!("[log]\npath = \"{}\"\npoll_ms = 50\n", node.log_path().display());
-    let _producer = start_producer_with(&bed, node.name(), "bsv", &sources, &brokers);
+    let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
+    let mut producers = Vec::new();
+    for node in bed.network(net).nodes() {
+        let endpoint = node.zmq_endpoint().unwrap();
+        let sources = format!(
+            "[log]\npath = \"{}\"\npoll_ms = 50\n[zmq]\nendpoints = [\"{endpoint}\"]\ntopics = [\"hashblock\", \"hashtx\"]\n",
+            node.log_path().display()
+        );
+        producers.push(start_producer_with(&bed, node.name(), "bsv", &sources, &brokers));
+    }
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
     let port = bed.service_port(3);
     let state = bed.dir().join("chain-state");
@@ -406,17 +419,59 @@ fn an_overpaying_block_is_invalid_on_bsv() {
         start_processor(&bed, "chain", "0", &format!("[chain]\nstate_dir = \"{}\"\n", state.display()), &brokers, port);
     let rules = repo_root().join("prometheus/rules/chain.rules.yml");
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let mut ev = Events::new(&brokers);
+    let tip_height = bed.network(net).node(0).height().unwrap() as f64;
+    for n in &names {
+        poll_until(&format!("{n}'s tip height"), WAIT, Duration::from_millis(500), || {
+            (metric(&prom, &format!("bmon_chain_tip_height{{node=\"{n}\"}}"))? >= tip_height).then_some(())
+        })
+        .unwrap();
+    }
+
+    // 1. A reorg.
+    cut_off(&bed, net, 1);
+    let lost = bed.network(net).node(0).mine(1).unwrap();
+    let won = bed.network(net).node(1).mine(2).unwrap();
+    assert_eq!(reconnect(&bed, net, 1), won[1]);
+    let of = |r: &[ChainReorg]| r.iter().filter(|x| x.node_id == names[0]).cloned().collect::<Vec<_>>();
+    assert!(ev.reorgs.read_until(WAIT, |r| !of(r).is_empty()), "bsv-0's reorg: {:?}", ev.reorgs.facts);
+    let r = &of(&ev.reorgs.facts)[0];
+    assert_eq!((r.depth, &r.old_tip, &r.disconnected, &r.connected), (1, &lost[0], &lost, &won), "{r:?}");
+    assert_eq!(wait_alert(&prom, "BmonChainReorg", &names[0]), "firing");
+
+    // 2. An invalid block.
     let node = bed.network(net).node(0);
     let (bad, answer) = node.submit_overpaying_template_block().unwrap();
     assert!(answer.as_str().is_some_and(|a| a.contains("bad-cb-amount")), "submitblock's answer: {answer}");
-    let mut invalid: TopicReader<ChainInvalidBlock> = TopicReader::new(&brokers, EVENTS, 3);
-    let of = |i: &[ChainInvalidBlock]| i.iter().find(|x| x.hash.as_deref() == Some(&bad)).cloned();
-    assert!(invalid.read_until(WAIT, |i| of(i).is_some()), "invalid block event: {:?}", invalid.facts);
-    let inv = of(&invalid.facts).unwrap();
-    let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cb-amount") || l.contains(&bad[..16])).collect();
-    assert_eq!((inv.node_id.as_str(), inv.reason.as_str()), (node.name(), "bad-cb-amount"), "{inv:?}: {lines:#?}");
+    let found = |i: &[ChainInvalidBlock]| i.iter().find(|x| x.hash.as_deref() == Some(&bad)).cloned();
+    assert!(ev.invalid.read_until(WAIT, |i| found(i).is_some()), "invalid block event: {:?}", ev.invalid.facts);
+    let inv = found(&ev.invalid.facts).unwrap();
+    assert_eq!((inv.node_id.as_str(), inv.reason.as_str()), (node.name(), "bad-cb-amount"), "{inv:?}");
     assert_eq!(wait_alert(&prom, "BmonChainInvalidBlock", node.name()), "firing");
+
+    // 3. A restart, told by the log and by each ZMQ topic's sequence reset: one start.
+    let starts = format!("bmon_chain_node_starts_total{{node=\"{}\"}}", names[0]);
+    let before = metric(&prom, &starts).unwrap_or(0.0);
+    bed.network_mut(net).nodes_mut()[0].restart().unwrap();
+    bed.network(net).node(0).connect_now(&bed.network(net).node(1).p2p_addr()).unwrap();
+    let mut zmq: TopicReader<ZmqFact> = TopicReader::new(&brokers, "bmon.node.zmq", 6);
+    let reset = |z: &[ZmqFact]| {
+        z.iter().any(|f| f.envelope.node_id == names[0] && matches!(f.payload, ZmqPayload::SequenceReset(_)))
+    };
+    // Blocks after the restart make its ZMQ topics publish again, from sequence zero.
+    let seen = poll_until("a ZMQ sequence reset of bsv-0", WAIT, Duration::from_millis(500), || {
+        bed.network(net).node(1).mine(1).ok()?;
+        zmq.read_until(Duration::from_millis(500), reset).then_some(())
+    });
+    assert!(seen.is_ok(), "no reset among {} ZMQ facts", zmq.facts.len());
+    let counted = poll_until("the restart counted", WAIT, Duration::from_millis(500), || {
+        (metric(&prom, &starts)? >= before + 1.0).then_some(())
+    });
+    assert!(counted.is_ok(), "starts {:?}, before {before}", metric(&prom, &starts));
+    // Every stream has told of it by now (the reset is on the topic); none counts again.
+    ev.reorgs.read_until(Duration::from_secs(3), |_| false);
+    assert_eq!(metric(&prom, &starts), Some(before + 1.0), "one restart, one start");
+    drop(producers);
 }
 
 /// Publishes a gettxoutsetinfo snapshot of node `node` (regtest, Core) claiming `total` coins at

@@ -483,3 +483,25 @@ fn getchaintips_alone_reports_a_new_fork_but_not_old_ones() {
     assert!(reorgs(&next).is_empty());
     assert!(reorgs(&[c.idle(&NodeConfig::default(), "n0", T0 + 20 * SEC)]).is_empty());
 }
+
+#[test]
+fn a_restart_told_by_the_log_and_by_zmq_resets_is_one_start() {
+    let start = |stream: &str, at: i64| {
+        let mut e = ev(at, EventBody::NodeStart(NodeStart { version: String::new() }));
+        e.envelope.source.stream = stream.to_owned();
+        e
+    };
+    let mut c = NodeChain::new("regtest");
+    let f = run(
+        &mut c,
+        &[
+            start("zmq:hashtx", T0),
+            start("log", T0 + 2 * SEC),
+            start("zmq:hashblock", T0 + 90 * SEC),
+            start("zmq:hashtx", T0 + 95 * SEC), // the same topic again: another restart
+            start("log", T0 + 3600 * SEC),
+        ],
+    );
+    let started: Vec<bool> = f.iter().map(|f| f.started).collect();
+    assert_eq!(started, [true, false, false, true, true]);
+}

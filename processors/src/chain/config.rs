@@ -24,6 +24,9 @@ pub struct ChainConfig {
     /// A reorg seen first in getchaintips waits this long for the log or ZMQ to report it with
     /// both branches, seconds. Default 5.
     pub tips_grace_s: u64,
+    /// A start line in the log and ZMQ sequence resets this close together are one restart,
+    /// seconds. Default 600.
+    pub restart_merge_s: u64,
     /// A node this many blocks behind its network's best enters lagging. Default 3.
     pub lag_enter: i64,
     /// A lagging node this close to the best leaves lagging. Default 1.
@@ -49,6 +52,7 @@ impl Default for ChainConfig {
             stale_after_s: (node.stale_after_us / 1_000_000) as u64,
             ibd_tip_age_s: (node.ibd_tip_age_us / 1_000_000) as u64,
             tips_grace_s: (node.tips_grace_us / 1_000_000) as u64,
+            restart_merge_s: (node.restart_merge_us / 1_000_000) as u64,
             lag_enter: net.lag_enter,
             lag_exit: net.lag_exit,
             alive_s: (net.alive_us / 1_000_000) as u64,
@@ -68,6 +72,7 @@ impl ChainConfig {
             stale_after_us: secs(self.stale_after_s),
             ibd_tip_age_us: secs(self.ibd_tip_age_s),
             tips_grace_us: secs(self.tips_grace_s),
+            restart_merge_us: secs(self.restart_merge_s),
         }
     }
 

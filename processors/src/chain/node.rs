@@ -46,6 +46,9 @@ pub struct NodeConfig {
     /// A reorg seen in getchaintips waits this long for the log or ZMQ to report it with both
     /// branches, µs.
     pub tips_grace_us: i64,
+    /// Starts told by different streams (the log's start line, a ZMQ topic's sequence reset)
+    /// this close together are one restart, µs.
+    pub restart_merge_us: i64,
 }
 
 impl Default for NodeConfig {
@@ -56,6 +59,7 @@ impl Default for NodeConfig {
             stale_after_us: 90 * 60 * 1_000_000,
             ibd_tip_age_us: 24 * 3600 * 1_000_000,
             tips_grace_us: 5_000_000,
+            restart_merge_us: 600_000_000,
         }
     }
 }
@@ -114,6 +118,9 @@ pub struct NodeChain {
     /// The active tip of the last getchaintips result: where a ZMQ walk without the log starts.
     #[serde(default)]
     anchor: Option<(String, i64)>,
+    /// The last restart: when, and the streams that told of it (the log, ZMQ topics).
+    #[serde(default)]
+    start: Option<(i64, BTreeSet<String>)>,
     /// First sighting per block hash (header, block or compact block; log time), newest last,
     /// bounded.
     headers: VecDeque<(String, i64)>,
@@ -201,13 +208,28 @@ impl NodeChain {
                 f.connect_block = self.log.tip.as_ref().map(|t| (t.hash.clone(), t.height));
             }
             EventBody::NodeStart(_) => {
-                f.started = true;
+                f.started = self.new_start(config, &e.envelope.source.stream, at);
                 self.log.pending = None;
                 self.zmq = Walk::default();
             }
             _ => {}
         }
         f
+    }
+
+    /// Whether a start from `stream` at `at` is a new restart: the log's start line and each ZMQ
+    /// topic's sequence reset tell of the same one, so a start from a stream that has not told
+    /// of the last restart, within `restart_merge_us` of it, is that restart.
+    fn new_start(&mut self, config: &NodeConfig, stream: &str, at: i64) -> bool {
+        if let Some((since, streams)) = self.start.as_mut()
+            && (at - *since).abs() <= config.restart_merge_us
+            && !streams.contains(stream)
+        {
+            streams.insert(stream.to_owned());
+            return false;
+        }
+        self.start = Some((at, [stream.to_owned()].into()));
+        true
     }
 
     fn invalid_block(&mut self, node: &str, b: &InvalidBlock, at: i64, f: &mut Findings) {

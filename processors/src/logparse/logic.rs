@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bmon_logparse::Parser;
 use bmon_schemas::{
-    BlockConnected, BlockDisconnected, Envelope, EventBody, FactKey, LogLineFact, NodeEvent, ObjectKind, Observation,
-    ObservationSource, Stage, ZmqFact, ZmqPayload,
+    BlockConnected, BlockDisconnected, Envelope, EventBody, FactKey, LogLineFact, NodeEvent, NodeStart, ObjectKind,
+    Observation, ObservationSource, Stage, ZmqFact, ZmqPayload,
 };
 
 use super::config::LogParseConfig;
@@ -142,13 +142,20 @@ impl LogParse {
 
 /// ZMQ `sequence` `C` and `D` as node events: the chain processor follows a node's active chain
 /// by them as well as by its log (they carry no height; the envelope's stream, `zmq:sequence`,
-/// tells them apart from the log's validation lines).
+/// tells them apart from the log's validation lines). A sequence reset on any topic is a start.
 fn sequence_event(fact: &ZmqFact) -> Option<NodeEvent> {
-    let ZmqPayload::Sequence(s) = &fact.payload else { return None };
-    let hash = Some(s.hash.clone());
-    let event = match s.label.as_str() {
-        "C" => EventBody::BlockConnected(BlockConnected { hash, height: None }),
-        "D" => EventBody::BlockDisconnected(BlockDisconnected { hash, height: None }),
+    let event = match &fact.payload {
+        // A topic's sequence back at zero: the node restarted (chain merges it with the log's
+        // start line).
+        ZmqPayload::SequenceReset(_) => EventBody::NodeStart(NodeStart { version: String::new() }),
+        ZmqPayload::Sequence(s) => {
+            let hash = Some(s.hash.clone());
+            match s.label.as_str() {
+                "C" => EventBody::BlockConnected(BlockConnected { hash, height: None }),
+                "D" => EventBody::BlockDisconnected(BlockDisconnected { hash, height: None }),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     Some(NodeEvent {
