@@ -13,7 +13,8 @@
 //!    and on reconnection the others reorg 3 deep and core-2 leaves lagging; the network's stale
 //!    blocks are the 5 the reorgs so far left behind;
 //! 4. a block paying one satoshi too much, sent with `submitblock`, is an invalid block
-//!    (`bad-cb-amount`);
+//!    (`bad-cb-amount`); core-0's tip marked with `invalidateblock` (and reconsidered) is an
+//!    invalid block the operator marked, which the log shows with `-debug=rpc`;
 //! 5. a gettxoutsetinfo fact with an inflated total, injected on the rpc topic, is inflation;
 //!    320 real blocks, two halvings included, are checked without a false alarm;
 //! 6. core-1 restarted while the others mine: reported as a start, and held back from the
@@ -285,6 +286,17 @@ fn chain_events_and_alerts_on_a_core_bed() {
     assert_eq!(inv.reason, "bad-cb-amount", "{inv:?}");
     assert!(ev.invalid.facts.iter().all(|x| x.reason == "bad-cb-amount"), "{:?}", ev.invalid.facts);
     assert_eq!(wait_alert(&prom, "BmonChainInvalidBlock", &names[0]), "firing");
+    // The operator marks core-0's tip invalid, then takes it back: the log shows the call
+    // (-debug=rpc), so the event says the operator marked it.
+    let node0 = bed.network(net).node(0);
+    let tip = node0.tip().unwrap();
+    node0.call::<serde_json::Value>("invalidateblock", &[tip.clone().into()]).unwrap();
+    let marked = |i: &[ChainInvalidBlock]| i.iter().find(|x| x.hash.as_deref() == Some(&tip)).cloned();
+    assert!(ev.invalid.read_until(WAIT, |i| marked(i).is_some()), "invalidateblock: {:?}", ev.invalid.facts);
+    let m = marked(&ev.invalid.facts).unwrap();
+    assert!(m.operator_marked && m.reason == "invalidateblock" && m.node_id == names[0], "{m:?}");
+    node0.call::<serde_json::Value>("reconsiderblock", &[tip.clone().into()]).unwrap();
+    assert_eq!(bed.network(net).wait_synced().unwrap(), tip);
 
     // 5. No false alarm over 320 blocks (halvings at 150 and 300), checked as the snapshots come.
     let checks = || metric(&prom, "sum(bmon_chain_supply_checks_total{result=\"ok\"})").unwrap_or(0.0);

@@ -7,7 +7,7 @@
 use bmon_processors::chain::node::{Findings, NodeChain, NodeConfig};
 use bmon_schemas::{
     BlockConnected, BlockDisconnected, ChainTipEntry, ChainTips, EventBody, HeaderSeen, InvalidBlock, NodeEvent,
-    NodeStart, UpdateTip, samples,
+    NodeStart, RpcCall, UpdateTip, samples,
 };
 use proptest::prelude::*;
 
@@ -504,4 +504,35 @@ fn a_restart_told_by_the_log_and_by_zmq_resets_is_one_start() {
     );
     let started: Vec<bool> = f.iter().map(|f| f.started).collect();
     assert_eq!(started, [true, false, false, true, true]);
+}
+
+#[test]
+fn an_invalidateblock_call_in_the_log_marks_the_next_reasonless_invalid_block_as_the_operators() {
+    let call = ev(T0, EventBody::RpcCall(RpcCall { method: "invalidateblock".to_owned() }));
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = vec![call, invalid(Some(hash(0, 110)), Some(110), "", "InvalidChainFound", T0 + SEC)];
+    events.push(tip(0, 109, T0 + 2 * SEC));
+    let f = run(&mut c, &events);
+    let marked: Vec<_> = f.iter().filter_map(|f| f.invalid.as_ref()).collect();
+    assert_eq!(marked.len(), 1);
+    assert!(marked[0].operator_marked, "{:?}", marked[0]);
+    assert_eq!(marked[0].reason, "invalidateblock");
+    // Long after the call, a reasonless one is no longer the operator's.
+    let later = [invalid(Some(hash(7, 1)), None, "", "InvalidChainFound", T0 + 600 * SEC), tip(0, 110, T0 + 601 * SEC)];
+    let f = run(&mut c, &later);
+    let other = f.iter().find_map(|f| f.invalid.as_ref()).unwrap();
+    assert!(!other.operator_marked && other.reason == "unknown", "{other:?}");
+}
+
+#[test]
+fn invalidating_the_tip_and_reconsidering_it_is_no_reorg() {
+    // Core logs UpdateTip down to the parent, then back up to the old tip; the node then goes on
+    // mining (it is never quiet, so the reorg under way must end when the old tip is back).
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events =
+        vec![tip(0, 109, T0 + 2000 * SEC), disconnected(0, 110, T0 + 2000 * SEC), tip(0, 110, T0 + 2001 * SEC)];
+    events.extend((111..=150).map(|h| tip(0, h, T0 + (2001 + h) * SEC)));
+    assert!(reorgs(&run(&mut c, &events)).is_empty());
 }

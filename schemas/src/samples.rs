@@ -155,6 +155,7 @@ pub fn node_events() -> Vec<NodeEvent> {
                 ChainTipEntry { hash: h(), height: 100, branchlen: 1, status: "valid-fork".to_owned() },
             ],
         }),
+        EventBody::RpcCall(RpcCall { method: "invalidateblock".to_owned() }),
     ];
     bodies
         .into_iter()

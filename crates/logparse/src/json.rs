@@ -25,6 +25,7 @@ pub fn event_json(line_no: u64, header: &LineHeader<'_>, event: &EventBody) -> V
         EventBody::NodeStart(e) => serde_json::to_value(e),
         EventBody::Unknown(e) => serde_json::to_value(e),
         EventBody::ChainTips(e) => serde_json::to_value(e),
+        EventBody::RpcCall(e) => serde_json::to_value(e),
     };
     let mut out = Map::new();
     out.insert("kind".into(), json!(kind(event)));

@@ -87,5 +87,6 @@ pub fn kind(event: &EventBody) -> &'static str {
         EventBody::NodeStart(_) => "node_start",
         EventBody::Unknown(_) => "unknown",
         EventBody::ChainTips(_) => "chain_tips",
+        EventBody::RpcCall(_) => "rpc_call",
     }
 }

@@ -54,6 +54,7 @@ impl Implementation {
                 "-debug=validation",
                 "-debug=cmpctblock",
                 "-debug=bench",
+                "-debug=rpc",
             ],
             Implementation::Bsv => vec![
                 "-logtimemicros=1",

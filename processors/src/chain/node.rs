@@ -118,6 +118,9 @@ pub struct NodeChain {
     /// The active tip of the last getchaintips result: where a ZMQ walk without the log starts.
     #[serde(default)]
     anchor: Option<(String, i64)>,
+    /// When the log last showed an `invalidateblock` call (`-debug=rpc`).
+    #[serde(default)]
+    invalidate_call_us: Option<i64>,
     /// The last restart: when, and the streams that told of it (the log, ZMQ topics).
     #[serde(default)]
     start: Option<(i64, BTreeSet<String>)>,
@@ -138,6 +141,8 @@ pub struct NodeChain {
 
 /// Header sightings, invalid hashes and getchaintips forks kept per node.
 const KEEP_SEEN: usize = 1000;
+/// An `InvalidChainFound` this soon after an `invalidateblock` call is the operator's doing, µs.
+const OPERATOR_CALL_US: i64 = 60_000_000;
 /// Reorgs remembered per node, so that a second source's report of one is not counted again.
 const KEEP_REORGS: usize = 100;
 
@@ -203,6 +208,7 @@ impl NodeChain {
                 }
             }
             EventBody::InvalidBlock(b) => self.invalid_block(node, b, at, &mut f),
+            EventBody::RpcCall(c) if c.method == "invalidateblock" => self.invalidate_call_us = Some(at),
             EventBody::ConnectBlockTimings(t) if t.stage == "Connect block" => {
                 f.connect_us = Some(t.duration_us);
                 f.connect_block = self.log.tip.as_ref().map(|t| (t.hash.clone(), t.height));
@@ -492,14 +498,24 @@ impl NodeChain {
                 self.invalid.pop_front();
             }
         }
+        // No validation failure, right after the log showed an `invalidateblock` call: the
+        // operator marked it.
+        let operator_marked = reason.is_empty()
+            && origin == "InvalidChainFound"
+            && self.invalidate_call_us.is_some_and(|t| (0..=OPERATOR_CALL_US).contains(&(at - t)));
+        let reason = match (reason, operator_marked) {
+            (_, true) => "invalidateblock",
+            ("", false) => "unknown",
+            (r, false) => r,
+        };
         Some(ChainInvalidBlock {
             node_id: node.to_owned(),
             network: self.network.clone(),
             hash,
             height,
-            reason: if reason.is_empty() { "unknown".to_owned() } else { reason.to_owned() },
+            reason: reason.to_owned(),
             origin: origin.to_owned(),
-            operator_marked: false,
+            operator_marked,
             seen_at_us: at,
         })
     }

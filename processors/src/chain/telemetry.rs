@@ -222,6 +222,7 @@ const REASONS: &[&str] = &[
     "bad-witness-merkle-match",
     "block-validation-failed",
     "high-hash",
+    "invalidateblock",
     "time-too-new",
     "time-too-old",
     "unknown",

@@ -131,6 +131,10 @@ impl Walk {
             self.recent.pop_first();
         }
         self.tip = Some(Tip { hash: hash.to_owned(), height, block_time_us, changed_at_us: at });
+        if self.pending.as_ref().is_some_and(|p| p.old_tip == hash) {
+            // Back on the old tip (`invalidateblock` then `reconsiderblock`, say): no reorg.
+            self.pending = None;
+        }
         let passed = self.pending.as_ref().is_some_and(|p| height > p.old_height && !p.connected.is_empty());
         Moved::To(if passed { self.pending.take() } else { None })
     }

@@ -211,6 +211,14 @@ pub struct ChainTips {
     pub tips: Vec<ChainTipEntry>,
 }
 
+/// The node served an RPC call (`ThreadRPCServer method=…`, logged with `-debug=rpc`): how the
+/// log tells an operator's `invalidateblock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCall {
+    /// The method.
+    pub method: String,
+}
+
 /// The typed content of a node event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -231,6 +239,7 @@ pub enum EventBody {
     NodeStart(NodeStart),
     Unknown(Unknown),
     ChainTips(ChainTips),
+    RpcCall(RpcCall),
 }
 
 /// A typed event parsed from a node fact.

@@ -20,7 +20,7 @@ pub use envelope::{Envelope, NodeImplementation, SourceSeq};
 pub use events::{
     BlockConnected, BlockDisconnected, BlockDownloadTimeout, BlockReceived, ChainTipEntry, ChainTips,
     CompactBlockReconstructed, ConnectBlockTimings, EventBody, HeaderSeen, InvalidBlock, MempoolAccept, MempoolReject,
-    NodeEvent, NodeStart, PeerConnected, PeerDisconnected, Unknown, UpdateTip,
+    NodeEvent, NodeStart, PeerConnected, PeerDisconnected, RpcCall, Unknown, UpdateTip,
 };
 pub use facts::{
     LogLineFact, NodeView, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,

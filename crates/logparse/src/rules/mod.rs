@@ -27,8 +27,11 @@ pub fn apply(implementation: NodeImplementation, msg: &str, out: &mut Vec<EventB
         Some(b'G') => chain::bsv_compact_block(msg),
         Some(b'P') => chain::invalid_block(msg).or_else(|| chain::bsv_rollback(msg)),
         Some(b'T') => {
-            chain::download_timeout(msg, out);
-            None
+            if chain::download_timeout(msg, out) {
+                None
+            } else {
+                peers::rpc_call(msg)
+            }
         }
         Some(b'A') => mempool::core_accept(msg),
         Some(b'N') => peers::connected(msg),

@@ -1,6 +1,6 @@
-//! Peer connections and node start-up.
+//! Peer connections, node start-up and RPC calls.
 
-use bmon_schemas::{EventBody, NodeStart, PeerConnected, PeerDisconnected};
+use bmon_schemas::{EventBody, NodeStart, PeerConnected, PeerDisconnected, RpcCall};
 
 use crate::scan::{int_field, int_prefix};
 
@@ -71,9 +71,23 @@ pub fn node_start(m: &str) -> Option<EventBody> {
     Some(EventBody::NodeStart(NodeStart { version: format!("{name} {version}") }))
 }
 
+/// `ThreadRPCServer method=<method> user=<user>` (Core and Litecoin with `-debug=rpc`).
+pub fn rpc_call(m: &str) -> Option<EventBody> {
+    let rest = m.strip_prefix("ThreadRPCServer method=")?;
+    let method = rest.split(' ').next().filter(|s| !s.is_empty())?;
+    Some(EventBody::RpcCall(RpcCall { method: method.to_owned() }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpc_calls() {
+        let e = rpc_call("ThreadRPCServer method=invalidateblock user=__cookie__");
+        assert_eq!(e, Some(EventBody::RpcCall(RpcCall { method: "invalidateblock".into() })));
+        assert_eq!(rpc_call("ThreadRPCServer method= user=x"), None);
+    }
 
     fn conn_type(m: &str) -> Option<String> {
         match connected(m) {
