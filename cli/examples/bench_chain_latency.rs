@@ -4,7 +4,8 @@
 //! times: core-2, cut off, mines 2 blocks while core-0 mines 1, then reconnects at once; core-0
 //! and core-1 reorg onto core-2's branch. For every `chain_reorg` event: its record's broker
 //! timestamp minus the node's log time of the line that completed the reorg (`detected_at_us`):
-//! from the node writing the line to the event on the topic. p50, p99, max.
+//! from the node writing the line to the event on the topic. p50, p99, max. The rounds start once
+//! logparse and chain answer `/readyz` (the time to that is printed too).
 //!
 //! Run: `cargo run --release -p bmon --example bench_chain_latency` (after `make tools`).
 
@@ -40,10 +41,26 @@ fn main() {
         );
         running.push(run_bmon::spawn(&bed, &format!("producer-{}", node.name()), &["produce"], &cfg));
     }
-    let service = "[service]\nlisten = \"127.0.0.1:0\"\n";
-    running.push(run_bmon::spawn(&bed, "logparse", &["process", "logparse"], &format!("{kafka}{service}")));
-    let chain = format!("{kafka}{service}[chain]\nstate_dir = \"{}\"\n", bed.dir().join("chain-state").display());
+    let lp_port = bed.service_port(2);
+    let lp = format!("{kafka}[service]\nlisten = \"127.0.0.1:{lp_port}\"\n");
+    running.push(run_bmon::spawn(&bed, "logparse", &["process", "logparse"], &lp));
+    let port = bed.service_port(3);
+    let chain = format!(
+        "{kafka}[service]\nlisten = \"127.0.0.1:{port}\"\n[chain]\nstate_dir = \"{}\"\n",
+        bed.dir().join("chain-state").display()
+    );
     running.push(run_bmon::spawn(&bed, "chain", &["process", "chain"], &chain));
+    // Timed from when chain says it is ready (partitions assigned and restored), as an operator's
+    // rollout waits for `/readyz`; how long that takes is printed apart.
+    let started = std::time::Instant::now();
+    for (what, p) in [("logparse", lp_port), ("chain", port)] {
+        let ready = format!("http://127.0.0.1:{p}/readyz");
+        poll_until(&format!("{what} ready"), Duration::from_secs(60), Duration::from_millis(50), || {
+            (minreq::get(&ready).with_timeout(1).send().ok()?.status_code == 200).then_some(())
+        })
+        .unwrap();
+    }
+    println!("logparse and chain ready {:.1} s after chain's start", started.elapsed().as_secs_f64());
 
     let consumer: BaseConsumer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "bench").create().unwrap();

@@ -420,9 +420,12 @@ proptest! {
         let mut zmq_events: Vec<NodeEvent> = (100..=top).map(|h| zmq(0, h, 'C', T0 + h * 10 * SEC)).collect();
         zmq_events.extend(zmq_reorg(top, depth, wins));
         let late = T0 + 9_000 * SEC;
+        // Polled just after the switch, whose log lines start at (top + 1) × 10 s: any log line
+        // 5 s later ends the result's grace, so in some orders getchaintips reports first.
+        let polled = T0 + (top + 1) * 10 * SEC;
         let tips = vec![
             chain_tips(T0, (0, 100), &[]),
-            chain_tips(late, (1, top - depth + wins), &[(0, top, depth)]),
+            chain_tips(polled, (1, top - depth + wins), &[(0, top, depth)]),
             chain_tips(late + SEC, (1, top - depth + wins), &[(0, top, depth)]),
         ];
         let mut sources = [log.into_iter(), zmq_events.into_iter(), tips.into_iter()];
@@ -491,19 +494,38 @@ fn a_restart_told_by_the_log_and_by_zmq_resets_is_one_start() {
         e.envelope.source.stream = stream.to_owned();
         e
     };
+    // With a log: the log's start line tells each restart; a topic's reset, seen at its first
+    // message after the restart (for blocks, maybe long after), never counts again.
     let mut c = NodeChain::new("regtest");
     let f = run(
         &mut c,
         &[
-            start("zmq:hashtx", T0),
+            start("zmq-reset:hashtx", T0), // the log lagging: ZMQ first, before the node has a log start
             start("log", T0 + 2 * SEC),
-            start("zmq:hashblock", T0 + 90 * SEC),
-            start("zmq:hashtx", T0 + 95 * SEC), // the same topic again: another restart
+            start("zmq-reset:hashblock", T0 + 700 * SEC),
             start("log", T0 + 3600 * SEC),
+            start("zmq-reset:hashtx", T0 + 3601 * SEC),
         ],
     );
     let started: Vec<bool> = f.iter().map(|f| f.started).collect();
-    assert_eq!(started, [true, false, false, true, true]);
+    assert_eq!(started, [true, false, false, true, false]);
+    // A ZMQ reset mid-reorg leaves the log's reorg alone.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    let mut events = reorg_events(110, 2, 3, false, 60 * SEC);
+    events.insert(4, start("zmq-reset:hashblock", T0 + 1111 * SEC));
+    assert_eq!(reorgs(&run(&mut c, &events)).len(), 1);
+    // Without a log: resets of different topics close together are one restart.
+    let mut z = NodeChain::new("regtest");
+    let f = run(
+        &mut z,
+        &[
+            start("zmq-reset:hashtx", T0),
+            start("zmq-reset:hashblock", T0 + 90 * SEC),
+            start("zmq-reset:hashtx", T0 + 95 * SEC),
+        ],
+    );
+    assert_eq!(f.iter().map(|f| f.started).collect::<Vec<_>>(), [true, false, true]);
 }
 
 #[test]
@@ -535,4 +557,103 @@ fn invalidating_the_tip_and_reconsidering_it_is_no_reorg() {
         vec![tip(0, 109, T0 + 2000 * SEC), disconnected(0, 110, T0 + 2000 * SEC), tip(0, 110, T0 + 2001 * SEC)];
     events.extend((111..=150).map(|h| tip(0, h, T0 + (2001 + h) * SEC)));
     assert!(reorgs(&run(&mut c, &events)).is_empty());
+}
+
+#[test]
+fn an_invalid_tip_in_getchaintips_waits_for_the_log_and_is_reported_once() {
+    let invalid_tip = |at: i64, b: u8| {
+        let mut e = chain_tips(at, (0, 110), &[]);
+        if let EventBody::ChainTips(t) = &mut e.event {
+            t.tips.push(ChainTipEntry { hash: hash(b, 111), height: 111, branchlen: 1, status: "invalid".to_owned() });
+        }
+        e
+    };
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 110));
+    // The first result is history: its invalid tip is not news.
+    assert!(run(&mut c, &[invalid_tip(T0, 9)]).iter().all(|f| f.invalid.is_none()));
+    // A new one the log explains within the grace: the log's report, with its reason, only.
+    let logged = [
+        invalid_tip(T0 + 2000 * SEC, 1),
+        invalid(Some(hash(1, 111)), None, "bad-cb-amount", "ConnectTip", T0 + 2001 * SEC),
+    ];
+    let mut found = run(&mut c, &logged);
+    found.push(c.idle(&NodeConfig::default(), "n0", T0 + 2100 * SEC));
+    let reports: Vec<_> = found.iter().filter_map(|f| f.invalid.as_ref()).collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].reason.as_str(), reports[0].origin.as_str()), ("bad-cb-amount", "ConnectTip"));
+    // One the log never explains: getchaintips' own report once the grace is over.
+    let quiet = run(&mut c, &[invalid_tip(T0 + 3000 * SEC, 2)]);
+    assert!(quiet.iter().all(|f| f.invalid.is_none()), "held");
+    let f = c.idle(&NodeConfig::default(), "n0", T0 + 3010 * SEC);
+    let r = f.invalid.unwrap();
+    assert_eq!((r.hash, r.height, r.origin.as_str()), (Some(hash(2, 111)), Some(111), "getchaintips"));
+    assert!(c.idle(&NodeConfig::default(), "n0", T0 + 3020 * SEC).invalid.is_none(), "once");
+}
+
+#[test]
+fn a_walk_back_down_past_a_tried_branch_keeps_the_fork() {
+    // A2 → A1 → P, up to B1, back to P, then up C1..C3: one reorg of depth 2 at P.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(90, 102));
+    let at = T0 + 2000 * SEC;
+    let events = [
+        tip(0, 101, at),
+        tip(0, 100, at),
+        tip(1, 101, at),
+        tip(0, 100, at),
+        tip(2, 101, at),
+        tip(2, 102, at),
+        tip(2, 103, at),
+    ];
+    let f = run(&mut c, &events);
+    let r = reorgs(&f);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].depth, r[0].fork_height), (2, 100));
+    assert_eq!(r[0].connected, [hash(2, 101), hash(2, 102), hash(2, 103)]);
+}
+
+#[test]
+fn a_node_starting_over_from_a_low_height_is_no_reorg() {
+    // A wiped data directory (or a bogus height): the walk starts again instead of opening a
+    // reorg that never ends.
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(800_000, 800_010));
+    let f = run(&mut c, &(1..=300).map(|h| tip(3, h, T0 + (900_000 + h) * SEC)).collect::<Vec<_>>());
+    assert!(reorgs(&f).is_empty());
+    assert_eq!(c.tip().map(|t| t.height), Some(300));
+    assert!(!c.has_pending());
+}
+
+#[test]
+fn getchaintips_leaves_out_old_forks_descendants_of_a_reported_invalid_block_and_bad_entries() {
+    let mut c = NodeChain::new("regtest");
+    run(&mut c, &main_chain(100, 1100));
+    let tips_at = |at: i64, extra: Vec<ChainTipEntry>| {
+        let mut e = chain_tips(at, (0, 1100), &[]);
+        if let EventBody::ChainTips(t) = &mut e.event {
+            t.tips.extend(extra);
+        }
+        e
+    };
+    let entry = |b: u8, h: i64, len: i64, status: &str| ChainTipEntry {
+        hash: hash(b, h),
+        height: h,
+        branchlen: len,
+        status: status.to_owned(),
+    };
+    run(&mut c, &[tips_at(T0 + 20_000 * SEC, vec![])]); // the baseline
+    // The operator invalidates 1099 (the log says so), and getchaintips lists its child 1100 as
+    // the invalid tip; an old fork far below the tip shows up (a node listing hundreds); and an
+    // entry with a branch longer than its height.
+    let call = ev(T0 + 20_001 * SEC, EventBody::RpcCall(RpcCall { method: "invalidateblock".to_owned() }));
+    let marked = invalid(Some(hash(0, 1099)), Some(1099), "", "InvalidChainFound", T0 + 20_001 * SEC);
+    let later = vec![entry(0, 1100, 2, "invalid"), entry(6, 500, 1, "valid-fork"), entry(7, 1090, 5000, "valid-fork")];
+    let mut f = run(&mut c, &[call, marked, tip(0, 1098, T0 + 20_001 * SEC), tips_at(T0 + 20_002 * SEC, later)]);
+    f.push(c.idle(&NodeConfig::default(), "n0", T0 + 20_100 * SEC));
+    f.push(c.idle(&NodeConfig::default(), "n0", T0 + 20_200 * SEC));
+    let invalid: Vec<_> = f.iter().filter_map(|f| f.invalid.as_ref()).collect();
+    assert_eq!(invalid.len(), 1, "{invalid:?}");
+    assert!(invalid[0].operator_marked);
+    assert!(reorgs(&f).is_empty(), "{:?}", reorgs(&f));
 }

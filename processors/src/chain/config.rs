@@ -24,8 +24,9 @@ pub struct ChainConfig {
     /// A reorg seen first in getchaintips waits this long for the log or ZMQ to report it with
     /// both branches, seconds. Default 5.
     pub tips_grace_s: u64,
-    /// A start line in the log and ZMQ sequence resets this close together are one restart,
-    /// seconds. Default 600.
+    /// For a node without a log, ZMQ sequence resets of different topics this close together are
+    /// one restart, seconds. Default 600. (Where the log tells of starts, a reset is never a new
+    /// one.)
     pub restart_merge_s: u64,
     /// A node this many blocks behind its network's best enters lagging. Default 3.
     pub lag_enter: i64,

@@ -7,7 +7,7 @@
 //! time seen in the partition, or the wall clock for a live, idle one) and is reported if at
 //! least two nodes gave a time. A time for a block already closed is late and left out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bmon_schemas::{BlockConnect, BlockConnectComparison, NodeConnect};
 use serde::{Deserialize, Serialize};
@@ -26,12 +26,16 @@ struct Open {
     nodes: BTreeMap<String, i64>,
 }
 
-/// The open comparisons of one partition.
+/// The open comparisons of one partition. Checkpointed as JSON, so keys are strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connects {
-    /// By (network, hash).
-    open: BTreeMap<(String, String), Open>,
+    /// By network, then hash.
+    open: BTreeMap<String, BTreeMap<String, Open>>,
+    /// Closed blocks (network, hash), oldest first.
     closed: VecDeque<(String, String)>,
+    /// The same, to look up.
+    #[serde(skip)]
+    closed_set: HashSet<(String, String)>,
     /// The newest time seen, µs.
     watermark_us: i64,
 }
@@ -48,10 +52,12 @@ pub struct Added {
 impl Connects {
     /// Adds one node's time for a block; closes what the time's event time makes due.
     pub fn add(&mut self, c: &BlockConnect, window_us: i64) -> Added {
-        let key = (c.network.clone(), c.hash.clone());
-        let late = self.closed.contains(&key);
+        if self.closed_set.len() != self.closed.len() {
+            self.closed_set = self.closed.iter().cloned().collect(); // after a restore
+        }
+        let late = self.closed_set.contains(&(c.network.clone(), c.hash.clone()));
         if !late {
-            let open = self.open.entry(key).or_insert_with(|| Open {
+            let open = self.open.entry(c.network.clone()).or_default().entry(c.hash.clone()).or_insert_with(|| Open {
                 height: c.height,
                 first_at_us: c.at_us,
                 nodes: BTreeMap::new(),
@@ -61,38 +67,49 @@ impl Connects {
         }
         self.watermark_us = self.watermark_us.max(c.at_us);
         let mut closed = self.close_due(self.watermark_us, window_us);
-        while self.open.len() > MAX_OPEN {
-            let oldest = self.open.iter().min_by_key(|(_, o)| o.first_at_us).map(|(k, _)| k.clone());
+        while self.open_blocks() > MAX_OPEN {
+            let oldest = self.iter().min_by_key(|(_, o)| o.first_at_us).map(|(k, _)| k);
             closed.extend(oldest.and_then(|k| self.close(k, self.watermark_us)));
         }
         Added { late, closed }
+    }
+
+    /// Every open block, by (network, hash).
+    fn iter(&self) -> impl Iterator<Item = ((String, String), &Open)> {
+        self.open.iter().flat_map(|(net, blocks)| blocks.iter().map(move |(h, o)| ((net.clone(), h.clone()), o)))
     }
 
     /// Closes every block whose window is over at `now_us`; their comparisons (two nodes or
     /// more), oldest first.
     pub fn close_due(&mut self, now_us: i64, window_us: i64) -> Vec<BlockConnectComparison> {
         let mut due: Vec<((String, String), i64)> = self
-            .open
             .iter()
             .filter(|(_, o)| now_us - o.first_at_us >= window_us)
-            .map(|(k, o)| (k.clone(), o.first_at_us + window_us))
+            .map(|(k, o)| (k, o.first_at_us + window_us))
             .collect();
         due.sort_by_key(|(k, at)| (*at, k.clone()));
         due.into_iter().filter_map(|(k, at)| self.close(k, at)).collect()
     }
 
     fn close(&mut self, key: (String, String), at_us: i64) -> Option<BlockConnectComparison> {
-        let open = self.open.remove(&key)?;
+        let blocks = self.open.get_mut(&key.0)?;
+        let open = blocks.remove(&key.1)?;
+        if blocks.is_empty() {
+            self.open.remove(&key.0);
+        }
         self.closed.push_back(key.clone());
-        if self.closed.len() > KEEP_CLOSED {
-            self.closed.pop_front();
+        self.closed_set.insert(key.clone());
+        if self.closed.len() > KEEP_CLOSED
+            && let Some(old) = self.closed.pop_front()
+        {
+            self.closed_set.remove(&old);
         }
         compare(key.0, key.1, &open, at_us)
     }
 
     /// Blocks open now.
     pub fn open_blocks(&self) -> usize {
-        self.open.len()
+        self.open.values().map(BTreeMap::len).sum()
     }
 }
 
@@ -157,9 +174,14 @@ mod tests {
         let order: Vec<&str> = cmp.nodes.iter().map(|n| n.node_id.as_str()).collect();
         assert_eq!(order, ["c", "b", "a"], "slowest first");
         assert_eq!(cmp.closed_at_us, w);
-        // A late time for the closed block: left out, and said so.
+        // A late time for the closed block: left out, and said so; also after a checkpoint
+        // (the state as JSON, as the store keeps it).
         assert!(c.add(&time("d", "b1", 5, w + 6), w).late);
         assert_eq!(c.open_blocks(), 1);
+        let mut restored: Connects = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert!(restored.add(&time("e", "b1", 5, w + 7), w).late);
+        let closed = restored.add(&time("b", "b2", 4_000, 2 * w + 10), w).closed;
+        assert_eq!(closed.iter().map(|x| x.hash.as_str()).collect::<Vec<_>>(), ["b2"], "b2 kept its open times");
     }
 
     #[test]

@@ -82,10 +82,10 @@ pub struct Network {
     snapshots: BTreeMap<String, Snapshot>,
     #[serde(default)]
     split: Option<Split>,
-    /// Stale branches: each `valid-fork` tip any node's getchaintips showed (a block that was
-    /// that node's tip and is not on its active chain), by hash: (height, branch length).
+    /// Stale branches: per node, the `valid-fork` tips of its last getchaintips (blocks that
+    /// were that node's tip and are not on its active chain), by hash: (height, branch length).
     #[serde(default)]
-    stale: BTreeMap<String, (i64, i64)>,
+    stale: BTreeMap<String, BTreeMap<String, (i64, i64)>>,
 }
 
 /// The widest window stale blocks are counted over (fork-observer's 2016).
@@ -184,28 +184,33 @@ impl Network {
 
     /// A node's getchaintips: its `valid-fork` tips join the network's stale branches. Branches
     /// wholly below the widest window under the best height go.
-    pub fn chain_tips(&mut self, config: &NetworkConfig, tips: &[crate::views::ChainTip], at_us: i64) {
-        for t in tips.iter().filter(|t| t.status == Some(crate::views::TipStatus::ValidFork)) {
-            let (Some(hash), Some(h)) = (&t.hash, t.height.and_then(|h| i64::try_from(h).ok())) else { continue };
-            let len = t.branchlen.and_then(|b| i64::try_from(b).ok()).unwrap_or(1).max(1);
-            self.stale.insert(hash.clone(), (h, len));
-        }
-        if let Some((best, _)) = self.best(config, at_us) {
-            self.stale.retain(|_, (h, _)| *h > best - STALE_WINDOW_MAX);
-        }
-        while self.stale.len() > KEEP_STALE {
-            let lowest = self.stale.iter().min_by_key(|(_, (h, _))| *h).map(|(k, _)| k.clone());
-            if let Some(k) = lowest {
-                self.stale.remove(&k);
-            }
-        }
+    /// A node's getchaintips: its `valid-fork` tips replace its earlier ones (a branch that is
+    /// active again is no longer listed). Branches wholly below the widest window under the
+    /// best height are left out; at most `KEEP_STALE` per node, the highest.
+    pub fn chain_tips(&mut self, config: &NetworkConfig, node: &str, tips: &[crate::views::ChainTip], at_us: i64) {
+        let floor = self.best(config, at_us).map_or(i64::MIN, |(best, _)| best.saturating_sub(STALE_WINDOW_MAX));
+        let mut branches: Vec<(String, (i64, i64))> = tips
+            .iter()
+            .filter(|t| t.status == Some(crate::views::TipStatus::ValidFork))
+            .filter_map(|t| {
+                let h = i64::try_from(t.height?).ok()?;
+                let len = t.branchlen.and_then(|b| i64::try_from(b).ok()).unwrap_or(1).clamp(1, h.max(1));
+                Some((t.hash.clone()?, (h, len)))
+            })
+            .filter(|(_, (h, _))| *h > floor)
+            .collect();
+        branches.sort_by_key(|(_, (h, _))| std::cmp::Reverse(*h));
+        branches.truncate(KEEP_STALE);
+        self.stale.insert(node.to_owned(), branches.into_iter().collect());
     }
 
     /// Stale blocks among the last `window` heights up to `best`: each branch's blocks at
-    /// heights above `best - window` (a branch of two forks sharing blocks counts them twice).
+    /// heights above `best - window`, a branch several nodes list once. Two branches that share
+    /// blocks (a fork of a fork) count those twice: getchaintips names only a branch's tip.
     pub fn stale_blocks(&self, best: i64, window: i64) -> i64 {
-        let floor = best - window;
-        self.stale.values().map(|(h, len)| (h.min(&best) - floor.max(h - len)).max(0)).sum()
+        let floor = best.saturating_sub(window);
+        let branches: BTreeMap<&String, &(i64, i64)> = self.stale.values().flatten().collect();
+        branches.values().map(|(h, len)| ((*h).min(best) - floor.max(h - len)).max(0)).sum()
     }
 
     /// A node's gettxoutsetinfo against `implementation`'s schedule for `network`: the total may
@@ -307,12 +312,20 @@ mod tests {
                     {"height": 2999, "hash": "h", "branchlen": 1, "status": "valid-headers"}]"#;
         let b = r#"[{"height": 2990, "hash": "f1", "branchlen": 1, "status": "valid-fork"},
                     {"height": 900, "hash": "old", "branchlen": 1, "status": "valid-fork"}]"#;
-        n.chain_tips(&c, &tips(a), 2);
-        n.chain_tips(&c, &tips(b), 3);
+        n.chain_tips(&c, "a", &tips(a), 2);
+        n.chain_tips(&c, "b", &tips(b), 3);
         assert_eq!(n.stale_blocks(3000, 1008), 1, "f1 once; f3 is below 3000 - 1008");
         assert_eq!(n.stale_blocks(3000, 2016), 4, "f1 and f3's three blocks; headers are no tip");
         assert_eq!(n.stale_blocks(3000, 1501), 2, "f1, and the top of f3 (1500; 1498 and 1499 are not inside)");
-        assert!(!n.stale.contains_key("old"), "below the widest window: forgotten");
+        assert!(n.stale.values().all(|b| !b.contains_key("old")), "below the widest window: left out");
+        // Node a back on f1's branch (a reorg back): f1 is listed by b only, still stale; once b
+        // lists it no more either, it is not.
+        let a2 = r#"[{"height": 3001, "hash": "t", "branchlen": 0, "status": "active"},
+                     {"height": 1500, "hash": "f3", "branchlen": 3, "status": "valid-fork"}]"#;
+        n.chain_tips(&c, "a", &tips(a2), 4);
+        assert_eq!(n.stale_blocks(3000, 2016), 4);
+        n.chain_tips(&c, "b", &tips("[]"), 5);
+        assert_eq!(n.stale_blocks(3000, 2016), 3, "only f3's three blocks");
     }
 
     fn tip_info(blocks: u64, hash: &str) -> BlockchainInfo {

@@ -23,8 +23,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use bmon_schemas::{
-    BlockReceived, ChainInvalidBlock, ChainReorg, ChainTips, CompactBlockReconstructed, EventBody, HeaderSeen,
-    InvalidBlock, NodeEvent, SelfishMiningSuspect, StaleTip,
+    BlockReceived, ChainInvalidBlock, ChainReorg, ChainTipEntry, ChainTips, CompactBlockReconstructed, EventBody,
+    HeaderSeen, InvalidBlock, NodeEvent, SelfishMiningSuspect, StaleTip,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,8 +46,8 @@ pub struct NodeConfig {
     /// A reorg seen in getchaintips waits this long for the log or ZMQ to report it with both
     /// branches, µs.
     pub tips_grace_us: i64,
-    /// Starts told by different streams (the log's start line, a ZMQ topic's sequence reset)
-    /// this close together are one restart, µs.
+    /// Without a log, ZMQ sequence resets of different topics this close together are one
+    /// restart, µs.
     pub restart_merge_us: i64,
 }
 
@@ -95,6 +95,13 @@ pub struct Findings {
     pub started: bool,
 }
 
+impl Findings {
+    /// Whether there is an event to publish.
+    pub fn has_events(&self) -> bool {
+        !self.reorgs.is_empty() || self.selfish.is_some() || self.stale.is_some() || self.invalid.is_some()
+    }
+}
+
 /// One node's chain state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeChain {
@@ -115,6 +122,13 @@ pub struct NodeChain {
     /// Reorgs from getchaintips, with when they were seen, waiting out `tips_grace_us`.
     #[serde(default)]
     held: Vec<(Pending, i64)>,
+    /// `invalid` tips from getchaintips (hash, height, branch length, when seen), waiting out `tips_grace_us`
+    /// for the log's report with its reason.
+    #[serde(default)]
+    held_invalid: Vec<(String, i64, i64, i64)>,
+    /// Heights of the blocks reported invalid, newest last, bounded.
+    #[serde(default)]
+    invalid_heights: VecDeque<i64>,
     /// The active tip of the last getchaintips result: where a ZMQ walk without the log starts.
     #[serde(default)]
     anchor: Option<(String, i64)>,
@@ -124,6 +138,9 @@ pub struct NodeChain {
     /// The last restart: when, and the streams that told of it (the log, ZMQ topics).
     #[serde(default)]
     start: Option<(i64, BTreeSet<String>)>,
+    /// The log has told of a start: it tells of every one.
+    #[serde(default)]
+    log_starts: bool,
     /// First sighting per block hash (header, block or compact block; log time), newest last,
     /// bounded.
     headers: VecDeque<(String, i64)>,
@@ -157,6 +174,21 @@ impl NodeChain {
         self.log.tip.as_ref()
     }
 
+    /// Whether something waits for more events or time: a reorg under way, held getchaintips
+    /// findings, an `InvalidChainFound` without its reason.
+    pub fn has_pending(&self) -> bool {
+        self.log.pending.is_some()
+            || self.zmq.pending.is_some()
+            || !self.held.is_empty()
+            || !self.held_invalid.is_empty()
+            || self.pending_invalid.is_some()
+    }
+
+    /// The node's last tip was older than `ibd_tip_age_us` when it came: catching up.
+    pub fn catching_up(&self) -> bool {
+        self.catching_up
+    }
+
     /// Applies one of the node's events (in the order of its source; see [`super::walk`]).
     pub fn apply(&mut self, config: &NodeConfig, e: &NodeEvent) -> Findings {
         let at = e.logged_at_us.unwrap_or(e.envelope.received_at_us);
@@ -168,7 +200,8 @@ impl NodeChain {
         // An `InvalidChainFound` whose validation failure never came (invalidateblock, say) is
         // reported at the next tip or start; other lines (Core logs a second `InvalidChainFound:
         // current best=…` line, and other threads log meanwhile) may come in between.
-        let flush_invalid = matches!(&e.event, EventBody::UpdateTip(_) | EventBody::NodeStart(_));
+        let flush_invalid =
+            matches!(&e.event, EventBody::UpdateTip(_)) || (matches!(&e.event, EventBody::NodeStart(_)) && !zmq);
         if flush_invalid && let Some(p) = self.pending_invalid.take() {
             f.invalid = self.report_invalid(node, Some(p.hash), p.height, "", "InvalidChainFound", p.at_us);
         }
@@ -214,22 +247,32 @@ impl NodeChain {
                 f.connect_block = self.log.tip.as_ref().map(|t| (t.hash.clone(), t.height));
             }
             EventBody::NodeStart(_) => {
-                f.started = self.new_start(config, &e.envelope.source.stream, at);
-                self.log.pending = None;
+                f.started = self.new_start(config, !zmq, &e.envelope.source.stream, at);
+                if !zmq {
+                    self.log.pending = None;
+                }
                 self.zmq = Walk::default();
             }
             _ => {}
         }
+        self.flush_held_invalid(config, node, at, &mut f);
         f
     }
 
-    /// Whether a start from `stream` at `at` is a new restart: the log's start line and each ZMQ
-    /// topic's sequence reset tell of the same one, so a start from a stream that has not told
-    /// of the last restart, within `restart_merge_us` of it, is that restart.
-    fn new_start(&mut self, config: &NodeConfig, stream: &str, at: i64) -> bool {
+    /// Whether a start from `stream` at `at` is a new restart. The log's start line tells every
+    /// restart, so where the node has a log a ZMQ topic's sequence reset (seen only at the
+    /// topic's first message after the restart, which may come much later) is never a new one.
+    /// Without a log, resets of different topics within `restart_merge_us` are one restart; a log
+    /// start line that follows a restart told so is that restart.
+    fn new_start(&mut self, config: &NodeConfig, from_log: bool, stream: &str, at: i64) -> bool {
+        if !from_log && self.log_starts {
+            return false;
+        }
+        self.log_starts |= from_log;
         if let Some((since, streams)) = self.start.as_mut()
             && (at - *since).abs() <= config.restart_merge_us
             && !streams.contains(stream)
+            && !(from_log && streams.contains("log"))
         {
             streams.insert(stream.to_owned());
             return false;
@@ -328,22 +371,45 @@ impl NodeChain {
         if self.zmq.pop(config.keep_blocks, hash, at) {
             return;
         }
-        // Out of step (or new): start from the log's chain, if it still has the block.
+        // Out of step (or new, or a `D` was lost): start again from the log's chain, at the block
+        // before this one, without opening a reorg the ZMQ walk did not follow itself (the log
+        // reports it).
         if let Some(h) = self.log.height_of(hash) {
-            self.zmq.seed(&self.log, h);
-            self.zmq.pop(config.keep_blocks, hash, at);
+            self.zmq.seed(&self.log, h - 1);
         }
+        let _ = at;
     }
 
     /// A getchaintips result: each `valid-fork` tip new since the last result was reorged away.
     /// The first result is only a baseline (its forks are history).
     fn chain_tips(&mut self, config: &NodeConfig, node: &str, t: &ChainTips, at: i64, f: &mut Findings) {
-        let forks: BTreeSet<String> =
-            t.tips.iter().filter(|x| x.status == "valid-fork").map(|x| x.hash.clone()).take(KEEP_SEEN).collect();
         let active = t.tips.iter().find(|x| x.status == "active");
         self.anchor = active.map(|a| (a.hash.clone(), a.height));
-        let Some(known) = self.forks.replace(forks) else { return };
-        for x in t.tips.iter().filter(|x| x.status == "valid-fork" && x.branchlen >= 1 && !known.contains(&x.hash)) {
+        // Only tips near the active one can be news (a long-running node lists old forks by the
+        // hundred), and only sane ones: a branch no longer than its height.
+        let keep = i64::try_from(config.keep_blocks).unwrap_or(i64::MAX);
+        let near = |x: &&ChainTipEntry| {
+            x.height >= 0
+                && (0..=x.height).contains(&x.branchlen)
+                && active.is_none_or(|a| x.height > a.height.saturating_sub(keep))
+        };
+        let forks: BTreeSet<String> =
+            t.tips.iter().filter(near).filter(|x| x.status == "valid-fork").map(|x| x.hash.clone()).collect();
+        let invalid = t.tips.iter().filter(near).filter(|x| x.status == "invalid");
+        let Some(known) = self.forks.replace(forks) else {
+            // The first result: its forks and invalid tips are history.
+            for x in invalid {
+                self.remember_invalid(&x.hash);
+            }
+            return;
+        };
+        for x in invalid {
+            if !self.invalid.contains(&x.hash) && !self.held_invalid.iter().any(|(h, ..)| *h == x.hash) {
+                self.held_invalid.push((x.hash.clone(), x.height, x.branchlen, at));
+            }
+        }
+        let new_forks = t.tips.iter().filter(near).filter(|x| x.status == "valid-fork" && !known.contains(&x.hash));
+        for x in new_forks.filter(|x| x.branchlen >= 1) {
             let p = Pending {
                 old_tip: x.hash.clone(),
                 old_height: x.height,
@@ -363,6 +429,34 @@ impl NodeChain {
         self.held = wait;
         for (p, at) in due {
             self.complete(config, node, p, "getchaintips", at, f);
+        }
+    }
+
+    /// Reports a held getchaintips invalid tip whose grace is over at `now_us`, unless the log
+    /// has; one per event, when the event found no other (the next event or tick reports the
+    /// next one).
+    fn flush_held_invalid(&mut self, config: &NodeConfig, node: &str, now_us: i64, f: &mut Findings) {
+        // Reported already, or on a branch with a block reported invalid (a descendant of the
+        // block an operator invalidated, say, which getchaintips lists as the invalid tip).
+        let (invalid, heights) = (&self.invalid, &self.invalid_heights);
+        self.held_invalid.retain(|(h, height, len, _)| {
+            !invalid.contains(h) && !heights.iter().any(|x| (height - len + 1..=*height).contains(x))
+        });
+        if f.invalid.is_none()
+            && let Some(i) = self.held_invalid.iter().position(|(.., at)| now_us - at >= config.tips_grace_us)
+        {
+            let (hash, height, _, at) = self.held_invalid.remove(i);
+            f.invalid = self.report_invalid(node, Some(hash), Some(height), "", "getchaintips", at);
+        }
+    }
+
+    /// Notes `hash` as reported invalid (bounded).
+    fn remember_invalid(&mut self, hash: &str) {
+        if !self.invalid.iter().any(|h| h == hash) {
+            self.invalid.push_back(hash.to_owned());
+            if self.invalid.len() > KEEP_SEEN {
+                self.invalid.pop_front();
+            }
         }
     }
 
@@ -477,6 +571,7 @@ impl NodeChain {
             self.stale_reported = Some(tip.hash.clone());
             f.stale = Some(self.stale_event(node, config, now_us));
         }
+        self.flush_held_invalid(config, node, now_us, &mut f);
         f
     }
 
@@ -493,9 +588,12 @@ impl NodeChain {
             if self.invalid.contains(h) {
                 return None;
             }
-            self.invalid.push_back(h.clone());
-            if self.invalid.len() > KEEP_SEEN {
-                self.invalid.pop_front();
+            self.remember_invalid(h);
+        }
+        if let Some(h) = height {
+            self.invalid_heights.push_back(h);
+            if self.invalid_heights.len() > KEEP_SEEN {
+                self.invalid_heights.pop_front();
             }
         }
         // No validation failure, right after the log showed an `invalidateblock` call: the

@@ -96,6 +96,18 @@ impl Walk {
         if self.tip.as_ref().is_some_and(|t| t.hash == hash) {
             return Moved::Same;
         }
+        // A jump no reorg explains (a wiped data directory, a reindex, another node behind the
+        // same id, a bogus height): start again from here rather than open a reorg that never
+        // ends.
+        let floor = self.recent.first_key_value().map(|(h, _)| *h);
+        let keep_i = i64::try_from(keep).unwrap_or(i64::MAX);
+        if let Some(tip) = &self.tip
+            && (floor.is_some_and(|f| height < f) || tip.height.saturating_sub(height) > keep_i)
+        {
+            self.recent.clear();
+            self.pending = None;
+            self.tip = None;
+        }
         let known_here = self.recent.get(&height).is_some_and(|h| h == hash);
         match (&self.tip, &mut self.pending) {
             (Some(tip), None) if height <= tip.height => {
@@ -107,12 +119,24 @@ impl Walk {
                 self.pending = Some(p);
             }
             (_, Some(p)) => {
-                if known_here && p.connected.is_empty() {
-                    p.fork_height = p.fork_height.min(height);
+                let on_new_branch = p.connected.iter().any(|(h, x)| *h == height && x == hash);
+                if known_here && !on_new_branch {
+                    // Back down to a block of the old chain: at or below the fork, it is the
+                    // fork so far, and the branch tried above it is abandoned.
+                    if height <= p.fork_height {
+                        p.fork_height = height;
+                        p.connected.clear();
+                    } else {
+                        p.connected.retain(|(h, _)| *h < height);
+                    }
                 } else {
                     p.connected.retain(|(h, _)| *h < height);
                     p.connected.push((height, hash.to_owned()));
                     p.fork_height = p.fork_height.min(height - 1);
+                }
+                if p.connected.len() > keep {
+                    // A branch longer than the heights kept is no reorg this walk can follow.
+                    self.pending = None;
                 }
             }
             _ => {}

@@ -134,7 +134,10 @@ impl ChainProcessor {
         if let Some(us) = f.connect_us {
             t::CONNECT.with_histogram(labels()).record(us as f64 / 1e6);
         }
-        if let (Some(connect_us), Some((hash, height))) = (f.connect_us, f.connect_block.clone()) {
+        // Not while catching up: a node in initial block download times every block it fetches.
+        if let (Some(connect_us), Some((hash, height)), false) =
+            (f.connect_us, f.connect_block.clone(), chain.catching_up())
+        {
             let at_us = e.logged_at_us.unwrap_or(env.received_at_us);
             let c = BlockConnect { node_id: node.clone(), network: net.clone(), hash, height, connect_us, at_us };
             self.emit(&self.topics.connects, &node, &net, &c.hash, &c, out)?;
@@ -250,7 +253,7 @@ impl ChainProcessor {
             }
             "getchaintips" => {
                 let tips = crate::views::chain_tips(&v.view_json).map_err(invalid)?;
-                network.chain_tips(&self.network_config, &tips, env.received_at_us);
+                network.chain_tips(&self.network_config, node, &tips, env.received_at_us);
                 if input.replay {
                     return Ok(());
                 }
@@ -339,12 +342,18 @@ impl Processor for ChainProcessor {
                 closed.extend(due);
                 self.dirty.insert(((*topic).to_owned(), *partition));
             }
+            let mut changed = false;
             for (node, chain) in &mut state.nodes {
+                // Something waiting may end without an event (a reorg that comes to none, say).
+                changed |= chain.has_pending();
                 let f = chain.idle(&self.node_config, node, now_us);
-                if f.stale.is_some() || f.invalid.is_some() {
+                changed |= f.has_events();
+                if f.has_events() {
                     found.push(f);
-                    self.dirty.insert(((*topic).to_owned(), *partition));
                 }
+            }
+            if changed {
+                self.dirty.insert(((*topic).to_owned(), *partition));
             }
         }
         for f in found {
