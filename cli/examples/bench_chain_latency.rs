@@ -5,7 +5,8 @@
 //! and core-1 reorg onto core-2's branch. For every `chain_reorg` event: its record's broker
 //! timestamp minus the node's log time of the line that completed the reorg (`detected_at_us`):
 //! from the node writing the line to the event on the topic. p50, p99, max. The rounds start once
-//! logparse and chain answer `/readyz` (the time to that is printed too).
+//! logparse and chain answer `/readyz` and chain has caught up with the bed's start-up backlog
+//! (the times to both are printed too).
 //!
 //! Run: `cargo run --release -p bmon --example bench_chain_latency` (after `make tools`).
 
@@ -61,6 +62,23 @@ fn main() {
         .unwrap();
     }
     println!("logparse and chain ready {:.1} s after chain's start", started.elapsed().as_secs_f64());
+    // Then caught up with the bed's start-up backlog (thousands of log lines): a fresh block is
+    // every node's tip in chain's metrics.
+    let height = bed.network(net).node(0).mine(1).map(|_| bed.network(net).node(0).height().unwrap()).unwrap();
+    bed.network(net).wait_synced().unwrap();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    poll_until("chain caught up", Duration::from_secs(120), Duration::from_millis(50), || {
+        let body = minreq::get(&metrics).with_timeout(1).send().ok()?;
+        let body = body.as_str().ok()?;
+        let at_tip = body
+            .lines()
+            .filter(|l| l.starts_with("bmon_chain_tip_height{"))
+            .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(height as f64))
+            .count();
+        (at_tip == 3).then_some(())
+    })
+    .unwrap();
+    println!("caught up {:.1} s after chain's start", started.elapsed().as_secs_f64());
 
     let consumer: BaseConsumer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "bench").create().unwrap();
