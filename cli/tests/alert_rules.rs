@@ -28,6 +28,7 @@ const FILES: &[(&str, &str, &[&str])] = &[
             "BmonChainSlowBlockConnect",
         ],
     ),
+    ("mempool.rules.yml", "mempool.rules.test.yml", &["BmonMempoolRejectionSpike", "BmonMempoolEmpty"]),
 ];
 
 fn rules_dir() -> PathBuf {

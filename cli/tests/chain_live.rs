@@ -33,7 +33,7 @@ use bmon_schemas::{
     BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation,
     NodeLagging, RpcOk, RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip, ZmqFact, ZmqPayload,
 };
-use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
+use bmon_testbed::{Implementation, TestBed, poll_until};
 use common::*;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -100,31 +100,6 @@ fn wait_for_tip(bed: &TestBed, net: usize, among: &[usize]) -> String {
         (tips.len() == among.len() && tips.windows(2).all(|w| w[0] == w[1])).then(|| tips[0].clone())
     })
     .unwrap()
-}
-
-/// Whether `alert` is pending or firing in Prometheus for `node` (or, for a network alert, the
-/// network of that name).
-fn alert_active(prom: &PromQuery, alert: &str, node: &str) -> Option<String> {
-    let q = format!(
-        "ALERTS{{alertname=\"{alert}\",node=\"{node}\"}} or ALERTS{{alertname=\"{alert}\",network=\"{node}\",node=\"\"}}"
-    );
-    let r = prom.query(&q).ok()?;
-    r.first().and_then(|s| s["metric"]["alertstate"].as_str().map(str::to_owned))
-}
-
-fn wait_alert(prom: &PromQuery, alert: &str, node: &str) -> String {
-    poll_until(
-        &format!("{alert} for {node} in Prometheus"),
-        Duration::from_secs(90),
-        Duration::from_millis(500),
-        || alert_active(prom, alert, node),
-    )
-    .unwrap()
-}
-
-fn metric(prom: &PromQuery, q: &str) -> Option<f64> {
-    let r = prom.query(q).ok()?;
-    r.first()?["value"][1].as_str()?.parse().ok()
 }
 
 #[test]

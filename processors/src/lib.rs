@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod config;
 pub mod logparse;
+pub mod mempool;
 pub mod netviews;
 pub mod propagation;
 pub mod registry;

@@ -108,8 +108,13 @@ pub struct Entry {
 }
 
 /// Every processor, in pipeline order.
-pub const REGISTRY: &[Entry] =
-    &[crate::logparse::ENTRY, crate::propagation::ENTRY, crate::netviews::ENTRY, crate::chain::ENTRY];
+pub const REGISTRY: &[Entry] = &[
+    crate::logparse::ENTRY,
+    crate::propagation::ENTRY,
+    crate::netviews::ENTRY,
+    crate::chain::ENTRY,
+    crate::mempool::ENTRY,
+];
 
 /// Every processor's metrics, and the runtime's they all share.
 pub fn telemetry() -> Vec<bmon_service::telemetry::Component> {

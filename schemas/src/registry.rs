@@ -37,6 +37,8 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("chain_split", 1, include_str!("../avro/chain_split.v1.avsc")),
     ("block_connect", 1, include_str!("../avro/block_connect.v1.avsc")),
     ("block_connect_comparison", 1, include_str!("../avro/block_connect_comparison.v1.avsc")),
+    ("mempool_rejection_spike", 1, include_str!("../avro/mempool_rejection_spike.v1.avsc")),
+    ("mempool_empty", 1, include_str!("../avro/mempool_empty.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

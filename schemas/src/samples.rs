@@ -354,6 +354,30 @@ pub fn block_connects() -> (BlockConnect, BlockConnectComparison) {
     (connect, comparison)
 }
 
+/// A rejection spike and a mempool-empty event.
+pub fn mempool_events() -> (MempoolRejectionSpike, MempoolEmpty) {
+    (
+        MempoolRejectionSpike {
+            node_id: "core-1".to_owned(),
+            network: "regtest".to_owned(),
+            reason: "txn-mempool-conflict".to_owned(),
+            example_reason: "txn-mempool-conflict".to_owned(),
+            count: 12,
+            baseline: 0.5,
+            bucket_us: 60_000_000,
+            bucket_start_us: 1_764_021_600_000_000,
+        },
+        MempoolEmpty {
+            node_id: "core-2".to_owned(),
+            network: "regtest".to_owned(),
+            empty: true,
+            since_us: 1_764_021_000_000_000,
+            others_max_size: 40,
+            at_us: 1_764_021_600_000_000,
+        },
+    )
+}
+
 /// A split between two nodes at height 105.
 pub fn chain_split() -> ChainSplit {
     ChainSplit {

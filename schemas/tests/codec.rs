@@ -48,6 +48,9 @@ fn every_record_type_round_trips_in_both_framings() {
         let (connect, comparison) = samples::block_connects();
         roundtrip(&codec, &connect);
         roundtrip(&codec, &comparison);
+        let (spike, empty) = samples::mempool_events();
+        roundtrip(&codec, &spike);
+        roundtrip(&codec, &empty);
     }
 }
 

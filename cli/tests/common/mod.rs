@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bmon_schemas::{Codec, LogLineFact, Record, RpcSnapshotFact, ZmqFact};
-use bmon_testbed::{Managed, TestBed};
+use bmon_testbed::{Managed, PromQuery, TestBed, poll_until};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -213,7 +213,9 @@ chain_event_nodes!(
     bmon_schemas::StaleTip,
     bmon_schemas::ChainInvalidBlock,
     bmon_schemas::NodeLagging,
-    bmon_schemas::Inflation
+    bmon_schemas::Inflation,
+    bmon_schemas::MempoolRejectionSpike,
+    bmon_schemas::MempoolEmpty
 );
 
 /// A comparison is of a network: its slowest node.
@@ -391,4 +393,31 @@ pub fn assert_declared(exposition: &str) {
     for name in metric_names(&series) {
         assert!(declared.contains(&name), "{name} is exported but not declared in `bmon metrics list`");
     }
+}
+
+/// Whether `alert` is pending or firing in Prometheus for `node` (or, for a network alert, the
+/// network of that name).
+pub fn alert_active(prom: &PromQuery, alert: &str, node: &str) -> Option<String> {
+    let q = format!(
+        "ALERTS{{alertname=\"{alert}\",node=\"{node}\"}} or ALERTS{{alertname=\"{alert}\",network=\"{node}\",node=\"\"}}"
+    );
+    let r = prom.query(&q).ok()?;
+    r.first().and_then(|s| s["metric"]["alertstate"].as_str().map(str::to_owned))
+}
+
+/// Waits (90 s at most) until `alert` is pending or firing for `node`; its state.
+pub fn wait_alert(prom: &PromQuery, alert: &str, node: &str) -> String {
+    poll_until(
+        &format!("{alert} for {node} in Prometheus"),
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || alert_active(prom, alert, node),
+    )
+    .unwrap()
+}
+
+/// The first value of `q` in Prometheus.
+pub fn metric(prom: &PromQuery, q: &str) -> Option<f64> {
+    let r = prom.query(q).ok()?;
+    r.first()?["value"][1].as_str()?.parse().ok()
 }

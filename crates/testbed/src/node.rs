@@ -320,6 +320,11 @@ impl Node {
         self.lock_wallet()?.conflicting_pair(self)
     }
 
+    /// Sends a transaction with an OP_RETURN output carrying `data` (hex); returns its txid.
+    pub fn send_op_return(&self, data: &str) -> Result<String, TestbedError> {
+        self.lock_wallet()?.send_op_return(self, data)
+    }
+
     /// Builds a block on this node's tip whose coinbase pays one satoshi more than allowed
     /// (`generateblock` without submitting, the coinbase output raised, the merkle root redone
     /// and the proof of work ground again), then submits it. Returns its hash and `submitblock`'s
@@ -388,6 +393,12 @@ impl Node {
     /// Turns all P2P networking off or on.
     pub fn set_network_active(&self, active: bool) -> Result<(), TestbedError> {
         self.call::<Value>("setnetworkactive", &[json!(active)]).map(|_| ())
+    }
+
+    /// Transactions in this node's mempool.
+    pub fn mempool_size(&self) -> Result<u64, TestbedError> {
+        let info: Value = self.call("getmempoolinfo", &[])?;
+        info["size"].as_u64().ok_or_else(|| self.rpc_err("getmempoolinfo", format!("no size in {info}")))
     }
 
     /// Whether `txid` is in this node's mempool.

@@ -134,31 +134,46 @@ impl Wallet {
     /// Two signed transactions spending the same coin with different fees (a double spend), as
     /// raw hex; neither is sent.
     pub(crate) fn conflicting_pair(&mut self, node: &Node) -> Result<(String, String), TestbedError> {
+        let (coin, wifs, home) = self.take_coin(node, "double spend")?;
+        let wifs: Option<Vec<&str>> = wifs.as_ref().map(|w| w.iter().map(String::as_str).collect());
+        let a = sign(node, wifs.as_deref(), &coin, json!({ home.clone(): btc(coin.sats - FEE_SATS) }))?;
+        let b = sign(node, wifs.as_deref(), &coin, json!({ home: btc(coin.sats - 2 * FEE_SATS) }))?;
+        Ok((a, b))
+    }
+
+    /// Sends a transaction with an OP_RETURN output (`data`, hex) beside its change; its txid.
+    pub(crate) fn send_op_return(&mut self, node: &Node, data: &str) -> Result<String, TestbedError> {
+        let (coin, wifs, home) = self.take_coin(node, "op_return")?;
+        let wifs: Option<Vec<&str>> = wifs.as_ref().map(|w| w.iter().map(String::as_str).collect());
+        let outputs = json!([{ home: btc(coin.sats - FEE_SATS) }, { "data": data }]);
+        let hex = sign(node, wifs.as_deref(), &coin, outputs)?;
+        node.call("sendrawtransaction", &[json!(hex)])
+    }
+
+    /// A coin to spend, the keys that sign for it (none: the node's wallet) and the address to
+    /// pay back to.
+    fn take_coin(&mut self, node: &Node, what: &str) -> Result<(Coin, Option<Vec<String>>, String), TestbedError> {
         if matches!(self, Wallet::Key { pool, .. } if pool.is_empty()) {
             // Refills the pool with the split of a coinbase.
             self.send(node)?;
         }
-        let (coin, wifs, home) = match self {
-            Wallet::Placeholder => return Err(node.rpc_err("double spend", "wallet not opened")),
+        match self {
+            Wallet::Placeholder => Err(node.rpc_err(what, "wallet not opened")),
             Wallet::Key { keys, pool, .. } => {
-                let coin = pool.pop().ok_or_else(|| node.rpc_err("double spend", "no coin to spend"))?;
+                let coin = pool.pop().ok_or_else(|| node.rpc_err(what, "no coin to spend"))?;
                 let wifs: Vec<String> = keys.iter().map(|(w, _)| w.clone()).collect();
-                (coin, Some(wifs), keys.first().map(|(_, a)| a.clone()).unwrap_or_default())
+                Ok((coin, Some(wifs), keys.first().map(|(_, a)| a.clone()).unwrap_or_default()))
             }
             Wallet::Node { address } => {
                 let unspent: Vec<WalletUnspent> = node.call("listunspent", &[json!(1)])?;
                 let u = unspent
                     .into_iter()
                     .find(|u| u.amount > 0.01)
-                    .ok_or_else(|| node.rpc_err("double spend", "no confirmed coin in the wallet"))?;
+                    .ok_or_else(|| node.rpc_err(what, "no confirmed coin in the wallet"))?;
                 let coin = Coin { txid: u.txid, vout: u.vout, sats: (u.amount * 100_000_000.0).round() as u64 };
-                (coin, None, address.clone())
+                Ok((coin, None, address.clone()))
             }
-        };
-        let wifs: Option<Vec<&str>> = wifs.as_ref().map(|w| w.iter().map(String::as_str).collect());
-        let a = sign(node, wifs.as_deref(), &coin, json!({ home.clone(): btc(coin.sats - FEE_SATS) }))?;
-        let b = sign(node, wifs.as_deref(), &coin, json!({ home: btc(coin.sats - 2 * FEE_SATS) }))?;
-        Ok((a, b))
+        }
     }
 }
 

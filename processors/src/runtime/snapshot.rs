@@ -68,6 +68,87 @@ impl SnapshotStore {
     }
 }
 
+/// Per-partition state values of a processor, checkpointed to a [`SnapshotStore`]: the
+/// bookkeeping of the runtime's restore, checkpoint and rebalance calls, done once. A partition
+/// is written at a checkpoint only if it was touched since the last one.
+#[derive(Debug)]
+pub struct PartitionStates<S> {
+    states: std::collections::BTreeMap<(String, i32), S>,
+    dirty: std::collections::BTreeSet<(String, i32)>,
+    store: SnapshotStore,
+}
+
+impl<S: Default + Serialize + DeserializeOwned> PartitionStates<S> {
+    /// States stored under `dir`.
+    pub fn open(dir: &Path) -> Result<PartitionStates<S>, SnapshotError> {
+        Ok(PartitionStates { states: Default::default(), dirty: Default::default(), store: SnapshotStore::open(dir)? })
+    }
+
+    /// A partition's state (new if none), marked for the next checkpoint.
+    pub fn get_mut(&mut self, topic: &str, partition: i32) -> &mut S {
+        let key = (topic.to_owned(), partition);
+        self.dirty.insert(key.clone());
+        self.states.entry(key).or_default()
+    }
+
+    /// Every partition in `which` with its state, each marked for the next checkpoint.
+    pub fn each_mut<'a>(&'a mut self, which: &[(&str, i32)]) -> impl Iterator<Item = (&'a (String, i32), &'a mut S)> {
+        let wanted: std::collections::BTreeSet<(String, i32)> =
+            which.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect();
+        self.dirty.extend(wanted.iter().filter(|k| self.states.contains_key(*k)).cloned());
+        self.states.iter_mut().filter(move |(k, _)| wanted.contains(*k))
+    }
+
+    /// Drops a partition's in-memory state (assigned anew, or reset to its stored state).
+    pub fn drop_state(&mut self, topic: &str, partition: i32) {
+        self.states.remove(&(topic.to_owned(), partition));
+    }
+
+    /// The partition went to another instance: its state goes, here and in the store.
+    pub fn revoked(&mut self, topic: &str, partition: i32) {
+        self.drop_state(topic, partition);
+        if let Err(e) = self.store.forget(topic, partition) {
+            tracing::warn!(topic, partition, error = %e, "cannot drop partition state");
+        }
+    }
+
+    /// [`super::Processor::restore`]: the stored state if its offset is at or past `first` (the
+    /// group's), and that offset; otherwise none (replay), the stale copy forgotten.
+    pub fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
+        match self.store.load::<S>(topic, partition) {
+            Ok(Some((offset, state))) if offset >= first => {
+                self.states.insert((topic.to_owned(), partition), state);
+                Some(offset)
+            }
+            Ok(Some(_)) => {
+                tracing::info!(topic, partition, "local state is older than the group's offset; replaying instead");
+                let _ = self.store.forget(topic, partition);
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "unreadable partition state; replaying instead");
+                None
+            }
+        }
+    }
+
+    /// [`super::Processor::checkpoint`]: writes each touched partition with its position.
+    pub fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
+        for (topic, partition, offset) in positions {
+            let key = (topic.clone(), *partition);
+            if !self.dirty.remove(&key) {
+                continue;
+            }
+            let Some(state) = self.states.get(&key) else { continue };
+            if let Err(e) = self.store.save(topic, *partition, *offset, state) {
+                tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
+                self.dirty.insert(key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

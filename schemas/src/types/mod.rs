@@ -8,6 +8,7 @@ mod dead_letter;
 mod envelope;
 mod events;
 mod facts;
+mod mempool;
 mod observation;
 mod summary;
 
@@ -26,5 +27,6 @@ pub use facts::{
     LogLineFact, NodeView, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
     ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
 };
+pub use mempool::{MempoolEmpty, MempoolRejectionSpike};
 pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
 pub use summary::{CloseReason, NodeLag, PropagationAnomaly, PropagationSummary};

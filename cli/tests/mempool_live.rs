@@ -1,0 +1,126 @@
+//! The mempool processor on a real 3-node Core bed: producers (log and RPC), logparse, netviews
+//! and mempool, with the bed's Prometheus evaluating `prometheus/rules/mempool.rules.yml` over
+//! mempool's real metrics:
+//!
+//! 1. core-2 runs with `-datacarrier=0`; core-0 sends five OP_RETURN transactions, which core-2
+//!    refuses as they reach it from its peers: the rejections are counted per node and bounded
+//!    reason, and, at least `spike_floor = 3` in one minute with no baseline, are a spike: the
+//!    event and the alert;
+//! 2. core-1 restarted with `-persistmempool=0` while the others hold transactions: its empty
+//!    mempool is reported after `empty_after_s = 3` (event, gauge, alert pending), and over when
+//!    it holds a transaction again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::Duration;
+
+use bmon_schemas::{MempoolEmpty, MempoolRejectionSpike};
+use bmon_testbed::{Implementation, TestBed, poll_until};
+use common::*;
+
+const EVENTS: &str = "bmon.events";
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
+    let mut bed = TestBed::new().unwrap();
+    let brokers = bed.broker().unwrap().bootstrap();
+    apply_topology(&brokers);
+    let net = bed.start_network(Implementation::Core, 3).unwrap();
+    let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
+    let mut producers = Vec::new();
+    for node in bed.network(net).nodes() {
+        let sources = format!(
+            "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n",
+            node.log_path().display(),
+            node.rpc_url(),
+            node.cookie_path().display()
+        );
+        producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
+    }
+    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
+    let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
+    let port = bed.service_port(3);
+    let state = bed.dir().join("mempool-state");
+    let extra = format!("[mempool]\nspike_floor = 3\nempty_after_s = 3\nstate_dir = \"{}\"\n", state.display());
+    let _mempool = start_processor(&bed, "mempool", "0", &extra, &brokers, port);
+    let rules = repo_root().join("prometheus/rules/mempool.rules.yml");
+    let prom = bed.prometheus(&[("mempool".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+
+    // 1. core-2 refuses OP_RETURN outputs (`-datacarrier=0`); core-0 sends five such
+    // transactions, which reach core-2 through its peers and are refused there.
+    bed.network_mut(net).nodes_mut()[2].restart_with(&["-datacarrier=0"]).unwrap();
+    let n = bed.network(net);
+    for other in [0, 1] {
+        n.node(2).connect_now(&n.node(other).p2p_addr()).unwrap();
+    }
+    poll_until("core-2 back among its peers", WAIT, Duration::from_millis(200), || {
+        (n.node(2).peer_count().ok()? >= 2).then_some(())
+    })
+    .unwrap();
+    for i in 0..5 {
+        n.node(0).send_op_return(&format!("626d6f6e{i:02x}")).unwrap();
+    }
+    let refused = format!("sum(bmon_mempool_rejections_total{{node=\"{}\"}})", names[2]);
+    let counted = poll_until("5 rejections counted", WAIT, Duration::from_millis(500), || {
+        (metric(&prom, &refused)? >= 5.0).then_some(())
+    });
+    let node_log = std::fs::read_to_string(n.node(2).log_path()).unwrap_or_default();
+    let rej: Vec<&str> = node_log.lines().filter(|l| l.contains("not accepted")).take(5).collect();
+    assert!(
+        counted.is_ok(),
+        "rejections: {:?}; core-2's log: {rej:#?}",
+        prom.query("bmon_mempool_rejections_total").ok()
+    );
+    let mut spikes: TopicReader<MempoolRejectionSpike> = TopicReader::new(&brokers, EVENTS, 3);
+    assert!(spikes.read_until(WAIT, |s| !s.is_empty()), "no spike event");
+    let s = &spikes.facts[0];
+    assert!(s.count >= 3 && s.baseline == 0.0 && s.node_id == names[2], "{s:?}");
+    assert!(["datacarrier", "scriptpubkey"].contains(&s.reason.as_str()), "{s:?}");
+    assert_eq!(wait_alert(&prom, "BmonMempoolRejectionSpike", &s.node_id), "firing");
+
+    // 2. An empty mempool while the others hold transactions.
+    bed.network(net).node(0).send_tx().unwrap();
+    let held = poll_until("core-0 and core-1 hold transactions", WAIT, Duration::from_millis(500), || {
+        let n = bed.network(net);
+        (n.node(0).mempool_size().ok()? > 0 && n.node(1).mempool_size().ok()? > 0).then_some(())
+    });
+    assert!(held.is_ok());
+    let empty_node = names[1].clone();
+    let restarted_at = now_us();
+    bed.network_mut(net).nodes_mut()[1].restart_with(&["-persistmempool=0"]).unwrap();
+    let mut empties: TopicReader<MempoolEmpty> = TopicReader::new(&brokers, EVENTS, 3);
+    // Only this spell (a fresh bed's mempools start empty and fill, which is reported too).
+    let entered =
+        |e: &[MempoolEmpty]| e.iter().any(|x| x.node_id == empty_node && x.empty && x.since_us >= restarted_at);
+    assert!(empties.read_until(WAIT, entered), "no empty event: {:?}", empties.facts);
+    let e = empties.facts.iter().find(|x| x.node_id == empty_node && x.empty && x.since_us >= restarted_at).unwrap();
+    assert!(e.others_max_size > 0 && e.at_us - e.since_us >= 3_000_000, "{e:?}");
+    let gauge = format!("bmon_mempool_empty{{node=\"{empty_node}\"}}");
+    let set = poll_until("the empty gauge", WAIT, Duration::from_millis(500), || {
+        (metric(&prom, &gauge)? == 1.0).then_some(())
+    });
+    assert!(set.is_ok(), "gauge {:?}", metric(&prom, &gauge));
+    let state = wait_alert(&prom, "BmonMempoolEmpty", &empty_node);
+    assert!(state == "pending" || state == "firing", "{state}: its `for:` is 5 min");
+    assert!(alert_active(&prom, "BmonMempoolEmpty", &names[0]).is_none(), "core-0 holds transactions");
+    // It holds a transaction again: over.
+    // (core-1 has no coins of its own, and core-0's spend unconfirmed outputs: confirm them.)
+    let n = bed.network(net);
+    n.node(1).connect_now(&n.node(0).p2p_addr()).unwrap();
+    n.node(0).mine(1).unwrap();
+    n.wait_synced().unwrap();
+    let (tx, _) = n.node(0).conflicting_pair().unwrap();
+    n.node(1).send_raw(&tx).unwrap();
+    let this = |x: &&MempoolEmpty| x.node_id == empty_node && x.since_us >= restarted_at;
+    let left = |e: &[MempoolEmpty]| e.iter().filter(this).any(|x| !x.empty);
+    assert!(empties.read_until(WAIT, left), "no end of the empty spell: {:?}", empties.facts);
+    assert_eq!(empties.facts.iter().filter(this).filter(|x| x.empty).count(), 1, "entered once");
+    drop(producers);
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}

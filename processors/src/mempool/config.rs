@@ -1,0 +1,68 @@
+//! `mempool` settings.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::empty::EmptyConfig;
+use super::rejections::SpikeConfig;
+
+/// Settings of the mempool processor (the `[mempool]` table). Its topics come from topology.yaml.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// Rejections are counted in buckets this long (event time), seconds. Default 60.
+    pub spike_bucket_s: u64,
+    /// A node's baseline is its mean per bucket over this many buckets before. Default 60.
+    pub spike_baseline_buckets: usize,
+    /// A bucket is a spike when its count exceeds this many times the baseline... Default 5.
+    pub spike_factor: f64,
+    /// ...and is at least this many rejections. Default 20.
+    pub spike_floor: i64,
+    /// A node's mempool empty this long is reported, seconds. Default 600.
+    pub empty_after_s: u64,
+    /// Report an empty mempool even when no other node holds transactions. Default false.
+    pub empty_always: bool,
+    /// Nodes without a view for this long do not count as holding transactions, seconds.
+    /// Default 600.
+    pub alive_s: u64,
+    /// RocksDB directory for the checkpointed state. Default `state/mempool`.
+    pub state_dir: PathBuf,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        let (spike, empty) = (SpikeConfig::default(), EmptyConfig::default());
+        MempoolConfig {
+            spike_bucket_s: (spike.bucket_us / 1_000_000) as u64,
+            spike_baseline_buckets: spike.baseline_buckets,
+            spike_factor: spike.factor,
+            spike_floor: spike.floor,
+            empty_after_s: (empty.after_us / 1_000_000) as u64,
+            empty_always: empty.always,
+            alive_s: (empty.alive_us / 1_000_000) as u64,
+            state_dir: PathBuf::from("state/mempool"),
+        }
+    }
+}
+
+impl MempoolConfig {
+    /// The spike settings, in µs.
+    pub fn spike(&self) -> SpikeConfig {
+        SpikeConfig {
+            bucket_us: secs(self.spike_bucket_s).max(1),
+            baseline_buckets: self.spike_baseline_buckets.max(1),
+            factor: if self.spike_factor.is_finite() { self.spike_factor.max(0.0) } else { 5.0 },
+            floor: self.spike_floor.max(1),
+        }
+    }
+
+    /// The empty-mempool settings, in µs.
+    pub fn empty(&self) -> EmptyConfig {
+        EmptyConfig { after_us: secs(self.empty_after_s), always: self.empty_always, alive_us: secs(self.alive_s) }
+    }
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
+}

@@ -1,0 +1,40 @@
+//! The `mempool` processor: each node's transaction rejections and mempool, and, across a
+//! network's nodes, empty mempools.
+//!
+//! - [`config`]: its `[mempool]` settings;
+//! - [`rejections`]: pure: rejections per node and bounded reason, and spikes against the
+//!   node's own baseline, from its `mempool_reject` node events;
+//! - [`empty`]: pure: a node's empty mempool while others hold transactions, from the
+//!   network-keyed getmempoolinfo views;
+//! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
+//!   is new here), metrics and events;
+//! - [`telemetry`]: its metrics.
+//!
+//! Not built yet (issue 14): policy divergence, mempool and template divergence across nodes,
+//! BSV's `invalidtx` ZMQ, and the mainnet-scale mechanism (docs/design.md, "Mempool").
+
+pub mod config;
+pub mod empty;
+pub mod rejections;
+pub mod telemetry;
+pub mod wiring;
+
+pub use config::MempoolConfig;
+
+use crate::registry::{BuildContext, BuildError, Entry};
+
+/// mempool in the processor registry.
+pub const ENTRY: Entry = Entry {
+    name: "mempool",
+    doc: "Transaction rejections by reason (with spikes against each node's baseline) and empty mempools.",
+    build,
+    telemetry: telemetry::COMPONENT,
+};
+
+fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn crate::runtime::Processor>, BuildError> {
+    let mut config: MempoolConfig = ctx.config()?;
+    config.state_dir = ctx.state_dir_or(&config.state_dir);
+    let topics = wiring::MempoolTopics::bind(ctx.topology, &ctx.declared.name)?;
+    let p = wiring::MempoolProcessor::open(&config, topics, ctx.window()).map_err(|e| ctx.state_error(e))?;
+    Ok(Box::new(p))
+}
