@@ -1,7 +1,7 @@
 //! Connects the pure chain logic to the runtime: decoding node events and network views,
 //! per-partition state checkpointed to RocksDB, metrics and events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bmon_schemas::{
@@ -17,7 +17,7 @@ use super::network::{Network, NetworkConfig, SupplyCheck};
 use super::node::{Findings, NodeChain, NodeConfig};
 use super::telemetry::{self as t, label};
 use crate::runtime::{
-    Input, KeyFields, KeyKind, Output, OutputTopic, Processor, RecordError, SnapshotError, SnapshotStore,
+    Input, KeyFields, KeyKind, Output, OutputTopic, PartitionStates, Processor, RecordError, SnapshotError,
 };
 use crate::views::{BlockchainInfo, TxOutSetInfo};
 
@@ -83,10 +83,7 @@ pub struct ChainProcessor {
     network_config: NetworkConfig,
     topics: ChainTopics,
     replay: Duration,
-    partitions: BTreeMap<(String, i32), PartitionState>,
-    /// Partitions changed since their last checkpoint.
-    dirty: BTreeSet<(String, i32)>,
-    store: SnapshotStore,
+    states: PartitionStates<PartitionState>,
     codec: Codec,
 }
 
@@ -100,9 +97,7 @@ impl ChainProcessor {
             network_config: config.network(),
             topics,
             replay,
-            partitions: BTreeMap::new(),
-            dirty: BTreeSet::new(),
-            store: SnapshotStore::open(&config.state_dir)?,
+            states: PartitionStates::open(&config.state_dir)?,
             codec: Codec::default(),
         })
     }
@@ -110,7 +105,7 @@ impl ChainProcessor {
     fn event(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let e: NodeEvent = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
         let env = &e.envelope;
-        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let state = self.states.get_mut(input.topic, input.partition);
         let chain = state.nodes.entry(env.node_id.clone()).or_insert_with(|| NodeChain::new(&env.network));
         chain.network.clone_from(&env.network);
         let f = chain.apply(&self.node_config, &e);
@@ -185,7 +180,7 @@ impl ChainProcessor {
 
     fn connect(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let c: BlockConnect = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let state = self.states.get_mut(input.topic, input.partition);
         let added = state.connects.add(&c, self.connect_window_us);
         if input.replay {
             return Ok(());
@@ -219,7 +214,7 @@ impl ChainProcessor {
         let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
         let env = &v.envelope;
         let (net, node) = (env.network.as_str(), env.node_id.as_str());
-        let state = self.partitions.entry((input.topic.to_owned(), input.partition)).or_default();
+        let state = self.states.get_mut(input.topic, input.partition);
         let network = state.networks.entry(net.to_owned()).or_default();
         let invalid = |e: crate::views::ViewError| RecordError::Invalid(e.to_string());
         let labels = || [label("network", net.to_owned()), label("node", node.to_owned())];
@@ -320,7 +315,6 @@ impl ChainProcessor {
 
 impl Processor for ChainProcessor {
     fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        self.dirty.insert((input.topic.to_owned(), input.partition));
         if input.topic == self.topics.events_in {
             self.event(input, out)
         } else if input.topic == self.topics.views_in {
@@ -336,13 +330,10 @@ impl Processor for ChainProcessor {
         let mut found = Vec::new();
         let mut closed = Vec::new();
         for (topic, partition) in idle {
-            let Some(state) = self.partitions.get_mut(&((*topic).to_owned(), *partition)) else { continue };
+            let Some(state) = self.states.peek_mut(topic, *partition) else { continue };
             let due = state.connects.close_due(now_us, self.connect_window_us);
-            if !due.is_empty() {
-                closed.extend(due);
-                self.dirty.insert(((*topic).to_owned(), *partition));
-            }
-            let mut changed = false;
+            let mut changed = !due.is_empty();
+            closed.extend(due);
             for (node, chain) in &mut state.nodes {
                 // Something waiting may end without an event (a reorg that comes to none, say).
                 changed |= chain.has_pending();
@@ -353,7 +344,7 @@ impl Processor for ChainProcessor {
                 }
             }
             if changed {
-                self.dirty.insert(((*topic).to_owned(), *partition));
+                self.states.touch(topic, *partition);
             }
         }
         for f in found {
@@ -367,19 +358,16 @@ impl Processor for ChainProcessor {
     }
 
     fn assigned(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_owned(), partition));
+        self.states.drop_state(topic, partition);
     }
 
     fn reset(&mut self, topic: &str, partition: i32) {
         // The local store holds only acknowledged state; the partition restores from it.
-        self.partitions.remove(&(topic.to_owned(), partition));
+        self.states.drop_state(topic, partition);
     }
 
     fn revoked(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_owned(), partition));
-        if let Err(e) = self.store.forget(topic, partition) {
-            tracing::warn!(topic, partition, error = %e, "cannot drop partition state");
-        }
+        self.states.revoked(topic, partition);
     }
 
     fn replay_window(&self) -> Option<Duration> {
@@ -387,35 +375,10 @@ impl Processor for ChainProcessor {
     }
 
     fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
-        match self.store.load::<PartitionState>(topic, partition) {
-            Ok(Some((offset, state))) if offset >= first => {
-                self.partitions.insert((topic.to_owned(), partition), state);
-                Some(offset)
-            }
-            Ok(Some(_)) => {
-                tracing::info!(topic, partition, "local state is older than the group's offset; replaying instead");
-                let _ = self.store.forget(topic, partition);
-                None
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(topic, partition, error = %e, "unreadable partition state; replaying instead");
-                None
-            }
-        }
+        self.states.restore(topic, partition, first)
     }
 
     fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
-        for (topic, partition, offset) in positions {
-            let key = (topic.clone(), *partition);
-            if !self.dirty.remove(&key) {
-                continue;
-            }
-            let Some(state) = self.partitions.get(&key) else { continue };
-            if let Err(e) = self.store.save(topic, *partition, *offset, state) {
-                tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
-                self.dirty.insert(key);
-            }
-        }
+        self.states.checkpoint(positions);
     }
 }

@@ -91,12 +91,14 @@ impl<S: Default + Serialize + DeserializeOwned> PartitionStates<S> {
         self.states.entry(key).or_default()
     }
 
-    /// Every partition in `which` with its state, each marked for the next checkpoint.
-    pub fn each_mut<'a>(&'a mut self, which: &[(&str, i32)]) -> impl Iterator<Item = (&'a (String, i32), &'a mut S)> {
-        let wanted: std::collections::BTreeSet<(String, i32)> =
-            which.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect();
-        self.dirty.extend(wanted.iter().filter(|k| self.states.contains_key(*k)).cloned());
-        self.states.iter_mut().filter(move |(k, _)| wanted.contains(*k))
+    /// A partition's state if it has one, not marked (see [`PartitionStates::touch`]).
+    pub fn peek_mut(&mut self, topic: &str, partition: i32) -> Option<&mut S> {
+        self.states.get_mut(&(topic.to_owned(), partition))
+    }
+
+    /// Marks a partition for the next checkpoint.
+    pub fn touch(&mut self, topic: &str, partition: i32) {
+        self.dirty.insert((topic.to_owned(), partition));
     }
 
     /// Drops a partition's in-memory state (assigned anew, or reset to its stored state).
