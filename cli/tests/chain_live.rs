@@ -33,7 +33,7 @@ use bmon_schemas::{
     BlockConnectComparison, ChainInvalidBlock, ChainReorg, ChainSplit, Codec, Envelope, Inflation, NodeImplementation,
     NodeLagging, RpcOk, RpcOutcome, RpcSnapshotFact, SelfishMiningSuspect, SourceSeq, StaleTip, ZmqFact, ZmqPayload,
 };
-use bmon_testbed::{Implementation, TestBed, poll_until};
+use bmon_testbed::{Implementation, PromQuery, TestBed, poll_until};
 use common::*;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -62,6 +62,16 @@ impl Events {
             splits: TopicReader::new(brokers, EVENTS, 3),
             connects: TopicReader::new(brokers, EVENTS, 3),
         }
+    }
+}
+
+/// Waits until chain's tip gauge of every node in `names` is at `height` or above.
+fn wait_tips(prom: &PromQuery, names: &[String], height: u64) {
+    for n in names {
+        poll_until(&format!("{n}'s tip height"), WAIT, Duration::from_millis(500), || {
+            (metric(prom, &format!("bmon_chain_tip_height{{node=\"{n}\"}}"))? >= height as f64).then_some(())
+        })
+        .unwrap();
     }
 }
 
@@ -111,13 +121,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
     let mut producers = Vec::new();
     for node in bed.network(net).nodes() {
-        let sources = format!(
-            "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n\
-             txoutset_interval_s = 1\n",
-            node.log_path().display(),
-            node.rpc_url(),
-            node.cookie_path().display()
-        );
+        let sources = log_and_rpc_sources(node, "txoutset_interval_s = 1\n");
         producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
     }
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
@@ -133,13 +137,7 @@ fn chain_events_and_alerts_on_a_core_bed() {
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
     let mut ev = Events::new(&brokers);
     // Every node's tip reaches chain (and Prometheus) before the scenarios start.
-    let tip_height = bed.network(net).node(0).height().unwrap() as f64;
-    for n in &names {
-        poll_until(&format!("{n}'s tip height"), WAIT, Duration::from_millis(500), || {
-            (metric(&prom, &format!("bmon_chain_tip_height{{node=\"{n}\"}}"))? >= tip_height).then_some(())
-        })
-        .unwrap();
-    }
+    wait_tips(&prom, &names, bed.network(net).node(0).height().unwrap());
 
     // 1. A withheld branch released at once.
     cut_off(&bed, net, 2);
@@ -349,12 +347,7 @@ fn a_tip_mined_two_hours_in_the_past_is_stale() {
     let node = bed.network(net).node(0);
     let past = now_us() / 1_000_000 - 2 * 3600;
     node.call::<serde_json::Value>("setmocktime", &[past.into()]).unwrap();
-    let sources = format!(
-        "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n",
-        node.log_path().display(),
-        node.rpc_url(),
-        node.cookie_path().display()
-    );
+    let sources = log_and_rpc_sources(node, "");
     let _producer = start_producer_with(&bed, node.name(), "core", &sources, &brokers);
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
     let port = bed.service_port(3);
@@ -407,13 +400,7 @@ fn chain_events_on_a_bsv_bed() {
     let rules = repo_root().join("prometheus/rules/chain.rules.yml");
     let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
     let mut ev = Events::new(&brokers);
-    let tip_height = bed.network(net).node(0).height().unwrap() as f64;
-    for n in &names {
-        poll_until(&format!("{n}'s tip height"), WAIT, Duration::from_millis(500), || {
-            (metric(&prom, &format!("bmon_chain_tip_height{{node=\"{n}\"}}"))? >= tip_height).then_some(())
-        })
-        .unwrap();
-    }
+    wait_tips(&prom, &names, bed.network(net).node(0).height().unwrap());
 
     // 1. A reorg.
     cut_off(&bed, net, 1);

@@ -32,12 +32,7 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
     let mut producers = Vec::new();
     for node in bed.network(net).nodes() {
-        let sources = format!(
-            "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n",
-            node.log_path().display(),
-            node.rpc_url(),
-            node.cookie_path().display()
-        );
+        let sources = log_and_rpc_sources(node, "");
         producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
     }
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);

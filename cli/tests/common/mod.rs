@@ -421,3 +421,14 @@ pub fn metric(prom: &PromQuery, q: &str) -> Option<f64> {
     let r = prom.query(q).ok()?;
     r.first()?["value"][1].as_str()?.parse().ok()
 }
+
+/// A producer's `[log]` (50 ms poll) and `[rpc]` (every second) sections for `node`, and `extra`
+/// RPC settings.
+pub fn log_and_rpc_sources(node: &bmon_testbed::Node, extra_rpc: &str) -> String {
+    format!(
+        "[log]\npath = \"{}\"\npoll_ms = 50\n[rpc]\nurl = \"{}\"\ncookie_file = \"{}\"\ninterval_s = 1\n{extra_rpc}",
+        node.log_path().display(),
+        node.rpc_url(),
+        node.cookie_path().display()
+    )
+}
