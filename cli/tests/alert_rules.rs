@@ -28,7 +28,11 @@ const FILES: &[(&str, &str, &[&str])] = &[
             "BmonChainSlowBlockConnect",
         ],
     ),
-    ("mempool.rules.yml", "mempool.rules.test.yml", &["BmonMempoolRejectionSpike", "BmonMempoolEmpty"]),
+    (
+        "mempool.rules.yml",
+        "mempool.rules.test.yml",
+        &["BmonMempoolRejectionSpike", "BmonMempoolPolicyDivergence", "BmonMempoolEmpty"],
+    ),
 ];
 
 fn rules_dir() -> PathBuf {

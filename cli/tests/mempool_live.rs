@@ -5,7 +5,8 @@
 //! 1. core-2 runs with `-datacarrier=0`; core-0 sends five OP_RETURN transactions, which core-2
 //!    refuses as they reach it from its peers: the rejections are counted per node and bounded
 //!    reason, and, at least `spike_floor = 3` in one minute with no baseline, are a spike: the
-//!    event and the alert;
+//!    event and the alert; and each of them, accepted by core-0 and core-1, is a policy
+//!    divergence naming core-2, its version and `datacarrier`: the event and the alert;
 //! 2. core-1 restarted with `-persistmempool=0` while the others hold transactions: its empty
 //!    mempool is reported after `empty_after_s = 3` (event, gauge, alert pending), and over when
 //!    it holds a transaction again.
@@ -16,7 +17,7 @@ mod common;
 
 use std::time::Duration;
 
-use bmon_schemas::{MempoolEmpty, MempoolRejectionSpike};
+use bmon_schemas::{MempoolEmpty, MempoolRejectionSpike, PolicyDivergence};
 use bmon_testbed::{Implementation, TestBed, poll_until};
 use common::*;
 
@@ -39,7 +40,10 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
     let port = bed.service_port(3);
     let state = bed.dir().join("mempool-state");
-    let extra = format!("[mempool]\nspike_floor = 3\nempty_after_s = 3\nstate_dir = \"{}\"\n", state.display());
+    let extra = format!(
+        "[mempool]\nspike_floor = 3\nempty_after_s = 3\ndivergence_window_s = 15\nstate_dir = \"{}\"\n",
+        state.display()
+    );
     let _mempool = start_processor(&bed, "mempool", "0", &extra, &brokers, port);
     let rules = repo_root().join("prometheus/rules/mempool.rules.yml");
     let prom = bed.prometheus(&[("mempool".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
@@ -75,6 +79,19 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     assert!(s.count >= 3 && s.baseline == 0.0 && s.node_id == names[2], "{s:?}");
     assert!(["datacarrier", "scriptpubkey"].contains(&s.reason.as_str()), "{s:?}");
     assert_eq!(wait_alert(&prom, "BmonMempoolRejectionSpike", &s.node_id), "firing");
+    // The same refusals are policy divergences: core-0 and core-1 accepted each transaction.
+    // (The window, 15 s, spans the relay's inventory delays; each verdict carries its node's
+    // version as the producer's `[node] version` gives it, empty on this bed.)
+    let mut divergences: TopicReader<PolicyDivergence> = TopicReader::new(&brokers, EVENTS, 3);
+    assert!(divergences.read_until(WAIT, |d| d.len() >= 5), "policy divergences: {:?}", divergences.facts);
+    for d in &divergences.facts {
+        let rejected: Vec<(&str, &str)> =
+            d.rejected_by.iter().map(|r| (r.node_id.as_str(), r.reason.as_str())).collect();
+        assert_eq!(rejected, [(names[2].as_str(), "datacarrier")], "{d:?}");
+        let accepted: Vec<&str> = d.accepted_by.iter().map(|a| a.node_id.as_str()).collect();
+        assert_eq!(accepted, [names[0].as_str(), names[1].as_str()], "{d:?}");
+    }
+    assert_eq!(wait_alert(&prom, "BmonMempoolPolicyDivergence", &names[2]), "firing");
 
     // 2. An empty mempool while the others hold transactions.
     bed.network(net).node(0).send_tx().unwrap();

@@ -26,3 +26,4 @@ pub mod registry;
 pub mod replay;
 pub mod runtime;
 pub mod views;
+pub mod windowed;

@@ -39,6 +39,8 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("block_connect_comparison", 1, include_str!("../avro/block_connect_comparison.v1.avsc")),
     ("mempool_rejection_spike", 1, include_str!("../avro/mempool_rejection_spike.v1.avsc")),
     ("mempool_empty", 1, include_str!("../avro/mempool_empty.v1.avsc")),
+    ("tx_verdict", 1, include_str!("../avro/tx_verdict.v1.avsc")),
+    ("policy_divergence", 1, include_str!("../avro/policy_divergence.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

@@ -378,6 +378,35 @@ pub fn mempool_events() -> (MempoolRejectionSpike, MempoolEmpty) {
     )
 }
 
+/// A transaction's verdict, and a policy divergence over it.
+pub fn policy_events() -> (TxVerdict, PolicyDivergence) {
+    let txid = "cd".repeat(32);
+    let verdict = |node: &str, reason: &str| NodeVerdict {
+        node_id: node.to_owned(),
+        node_version: "v31.99.0".to_owned(),
+        reason: reason.to_owned(),
+    };
+    (
+        TxVerdict {
+            node_id: "core-2".to_owned(),
+            network: "regtest".to_owned(),
+            node_version: "v31.99.0".to_owned(),
+            txid: txid.clone(),
+            accepted: false,
+            reason: "datacarrier".to_owned(),
+            at_us: 1_764_021_600_000_005,
+        },
+        PolicyDivergence {
+            network: "regtest".to_owned(),
+            txid,
+            accepted_by: vec![verdict("core-0", ""), verdict("core-1", "")],
+            rejected_by: vec![verdict("core-2", "datacarrier")],
+            first_at_us: 1_764_021_600_000_000,
+            closed_at_us: 1_764_021_660_000_000,
+        },
+    )
+}
+
 /// A split between two nodes at height 105.
 pub fn chain_split() -> ChainSplit {
     ChainSplit {

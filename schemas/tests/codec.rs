@@ -51,6 +51,9 @@ fn every_record_type_round_trips_in_both_framings() {
         let (spike, empty) = samples::mempool_events();
         roundtrip(&codec, &spike);
         roundtrip(&codec, &empty);
+        let (verdict, divergence) = samples::policy_events();
+        roundtrip(&codec, &verdict);
+        roundtrip(&codec, &divergence);
     }
 }
 

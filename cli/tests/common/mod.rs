@@ -218,6 +218,13 @@ chain_event_nodes!(
     bmon_schemas::MempoolEmpty
 );
 
+/// A divergence is of a network: its first refusing node.
+impl HasNode for bmon_schemas::PolicyDivergence {
+    fn node_id(&self) -> &str {
+        self.rejected_by.first().map_or("", |r| r.node_id.as_str())
+    }
+}
+
 /// A comparison is of a network: its slowest node.
 impl HasNode for bmon_schemas::BlockConnectComparison {
     fn node_id(&self) -> &str {

@@ -181,7 +181,7 @@ impl ChainProcessor {
     fn connect(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let c: BlockConnect = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
         let state = self.states.get_mut(input.topic, input.partition);
-        let added = state.connects.add(&c, self.connect_window_us);
+        let added = super::connects::add(&mut state.connects, &c, self.connect_window_us);
         if input.replay {
             return Ok(());
         }
@@ -331,7 +331,7 @@ impl Processor for ChainProcessor {
         let mut closed = Vec::new();
         for (topic, partition) in idle {
             let Some(state) = self.states.peek_mut(topic, *partition) else { continue };
-            let due = state.connects.close_due(now_us, self.connect_window_us);
+            let due = super::connects::compared(state.connects.close_due(now_us, self.connect_window_us));
             let mut changed = !due.is_empty();
             closed.extend(due);
             for (node, chain) in &mut state.nodes {

@@ -19,6 +19,8 @@ pub struct MempoolConfig {
     pub spike_factor: f64,
     /// ...and is at least this many rejections. Default 20.
     pub spike_floor: i64,
+    /// A transaction's verdicts are compared this long after the first, seconds. Default 60.
+    pub divergence_window_s: u64,
     /// A node's mempool empty this long is reported, seconds. Default 600.
     pub empty_after_s: u64,
     /// Report an empty mempool even when no other node holds transactions. Default false.
@@ -38,6 +40,7 @@ impl Default for MempoolConfig {
             spike_baseline_buckets: spike.baseline_buckets,
             spike_factor: spike.factor,
             spike_floor: spike.floor,
+            divergence_window_s: 60,
             empty_after_s: (empty.after_us / 1_000_000) as u64,
             empty_always: empty.always,
             alive_s: (empty.alive_us / 1_000_000) as u64,
@@ -55,6 +58,11 @@ impl MempoolConfig {
             factor: if self.spike_factor.is_finite() { self.spike_factor.max(0.0) } else { 5.0 },
             floor: self.spike_floor.max(1),
         }
+    }
+
+    /// The window of a transaction's verdict comparison, µs.
+    pub fn divergence_window_us(&self) -> i64 {
+        secs(self.divergence_window_s)
     }
 
     /// The empty-mempool settings, in µs.

@@ -4,16 +4,19 @@
 //! - [`config`]: its `[mempool]` settings;
 //! - [`rejections`]: pure: rejections per node and bounded reason, and spikes against the
 //!   node's own baseline, from its `mempool_reject` node events;
+//! - [`divergence`]: pure: a transaction some nodes accepted and another rejected for a policy
+//!   reason, from every node's verdicts re-keyed by txid;
 //! - [`empty`]: pure: a node's empty mempool while others hold transactions, from the
 //!   network-keyed getmempoolinfo views;
 //! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
 //!   is new here), metrics and events;
 //! - [`telemetry`]: its metrics.
 //!
-//! Not built yet (issue 14): policy divergence, mempool and template divergence across nodes,
+//! Not built yet (issue 14): mempool and template divergence across nodes (with conflicts),
 //! BSV's `invalidtx` ZMQ, and the mainnet-scale mechanism (docs/design.md, "Mempool").
 
 pub mod config;
+pub mod divergence;
 pub mod empty;
 pub mod rejections;
 pub mod telemetry;
@@ -26,7 +29,7 @@ use crate::registry::{BuildContext, BuildError, Entry};
 /// mempool in the processor registry.
 pub const ENTRY: Entry = Entry {
     name: "mempool",
-    doc: "Transaction rejections by reason (with spikes against each node's baseline) and empty mempools.",
+    doc: "Transaction rejections by reason (with spikes against each node's baseline), policy divergences and empty mempools.",
     build,
     telemetry: telemetry::COMPONENT,
 };

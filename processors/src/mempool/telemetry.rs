@@ -15,6 +15,12 @@ pub static SPIKES: MetricDef = MetricDef::counter(
     "Buckets in which a node rejected transactions for one reason more than spike_factor times its own baseline, above spike_floor.",
     &["network", "node", "reason"],
 );
+/// Policy divergences.
+pub static DIVERGENCES: MetricDef = MetricDef::counter(
+    "bmon_mempool_policy_divergences_total",
+    "Transactions other nodes of the network accepted that this node rejected for a policy reason, by bounded reason.",
+    &["network", "node", "reason"],
+);
 /// Mempool size.
 pub static SIZE: MetricDef = MetricDef::gauge(
     "bmon_mempool_size",
@@ -52,5 +58,7 @@ pub static EMPTY: MetricDef = MetricDef::gauge(
 );
 
 /// mempool's metrics.
-pub const COMPONENT: Component =
-    Component { name: "mempool", metrics: &[&REJECTIONS, &SPIKES, &SIZE, &BYTES, &USAGE, &MIN_FEE, &EMPTY] };
+pub const COMPONENT: Component = Component {
+    name: "mempool",
+    metrics: &[&REJECTIONS, &SPIKES, &DIVERGENCES, &SIZE, &BYTES, &USAGE, &MIN_FEE, &EMPTY],
+};

@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bmon_schemas::{Codec, EventBody, MempoolEmpty, MempoolRejectionSpike, NodeEvent, NodeView, Record};
+use bmon_schemas::{
+    Codec, EventBody, MempoolEmpty, MempoolRejectionSpike, NodeEvent, NodeView, PolicyDivergence, Record, TxVerdict,
+};
 use bmon_topology::{BindError, Topology};
 use serde::{Deserialize, Serialize};
 
 use super::config::MempoolConfig;
+use super::divergence::{self, Transactions};
 use super::empty::{EmptyConfig, Pools};
 use super::rejections::{Rejections, SpikeConfig, reason_label};
 use super::telemetry::{self as t, label};
@@ -25,8 +28,12 @@ pub struct MempoolTopics {
     pub events_in: String,
     /// The network-view input.
     pub views_in: String,
+    /// The verdict input (mempool's own output, re-keyed by transaction).
+    pub verdicts_in: String,
+    verdicts: OutputTopic,
     spike: OutputTopic,
     empty: OutputTopic,
+    divergence: OutputTopic,
 }
 
 impl MempoolTopics {
@@ -37,23 +44,29 @@ impl MempoolTopics {
         Ok(MempoolTopics {
             events_in: t.input_of(p, NodeEvent::FAMILY)?.name.clone(),
             views_in: t.input_of(p, NodeView::FAMILY)?.name.clone(),
+            verdicts_in: t.input_of(p, TxVerdict::FAMILY)?.name.clone(),
+            verdicts: OutputTopic::bind(t, p, TxVerdict::FAMILY, &keys)?,
             spike: OutputTopic::bind(t, p, MempoolRejectionSpike::FAMILY, &keys)?,
             empty: OutputTopic::bind(t, p, MempoolEmpty::FAMILY, &keys)?,
+            divergence: OutputTopic::bind(t, p, PolicyDivergence::FAMILY, &keys)?,
         })
     }
 }
 
-/// One input partition's state: the nodes of a node-event partition, or the networks of a view
-/// partition.
+/// One input partition's state: the nodes of a node-event partition, the networks of a view
+/// partition, or the open transactions of a verdict partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PartitionState {
     nodes: BTreeMap<String, Rejections>,
     networks: BTreeMap<String, Pools>,
+    #[serde(default)]
+    transactions: Transactions,
 }
 
 /// The mempool operator as the runtime runs it.
 pub struct MempoolProcessor {
     spike: SpikeConfig,
+    divergence_window_us: i64,
     empty: EmptyConfig,
     topics: MempoolTopics,
     replay: Duration,
@@ -67,6 +80,7 @@ impl MempoolProcessor {
     pub fn open(config: &MempoolConfig, topics: MempoolTopics, replay: Duration) -> Result<Self, SnapshotError> {
         Ok(MempoolProcessor {
             spike: config.spike(),
+            divergence_window_us: config.divergence_window_us(),
             empty: config.empty(),
             topics,
             replay,
@@ -77,9 +91,27 @@ impl MempoolProcessor {
 
     fn event(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
         let e: NodeEvent = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        let EventBody::MempoolReject(r) = &e.event else { return Ok(()) };
         let env = &e.envelope;
         let at = e.logged_at_us.unwrap_or(env.received_at_us);
+        // Every verdict goes to the transaction's partition, where the nodes' verdicts meet.
+        let (txid, reason) = match &e.event {
+            EventBody::MempoolAccept(a) => (&a.txid, None),
+            EventBody::MempoolReject(r) => (&r.txid, Some(r)),
+            _ => return Ok(()),
+        };
+        if !input.replay {
+            let v = TxVerdict {
+                node_id: env.node_id.clone(),
+                network: env.network.clone(),
+                node_version: env.node_version.clone(),
+                txid: txid.clone(),
+                accepted: reason.is_none(),
+                reason: reason.map(|r| r.reason.clone()).unwrap_or_default(),
+                at_us: at,
+            };
+            self.emit(&self.topics.verdicts, &v.node_id, &v.network, &v.txid, &v, out)?;
+        }
+        let Some(r) = reason else { return Ok(()) };
         let state = self.states.get_mut(input.topic, input.partition);
         let node = state.nodes.entry(env.node_id.clone()).or_default();
         let spike = node.add(&self.spike, &env.node_id, &env.network, &r.reason, at);
@@ -95,7 +127,7 @@ impl MempoolProcessor {
         if let Some(s) = spike {
             t::SPIKES.with_counter(labels).increment(1);
             tracing::warn!(node = %s.node_id, reason = %s.reason, count = s.count, baseline = s.baseline, "rejection spike");
-            self.emit(&self.topics.spike, &s.node_id, &s.network, &s, out)?;
+            self.emit(&self.topics.spike, &s.node_id, &s.network, &s.node_id, &s, out)?;
         }
         Ok(())
     }
@@ -130,23 +162,53 @@ impl MempoolProcessor {
         if let Some(e) = found {
             t::EMPTY.with_gauge(labels()).set(if e.empty { 1.0 } else { 0.0 });
             tracing::info!(node, empty = e.empty, others = e.others_max_size, "mempool empty state changed");
-            self.emit(&self.topics.empty, node, net, &e, out)?;
+            self.emit(&self.topics.empty, node, net, node, &e, out)?;
         } else if !reported_empty {
             t::EMPTY.with_gauge(labels()).set(0.0);
         }
         Ok(())
     }
 
+    fn verdict(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let v: TxVerdict = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        let state = self.states.get_mut(input.topic, input.partition);
+        let added = divergence::add(&mut state.transactions, &v, self.divergence_window_us);
+        if input.replay {
+            return Ok(());
+        }
+        self.publish_divergences(added.closed, out)
+    }
+
+    fn publish_divergences(&self, found: Vec<PolicyDivergence>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        for d in found {
+            for r in &d.rejected_by {
+                t::DIVERGENCES
+                    .with_counter([
+                        label("network", d.network.clone()),
+                        label("node", r.node_id.clone()),
+                        label("reason", reason_label(&r.reason)),
+                    ])
+                    .increment(1);
+            }
+            let rejecting = d.rejected_by.first().map(|r| r.node_id.clone()).unwrap_or_default();
+            tracing::info!(txid = %d.txid, rejected_by = %rejecting, "policy divergence");
+            self.emit(&self.topics.divergence, &rejecting, &d.network, &d.txid, &d, out)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `value` on `topic`, keyed from the node, the network and the object.
     fn emit<T: Record>(
         &self,
         topic: &OutputTopic,
         node_id: &str,
         network: &str,
+        hash: &str,
         value: &T,
         out: &mut Vec<Output>,
     ) -> Result<(), RecordError> {
         let payload = self.codec.encode(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
-        out.push(topic.output(&KeyFields { node_id, network, hash: node_id }, payload));
+        out.push(topic.output(&KeyFields { node_id, network, hash }, payload));
         Ok(())
     }
 }
@@ -157,8 +219,25 @@ impl Processor for MempoolProcessor {
             self.event(input, out)
         } else if input.topic == self.topics.views_in {
             self.view(input, out)
+        } else if input.topic == self.topics.verdicts_in {
+            self.verdict(input, out)
         } else {
             Err(RecordError::Invalid(format!("mempool does not read {}", input.topic)))
+        }
+    }
+
+    fn tick(&mut self, now_us: i64, idle: &[(&str, i32)], out: &mut Vec<Output>) {
+        let mut found = Vec::new();
+        for (topic, partition) in idle {
+            let Some(state) = self.states.peek_mut(topic, *partition) else { continue };
+            let closed = state.transactions.close_due(now_us, self.divergence_window_us);
+            if !closed.is_empty() {
+                found.extend(divergence::diverged(closed, self.divergence_window_us));
+                self.states.touch(topic, *partition);
+            }
+        }
+        if let Err(e) = self.publish_divergences(found, out) {
+            tracing::warn!(error = %e, "policy divergence not published");
         }
     }
 

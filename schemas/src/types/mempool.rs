@@ -51,3 +51,60 @@ pub struct MempoolEmpty {
 impl Record for MempoolEmpty {
     const FAMILY: &'static str = "mempool_empty";
 }
+
+/// One node accepted or rejected one transaction. The mempool processor publishes it keyed by
+/// network and txid and reads it back, so that every node's verdict on one transaction meets in
+/// one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxVerdict {
+    /// The node.
+    pub node_id: String,
+    /// Its network.
+    pub network: String,
+    /// Its software version.
+    pub node_version: String,
+    /// The transaction.
+    pub txid: String,
+    /// Accepted (true) or rejected.
+    pub accepted: bool,
+    /// The reject reason as logged; empty when accepted.
+    pub reason: String,
+    /// The node's log time, µs.
+    pub at_us: i64,
+}
+
+impl Record for TxVerdict {
+    const FAMILY: &'static str = "tx_verdict";
+}
+
+/// One node's verdict in a [`PolicyDivergence`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeVerdict {
+    /// The node.
+    pub node_id: String,
+    /// Its software version.
+    pub node_version: String,
+    /// The reject reason; empty for an acceptance.
+    pub reason: String,
+}
+
+/// A transaction some nodes accepted and another rejected for a policy reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDivergence {
+    /// The network.
+    pub network: String,
+    /// The transaction.
+    pub txid: String,
+    /// The nodes that accepted it.
+    pub accepted_by: Vec<NodeVerdict>,
+    /// The nodes that rejected it, with their reasons.
+    pub rejected_by: Vec<NodeVerdict>,
+    /// The first verdict's time, µs.
+    pub first_at_us: i64,
+    /// When the comparison closed, µs.
+    pub closed_at_us: i64,
+}
+
+impl Record for PolicyDivergence {
+    const FAMILY: &'static str = "policy_divergence";
+}
