@@ -119,22 +119,9 @@ fn chain_events_and_alerts_on_a_core_bed() {
     apply_topology(&brokers);
     let net = bed.start_network(Implementation::Core, 3).unwrap();
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
-    let mut producers = Vec::new();
-    for node in bed.network(net).nodes() {
-        let sources = log_and_rpc_sources(node, "txoutset_interval_s = 1\n");
-        producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
-    }
-    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
-    let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
-    let port = bed.service_port(3);
-    let state = bed.dir().join("chain-state");
-    let extra = format!(
-        "[chain]\nselfish_span_s = 5\nsplit_after_s = 3\nconnect_window_s = 3\nstate_dir = \"{}\"\n",
-        state.display()
-    );
-    let _chain = start_processor(&bed, "chain", "0", &extra, &brokers, port);
-    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
-    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let producers = start_log_and_rpc_feeds(&bed, net, "txoutset_interval_s = 1\n", &brokers);
+    let settings = "selfish_span_s = 5\nsplit_after_s = 3\nconnect_window_s = 3\n";
+    let (_chain, prom) = start_with_prometheus(&mut bed, "chain", settings, &brokers);
     let mut ev = Events::new(&brokers);
     // Every node's tip reaches chain (and Prometheus) before the scenarios start.
     wait_tips(&prom, &names, bed.network(net).node(0).height().unwrap());
@@ -350,12 +337,7 @@ fn a_tip_mined_two_hours_in_the_past_is_stale() {
     let sources = log_and_rpc_sources(node, "");
     let _producer = start_producer_with(&bed, node.name(), "core", &sources, &brokers);
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
-    let port = bed.service_port(3);
-    let state = bed.dir().join("chain-state");
-    let _chain =
-        start_processor(&bed, "chain", "0", &format!("[chain]\nstate_dir = \"{}\"\n", state.display()), &brokers, port);
-    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
-    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let (_chain, prom) = start_with_prometheus(&mut bed, "chain", "", &brokers);
     let node = bed.network(net).node(0);
     let mined = node.mine(3).unwrap();
     let mut stale: TopicReader<StaleTip> = TopicReader::new(&brokers, EVENTS, 3);
@@ -393,12 +375,7 @@ fn chain_events_on_a_bsv_bed() {
         producers.push(start_producer_with(&bed, node.name(), "bsv", &sources, &brokers));
     }
     let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
-    let port = bed.service_port(3);
-    let state = bed.dir().join("chain-state");
-    let _chain =
-        start_processor(&bed, "chain", "0", &format!("[chain]\nstate_dir = \"{}\"\n", state.display()), &brokers, port);
-    let rules = repo_root().join("prometheus/rules/chain.rules.yml");
-    let prom = bed.prometheus(&[("chain".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let (_chain, prom) = start_with_prometheus(&mut bed, "chain", "", &brokers);
     let mut ev = Events::new(&brokers);
     wait_tips(&prom, &names, bed.network(net).node(0).height().unwrap());
 

@@ -31,22 +31,9 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     apply_topology(&brokers);
     let net = bed.start_network(Implementation::Core, 3).unwrap();
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
-    let mut producers = Vec::new();
-    for node in bed.network(net).nodes() {
-        let sources = log_and_rpc_sources(node, "");
-        producers.push(start_producer_with(&bed, node.name(), "core", &sources, &brokers));
-    }
-    let _logparse = start_processor(&bed, "logparse", "0", "", &brokers, 0);
-    let _netviews = start_processor(&bed, "netviews", "0", "", &brokers, 0);
-    let port = bed.service_port(3);
-    let state = bed.dir().join("mempool-state");
-    let extra = format!(
-        "[mempool]\nspike_floor = 3\nempty_after_s = 3\ndivergence_window_s = 15\nstate_dir = \"{}\"\n",
-        state.display()
-    );
-    let _mempool = start_processor(&bed, "mempool", "0", &extra, &brokers, port);
-    let rules = repo_root().join("prometheus/rules/mempool.rules.yml");
-    let prom = bed.prometheus(&[("mempool".into(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    let producers = start_log_and_rpc_feeds(&bed, net, "", &brokers);
+    let settings = "spike_floor = 3\nempty_after_s = 3\ndivergence_window_s = 15\n";
+    let (_mempool, prom) = start_with_prometheus(&mut bed, "mempool", settings, &brokers);
 
     // 1. core-2 refuses OP_RETURN outputs (`-datacarrier=0`); core-0 sends five such
     // transactions, which reach core-2 through its peers and are refused there.

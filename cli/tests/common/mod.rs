@@ -439,3 +439,30 @@ pub fn log_and_rpc_sources(node: &bmon_testbed::Node, extra_rpc: &str) -> String
         node.cookie_path().display()
     )
 }
+
+/// A producer (log and RPC, `extra_rpc` added) for each node of network `net`, and logparse and
+/// netviews: the feeds of chain and mempool. Keep what it returns alive.
+pub fn start_log_and_rpc_feeds(bed: &TestBed, net: usize, extra_rpc: &str, brokers: &str) -> Vec<Managed> {
+    let mut running: Vec<Managed> = bed
+        .network(net)
+        .nodes()
+        .iter()
+        .map(|node| start_producer_with(bed, node.name(), "core", &log_and_rpc_sources(node, extra_rpc), brokers))
+        .collect();
+    running.push(start_processor(bed, "logparse", "0", "", brokers, 0));
+    running.push(start_processor(bed, "netviews", "0", "", brokers, 0));
+    running
+}
+
+/// Starts `bmon process which` with the `[which]` settings `settings` (its state in the bed),
+/// serving metrics on the bed's service port 3, and the bed's Prometheus scraping it and
+/// evaluating `prometheus/rules/<which>.rules.yml`.
+pub fn start_with_prometheus(bed: &mut TestBed, which: &str, settings: &str, brokers: &str) -> (Managed, PromQuery) {
+    let port = bed.service_port(3);
+    let state = bed.dir().join(format!("{which}-state"));
+    let section = format!("[{which}]\n{settings}state_dir = \"{}\"\n", state.display());
+    let running = start_processor(bed, which, "0", &section, brokers, port);
+    let rules = repo_root().join(format!("prometheus/rules/{which}.rules.yml"));
+    let prom = bed.prometheus(&[(which.to_owned(), format!("127.0.0.1:{port}"))], &[rules]).unwrap().client();
+    (running, prom)
+}

@@ -51,7 +51,6 @@ impl NodeChain {
         if let Some(h) = self.log.height_of(hash) {
             self.zmq.seed(&self.log, h - 1);
         }
-        let _ = at;
     }
 
     /// A getchaintips result: each `valid-fork` tip new since the last result was reorged away.
