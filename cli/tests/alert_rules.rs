@@ -31,7 +31,13 @@ const FILES: &[(&str, &str, &[&str])] = &[
     (
         "mempool.rules.yml",
         "mempool.rules.test.yml",
-        &["BmonMempoolRejectionSpike", "BmonMempoolPolicyDivergence", "BmonMempoolEmpty"],
+        &[
+            "BmonMempoolRejectionSpike",
+            "BmonMempoolPolicyDivergence",
+            "BmonMempoolEmpty",
+            "BmonMempoolDivergence",
+            "BmonTemplateDivergence",
+        ],
     ),
 ];
 

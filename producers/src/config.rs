@@ -163,6 +163,14 @@ pub struct RpcSection {
     /// gettxoutsetinfo's own timeout, s. Default 900.
     #[serde(default = "default_txoutset_timeout")]
     pub txoutset_timeout_s: u64,
+    /// The mempool's txids go out as deltas, with a full snapshot (in chunks of at most 1 MB)
+    /// every this many rounds. Default 30 (5 min at 10 s).
+    #[serde(default = "default_mempool_full_every")]
+    pub mempool_full_every: u32,
+}
+
+fn default_mempool_full_every() -> u32 {
+    30
 }
 
 fn default_txoutset_interval() -> u64 {
@@ -333,6 +341,9 @@ impl ProducerConfig {
         }
         if let Some(r) = &c.rpc {
             r.auth().map_err(|m| invalid("rpc", m))?;
+            if r.mempool_full_every == 0 {
+                return Err(invalid("rpc.mempool_full_every", "must be at least 1"));
+            }
             if r.interval_s == 0 || r.timeout_s == 0 {
                 return Err(invalid("rpc.interval_s", "interval_s and timeout_s must be positive"));
             }

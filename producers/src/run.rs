@@ -109,6 +109,7 @@ pub async fn run_producer(
                 auth: r.auth().map_err(|m| PublishError::Client(format!("rpc: {m}")))?,
                 interval: Duration::from_secs(r.interval_s),
                 timeout: Duration::from_secs(r.timeout_s),
+                mempool_full_every: r.mempool_full_every,
             };
             let plan = PollPlan::new(config.node.implementation);
             let txoutset = (r.txoutset_interval_s > 0).then(|| {

@@ -41,6 +41,10 @@ const BUILTIN: &[(&str, u32, &str)] = &[
     ("mempool_empty", 1, include_str!("../avro/mempool_empty.v1.avsc")),
     ("tx_verdict", 1, include_str!("../avro/tx_verdict.v1.avsc")),
     ("policy_divergence", 1, include_str!("../avro/policy_divergence.v1.avsc")),
+    ("tx_conflict", 1, include_str!("../avro/tx_conflict.v1.avsc")),
+    ("mempool_divergence", 1, include_str!("../avro/mempool_divergence.v1.avsc")),
+    ("mempool_conflict", 1, include_str!("../avro/mempool_conflict.v1.avsc")),
+    ("template_divergence", 1, include_str!("../avro/template_divergence.v1.avsc")),
     ("dead_letter", 1, include_str!("../avro/dead_letter.v1.avsc")),
     ("dead_letter", 2, include_str!("../avro/dead_letter.v2.avsc")),
 ];

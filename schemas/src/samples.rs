@@ -439,3 +439,65 @@ pub fn dead_letter() -> DeadLetter {
         failed_at_us: 1_764_021_600_999_999,
     }
 }
+
+/// A conflict marker, a mempool divergence, a conflict and a template divergence.
+pub fn divergence_events() -> (TxConflict, MempoolDivergence, MempoolConflict, TemplateDivergence) {
+    let txid = "ef".repeat(32);
+    (
+        TxConflict {
+            node_id: "core-1".to_owned(),
+            network: "regtest".to_owned(),
+            node_version: "v31.99.0".to_owned(),
+            txid: txid.clone(),
+            reason: "txn-mempool-conflict".to_owned(),
+            at_us: 1_764_021_600_000_006,
+        },
+        MempoolDivergence {
+            node_id: "core-2".to_owned(),
+            network: "regtest".to_owned(),
+            diverged: true,
+            missing: 5,
+            extra: 0,
+            conflicts: 1,
+            similarity: 0.9,
+            node_size: 45,
+            majority_size: 50,
+            nodes: 3,
+            missing_sample: vec![txid.clone()],
+            extra_sample: vec![],
+            at_us: 1_764_021_600_000_007,
+        },
+        MempoolConflict {
+            network: "regtest".to_owned(),
+            txid: txid.clone(),
+            held_by: vec!["core-0".to_owned()],
+            refused_by: vec![NodeVerdict {
+                node_id: "core-1".to_owned(),
+                node_version: "v31.99.0".to_owned(),
+                reason: "txn-mempool-conflict".to_owned(),
+            }],
+            at_us: 1_764_021_600_000_008,
+        },
+        TemplateDivergence {
+            node_id: "core-2".to_owned(),
+            network: "regtest".to_owned(),
+            previous_block: "ab".repeat(32),
+            height: 210,
+            nodes: 3,
+            similarity: 0.5,
+            missing: 4,
+            extra: 0,
+            missing_sample: vec![txid],
+            extra_sample: vec![],
+            tx_count: 4,
+            median_tx_count: 8,
+            fees: 1_000,
+            median_fees: 2_000,
+            weight: 3_000,
+            median_weight: 6_000,
+            coinbase_value: 5_000_001_000,
+            median_coinbase_value: 5_000_002_000,
+            at_us: 1_764_021_600_000_009,
+        },
+    )
+}

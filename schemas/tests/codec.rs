@@ -54,6 +54,11 @@ fn every_record_type_round_trips_in_both_framings() {
         let (verdict, divergence) = samples::policy_events();
         roundtrip(&codec, &verdict);
         roundtrip(&codec, &divergence);
+        let (conflict, pool, pair, template) = samples::divergence_events();
+        roundtrip(&codec, &conflict);
+        roundtrip(&codec, &pool);
+        roundtrip(&codec, &pair);
+        roundtrip(&codec, &template);
     }
 }
 

@@ -17,7 +17,7 @@ use super::network::{Network, NetworkConfig, SupplyCheck};
 use super::node::{Findings, NodeChain, NodeConfig};
 use super::telemetry::{self as t, label};
 use crate::runtime::{
-    Input, KeyFields, KeyKind, Output, OutputTopic, PartitionStates, Processor, RecordError, SnapshotError,
+    Input, KeyFields, KeyKind, Output, OutputTopic, PartitionStates, Processor, RecordError, Rows, SnapshotError,
 };
 use crate::views::{BlockchainInfo, TxOutSetInfo};
 
@@ -75,6 +75,9 @@ struct PartitionState {
     #[serde(default)]
     connects: Connects,
 }
+
+/// All of it is in the value.
+impl Rows for PartitionState {}
 
 /// The chain operator as the runtime runs it.
 pub struct ChainProcessor {

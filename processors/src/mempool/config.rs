@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::empty::EmptyConfig;
+use super::presence::PresenceConfig;
 use super::rejections::SpikeConfig;
+use super::templates::TemplateConfig;
 
 /// Settings of the mempool processor (the `[mempool]` table). Its topics come from topology.yaml.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -28,6 +30,21 @@ pub struct MempoolConfig {
     /// Nodes without a view for this long do not count as holding transactions, seconds.
     /// Default 600.
     pub alive_s: u64,
+    /// A transaction counts in the mempool comparison once held, or split between the nodes,
+    /// this long, seconds. Default 60.
+    pub mempool_span_s: u64,
+    /// A node's mempool diverges with at least this many missing and extra transactions.
+    /// Default 5.
+    pub mempool_min_txs: i64,
+    /// The nodes' mempools are compared at most this often, seconds. Default 10.
+    pub mempool_every_s: u64,
+    /// The polling skew between nodes' templates: transactions first seen later than this
+    /// before the oldest compared template are not counted, seconds. Default 15.
+    pub template_skew_s: u64,
+    /// Templates older than this are not compared, seconds. Default 60.
+    pub template_alive_s: u64,
+    /// A template diverges with at least this many missing and extra transactions. Default 5.
+    pub template_min_txs: i64,
     /// RocksDB directory for the checkpointed state. Default `state/mempool`.
     pub state_dir: PathBuf,
 }
@@ -35,6 +52,7 @@ pub struct MempoolConfig {
 impl Default for MempoolConfig {
     fn default() -> Self {
         let (spike, empty) = (SpikeConfig::default(), EmptyConfig::default());
+        let (pool, template) = (PresenceConfig::default(), TemplateConfig::default());
         MempoolConfig {
             spike_bucket_s: (spike.bucket_us / 1_000_000) as u64,
             spike_baseline_buckets: spike.baseline_buckets,
@@ -44,6 +62,12 @@ impl Default for MempoolConfig {
             empty_after_s: (empty.after_us / 1_000_000) as u64,
             empty_always: empty.always,
             alive_s: (empty.alive_us / 1_000_000) as u64,
+            mempool_span_s: (pool.span_us / 1_000_000) as u64,
+            mempool_min_txs: pool.min_txs,
+            mempool_every_s: (pool.every_us / 1_000_000) as u64,
+            template_skew_s: (template.skew_us / 1_000_000) as u64,
+            template_alive_s: (template.alive_us / 1_000_000) as u64,
+            template_min_txs: template.min_txs,
             state_dir: PathBuf::from("state/mempool"),
         }
     }
@@ -68,6 +92,29 @@ impl MempoolConfig {
     /// The empty-mempool settings, in µs.
     pub fn empty(&self) -> EmptyConfig {
         EmptyConfig { after_us: secs(self.empty_after_s), always: self.empty_always, alive_us: secs(self.alive_s) }
+    }
+}
+
+impl MempoolConfig {
+    /// The mempool comparison's settings, in µs.
+    pub fn presence(&self) -> PresenceConfig {
+        PresenceConfig {
+            span_us: secs(self.mempool_span_s),
+            alive_us: secs(self.alive_s),
+            min_txs: self.mempool_min_txs.max(1),
+            every_us: secs(self.mempool_every_s),
+            ..PresenceConfig::default()
+        }
+    }
+
+    /// The template comparison's settings, in µs.
+    pub fn templates(&self) -> TemplateConfig {
+        TemplateConfig {
+            skew_us: secs(self.template_skew_s),
+            alive_us: secs(self.template_alive_s),
+            min_txs: self.template_min_txs.max(1),
+            ..TemplateConfig::default()
+        }
     }
 }
 

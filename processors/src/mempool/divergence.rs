@@ -26,6 +26,23 @@ const NOT_POLICY: &[&str] = &[
     "insufficient fee, rejecting replacement",
 ];
 
+/// Reject reasons (as logged, with their detail) that say the transaction conflicts with one
+/// the node holds: a double spend, or a replacement the node refused.
+const CONFLICT: &[&str] = &[
+    "txn-mempool-conflict",
+    "txn-double-spend-detected",
+    "insufficient fee, rejecting replacement",
+    "bip125-replacement-disallowed",
+    "too many potential replacements",
+    "replacement-adds-unconfirmed",
+];
+
+/// Whether a reject reason, as logged with its detail, says the transaction conflicts with one
+/// the node holds.
+pub fn is_conflict(logged: &str) -> bool {
+    CONFLICT.iter().any(|r| logged.trim().starts_with(r))
+}
+
 /// Whether a reject reason says the node's policy differs.
 pub fn is_policy(reason: &str) -> bool {
     !NOT_POLICY.iter().any(|r| reason.trim().starts_with(r))

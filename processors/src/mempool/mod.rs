@@ -18,8 +18,12 @@
 pub mod config;
 pub mod divergence;
 pub mod empty;
+mod network;
+pub mod presence;
 pub mod rejections;
+mod state;
 pub mod telemetry;
+pub mod templates;
 pub mod wiring;
 
 pub use config::MempoolConfig;

@@ -1,27 +1,30 @@
-//! Connects the pure mempool logic to the runtime: decoding node events and network views,
-//! per-partition state checkpointed to RocksDB, metrics and events.
+//! Connects the pure mempool logic to the runtime: decoding node events and verdicts,
+//! per-partition state checkpointed to RocksDB, metrics and events. The network views are
+//! handled in [`super::network`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bmon_schemas::{
-    Codec, EventBody, MempoolEmpty, MempoolRejectionSpike, NodeEvent, NodeView, PolicyDivergence, Record, TxVerdict,
+    Codec, EventBody, MempoolConflict, MempoolDivergence, MempoolEmpty, MempoolRejectionSpike, NodeEvent, NodeView,
+    PolicyDivergence, Record, TemplateDivergence, TxConflict, TxVerdict,
 };
 use bmon_topology::{BindError, Topology};
-use serde::{Deserialize, Serialize};
 
 use super::config::MempoolConfig;
-use super::divergence::{self, Transactions};
-use super::empty::{EmptyConfig, Pools};
-use super::rejections::{Rejections, SpikeConfig, reason_label};
+use super::divergence::{self, is_conflict};
+use super::empty::EmptyConfig;
+use super::presence::PresenceConfig;
+use super::rejections::{SpikeConfig, reason_label};
+use super::state::PartitionState;
 use super::telemetry::{self as t, label};
+use super::templates::TemplateConfig;
 use crate::runtime::{
     Input, KeyFields, KeyKind, Output, OutputTopic, PartitionStates, Processor, RecordError, SnapshotError,
 };
-use crate::views::MempoolInfo;
 
-/// mempool's topics, from topology.yaml: node events and network views in, one output topic per
-/// event kind (`bmon.events` today), keyed by network and node.
+/// mempool's topics, from topology.yaml: node events, network views and verdicts in; one output
+/// topic per event kind (`bmon.events` today); verdicts keyed by transaction, and conflict
+/// markers onto the network's views.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MempoolTopics {
     /// The node-event input.
@@ -31,9 +34,13 @@ pub struct MempoolTopics {
     /// The verdict input (mempool's own output, re-keyed by transaction).
     pub verdicts_in: String,
     verdicts: OutputTopic,
+    pub(super) conflict_marks: OutputTopic,
     spike: OutputTopic,
-    empty: OutputTopic,
+    pub(super) empty: OutputTopic,
     divergence: OutputTopic,
+    pub(super) pool_divergence: OutputTopic,
+    pub(super) conflicts: OutputTopic,
+    pub(super) template_divergence: OutputTopic,
 }
 
 impl MempoolTopics {
@@ -46,32 +53,28 @@ impl MempoolTopics {
             views_in: t.input_of(p, NodeView::FAMILY)?.name.clone(),
             verdicts_in: t.input_of(p, TxVerdict::FAMILY)?.name.clone(),
             verdicts: OutputTopic::bind(t, p, TxVerdict::FAMILY, &keys)?,
+            conflict_marks: OutputTopic::bind(t, p, TxConflict::FAMILY, &keys)?,
             spike: OutputTopic::bind(t, p, MempoolRejectionSpike::FAMILY, &keys)?,
             empty: OutputTopic::bind(t, p, MempoolEmpty::FAMILY, &keys)?,
             divergence: OutputTopic::bind(t, p, PolicyDivergence::FAMILY, &keys)?,
+            pool_divergence: OutputTopic::bind(t, p, MempoolDivergence::FAMILY, &keys)?,
+            conflicts: OutputTopic::bind(t, p, MempoolConflict::FAMILY, &keys)?,
+            template_divergence: OutputTopic::bind(t, p, TemplateDivergence::FAMILY, &keys)?,
         })
     }
-}
-
-/// One input partition's state: the nodes of a node-event partition, the networks of a view
-/// partition, or the open transactions of a verdict partition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct PartitionState {
-    nodes: BTreeMap<String, Rejections>,
-    networks: BTreeMap<String, Pools>,
-    #[serde(default)]
-    transactions: Transactions,
 }
 
 /// The mempool operator as the runtime runs it.
 pub struct MempoolProcessor {
     spike: SpikeConfig,
     divergence_window_us: i64,
-    empty: EmptyConfig,
-    topics: MempoolTopics,
+    pub(super) empty: EmptyConfig,
+    pub(super) presence: PresenceConfig,
+    pub(super) templates: TemplateConfig,
+    pub(super) topics: MempoolTopics,
     replay: Duration,
-    states: PartitionStates<PartitionState>,
-    codec: Codec,
+    pub(super) states: PartitionStates<PartitionState>,
+    pub(super) codec: Codec,
 }
 
 impl MempoolProcessor {
@@ -82,6 +85,8 @@ impl MempoolProcessor {
             spike: config.spike(),
             divergence_window_us: config.divergence_window_us(),
             empty: config.empty(),
+            presence: config.presence(),
+            templates: config.templates(),
             topics,
             replay,
             states: PartitionStates::open(&config.state_dir)?,
@@ -99,6 +104,13 @@ impl MempoolProcessor {
             EventBody::MempoolReject(r) => (&r.txid, Some(r)),
             _ => return Ok(()),
         };
+        // The reason as logged, with its detail: a refused replacement is `insufficient fee,
+        // rejecting replacement …`, a conflict, where `insufficient fee` alone is a policy.
+        let logged = reason.map(|r| match &r.detail {
+            Some(d) => format!("{}, {d}", r.reason),
+            None => r.reason.clone(),
+        });
+        let conflict = logged.as_deref().is_some_and(is_conflict);
         if !input.replay {
             let v = TxVerdict {
                 node_id: env.node_id.clone(),
@@ -106,10 +118,22 @@ impl MempoolProcessor {
                 node_version: env.node_version.clone(),
                 txid: txid.clone(),
                 accepted: reason.is_none(),
-                reason: reason.map(|r| r.reason.clone()).unwrap_or_default(),
+                reason: if conflict { logged.clone() } else { reason.map(|r| r.reason.clone()) }.unwrap_or_default(),
                 at_us: at,
             };
             self.emit(&self.topics.verdicts, &v.node_id, &v.network, &v.txid, &v, out)?;
+            if conflict {
+                // To the network's views, where the nodes' mempools meet.
+                let c = TxConflict {
+                    node_id: v.node_id.clone(),
+                    network: v.network.clone(),
+                    node_version: v.node_version.clone(),
+                    txid: v.txid.clone(),
+                    reason: v.reason.clone(),
+                    at_us: at,
+                };
+                self.emit(&self.topics.conflict_marks, &c.node_id, &c.network, &c.txid, &c, out)?;
+            }
         }
         let Some(r) = reason else { return Ok(()) };
         let state = self.states.get_mut(input.topic, input.partition);
@@ -128,43 +152,6 @@ impl MempoolProcessor {
             t::SPIKES.with_counter(labels).increment(1);
             tracing::warn!(node = %s.node_id, reason = %s.reason, count = s.count, baseline = s.baseline, "rejection spike");
             self.emit(&self.topics.spike, &s.node_id, &s.network, &s.node_id, &s, out)?;
-        }
-        Ok(())
-    }
-
-    fn view(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        if v.method != "getmempoolinfo" {
-            return Ok(());
-        }
-        let info = MempoolInfo::parse(&v.view_json).map_err(|e| RecordError::Invalid(e.to_string()))?;
-        let Some(size) = info.size.and_then(|s| i64::try_from(s).ok()) else { return Ok(()) };
-        let env = &v.envelope;
-        let (net, node) = (env.network.as_str(), env.node_id.as_str());
-        let state = self.states.get_mut(input.topic, input.partition);
-        let pools = state.networks.entry(net.to_owned()).or_default();
-        let found = pools.size(&self.empty, net, node, size, env.received_at_us);
-        let reported_empty = pools.empty_for(node, env.received_at_us).is_some_and(|d| d >= self.empty.after_us);
-        if input.replay {
-            return Ok(());
-        }
-        let labels = || [label("network", net.to_owned()), label("node", node.to_owned())];
-        t::SIZE.with_gauge(labels()).set(size as f64);
-        if let Some(b) = info.bytes {
-            t::BYTES.with_gauge(labels()).set(b as f64);
-        }
-        if let Some(u) = info.usage {
-            t::USAGE.with_gauge(labels()).set(u as f64);
-        }
-        if let Some(f) = info.mempoolminfee {
-            t::MIN_FEE.with_gauge(labels()).set(f);
-        }
-        if let Some(e) = found {
-            t::EMPTY.with_gauge(labels()).set(if e.empty { 1.0 } else { 0.0 });
-            tracing::info!(node, empty = e.empty, others = e.others_max_size, "mempool empty state changed");
-            self.emit(&self.topics.empty, node, net, node, &e, out)?;
-        } else if !reported_empty {
-            t::EMPTY.with_gauge(labels()).set(0.0);
         }
         Ok(())
     }
@@ -198,7 +185,7 @@ impl MempoolProcessor {
     }
 
     /// Publishes `value` on `topic`, keyed from the node, the network and the object.
-    fn emit<T: Record>(
+    pub(super) fn emit<T: Record>(
         &self,
         topic: &OutputTopic,
         node_id: &str,
@@ -218,7 +205,7 @@ impl Processor for MempoolProcessor {
         if input.topic == self.topics.events_in {
             self.event(input, out)
         } else if input.topic == self.topics.views_in {
-            self.view(input, out)
+            self.network_record(input, out)
         } else if input.topic == self.topics.verdicts_in {
             self.verdict(input, out)
         } else {

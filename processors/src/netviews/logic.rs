@@ -2,11 +2,18 @@
 
 use bmon_schemas::{ChainTipEntry, ChainTips, EventBody, NodeEvent, NodeView, RpcOutcome, RpcSnapshotFact};
 
-use crate::views::{self, BlockTemplate, BlockchainInfo, MempoolInfo, TxOutSetInfo, ViewError};
+use crate::views::{self, BlockTemplate, BlockchainInfo, MempoolInfo, MempoolTxids, TxOutSetInfo, ViewError};
 
 /// The methods a view exists for.
-pub const METHODS: [&str; 6] =
-    ["getblockchaininfo", "getchaintips", "getmempoolinfo", "getblocktemplate", "gettxoutsetinfo", "getpeerinfo"];
+pub const METHODS: [&str; 7] = [
+    "getblockchaininfo",
+    "getchaintips",
+    "getmempoolinfo",
+    "getrawmempool",
+    "getblocktemplate",
+    "gettxoutsetinfo",
+    "getpeerinfo",
+];
 
 /// What became of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +38,7 @@ pub fn view_of(fact: &RpcSnapshotFact, methods: &[String]) -> Result<Outcome, Vi
         "getblockchaininfo" => encode(serde_json::to_string(&BlockchainInfo::parse(json)?))?,
         "getchaintips" => encode(serde_json::to_string(&views::chain_tips(json)?))?,
         "getmempoolinfo" => encode(serde_json::to_string(&MempoolInfo::parse(json)?))?,
+        "getrawmempool" => encode(serde_json::to_string(&MempoolTxids::parse(json)?))?,
         "getblocktemplate" => encode(serde_json::to_string(&BlockTemplate::parse(json)?.without_data()))?,
         "gettxoutsetinfo" => encode(serde_json::to_string(&TxOutSetInfo::parse(json)?))?,
         "getpeerinfo" => encode(serde_json::to_string(&views::peer_info(json)?))?,

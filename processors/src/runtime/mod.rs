@@ -18,7 +18,7 @@ pub use health::Health;
 pub use keys::{KeyFields, KeyKind, OutputTopic};
 pub use output::Outputs;
 pub use sink::{Ack, KafkaSink, MemorySink, Sink, SinkError};
-pub use snapshot::{PartitionStates, SnapshotError, SnapshotStore};
+pub use snapshot::{PartitionStates, Rows, SnapshotError, SnapshotStore};
 
 /// One input record, as a processor sees it.
 #[derive(Debug, Clone, Copy)]

@@ -2,12 +2,14 @@
 //! offset it has consumed up to in one atomic write: the state and its offset never disagree.
 //!
 //! For processors whose per-partition state is small (a few nodes' or networks' worth), where
-//! writing the whole value at a checkpoint is simpler than tracking changed keys. Restore it in
+//! writing the whole value at a checkpoint is simpler than tracking changed keys. A large part
+//! of a state (a mempool's transactions) can live beside it as rows ([`Rows`]), of which a
+//! checkpoint writes only those that changed, in the same atomic write. Restore it in
 //! [`super::Processor::restore`] when its offset is at or past the group's; otherwise replay.
 
 use std::path::Path;
 
-use rocksdb::{DB, Options};
+use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -37,6 +39,32 @@ fn key(topic: &str, partition: i32) -> Vec<u8> {
     format!("{topic}/{partition}").into_bytes()
 }
 
+fn row_prefix(topic: &str, partition: i32) -> Vec<u8> {
+    format!("{topic}/{partition}/r/").into_bytes()
+}
+
+/// The rows of a state kept beside its value: written only when changed. States without rows
+/// take the defaults.
+pub trait Rows {
+    /// The rows changed since the last call: (key, Some(value)) to write, (key, None) to delete.
+    fn take_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        Vec::new()
+    }
+    /// Marks every row changed (a checkpoint failed: the next rewrites them all).
+    fn all_rows_changed(&mut self) {}
+    /// Restores one row; false if it is malformed.
+    fn put_row(&mut self, _key: &[u8], _value: &[u8]) -> bool {
+        true
+    }
+    /// Called once all rows are restored.
+    fn restored(&mut self) {}
+    /// Whether the state may be written now (false in the middle of a multi-record update
+    /// whose parts are not persisted); the checkpoint is then taken at the next tick.
+    fn checkpointable(&self) -> bool {
+        true
+    }
+}
+
 impl SnapshotStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
@@ -57,14 +85,55 @@ impl SnapshotStore {
 
     /// Saves a partition's state, having consumed up to `offset` (exclusive).
     pub fn save<T: Serialize>(&self, topic: &str, partition: i32, offset: i64, value: &T) -> Result<(), SnapshotError> {
-        let mut bytes = offset.to_be_bytes().to_vec();
-        serde_json::to_writer(&mut bytes, value).map_err(|e| SnapshotError::Value(e.to_string()))?;
-        Ok(self.db.put(key(topic, partition), bytes)?)
+        self.save_with_rows(topic, partition, offset, value, Vec::new())
     }
 
-    /// Forgets a partition's state.
+    /// Saves a partition's state and its changed rows in one atomic write.
+    pub fn save_with_rows<T: Serialize>(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        value: &T,
+        rows: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), SnapshotError> {
+        let mut bytes = offset.to_be_bytes().to_vec();
+        serde_json::to_writer(&mut bytes, value).map_err(|e| SnapshotError::Value(e.to_string()))?;
+        let mut batch = WriteBatch::default();
+        batch.put(key(topic, partition), bytes);
+        let prefix = row_prefix(topic, partition);
+        for (k, v) in rows {
+            let full = [prefix.as_slice(), &k].concat();
+            match v {
+                Some(v) => batch.put(full, v),
+                None => batch.delete(full),
+            }
+        }
+        Ok(self.db.write(batch)?)
+    }
+
+    /// A partition's rows, in key order.
+    pub fn rows(&self, topic: &str, partition: i32) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), SnapshotError>> {
+        let prefix = row_prefix(topic, partition);
+        let n = prefix.len();
+        self.db
+            .iterator(IteratorMode::From(&prefix, Direction::Forward))
+            .map(|r| r.map_err(SnapshotError::from))
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(move |r| r.map(|(k, v)| (k[n..].to_vec(), v.to_vec())))
+    }
+
+    /// Forgets a partition's state and its rows.
     pub fn forget(&self, topic: &str, partition: i32) -> Result<(), SnapshotError> {
-        Ok(self.db.delete(key(topic, partition))?)
+        let mut batch = WriteBatch::default();
+        batch.delete(key(topic, partition));
+        let mut end = row_prefix(topic, partition);
+        let start = end.clone();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        batch.delete_range(start, end);
+        Ok(self.db.write(batch)?)
     }
 }
 
@@ -78,7 +147,7 @@ pub struct PartitionStates<S> {
     store: SnapshotStore,
 }
 
-impl<S: Default + Serialize + DeserializeOwned> PartitionStates<S> {
+impl<S: Default + Serialize + DeserializeOwned + Rows> PartitionStates<S> {
     /// States stored under `dir`.
     pub fn open(dir: &Path) -> Result<PartitionStates<S>, SnapshotError> {
         Ok(PartitionStates { states: Default::default(), dirty: Default::default(), store: SnapshotStore::open(dir)? })
@@ -118,7 +187,18 @@ impl<S: Default + Serialize + DeserializeOwned> PartitionStates<S> {
     /// group's), and that offset; otherwise none (replay), the stale copy forgotten.
     pub fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
         match self.store.load::<S>(topic, partition) {
-            Ok(Some((offset, state))) if offset >= first => {
+            Ok(Some((offset, mut state))) if offset >= first => {
+                for row in self.store.rows(topic, partition) {
+                    match row {
+                        Ok((k, v)) if state.put_row(&k, &v) => {}
+                        Ok(_) | Err(_) => {
+                            tracing::warn!(topic, partition, "unreadable state row; replaying instead");
+                            let _ = self.store.forget(topic, partition);
+                            return None;
+                        }
+                    }
+                }
+                state.restored();
                 self.states.insert((topic.to_owned(), partition), state);
                 Some(offset)
             }
@@ -139,12 +219,18 @@ impl<S: Default + Serialize + DeserializeOwned> PartitionStates<S> {
     pub fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
         for (topic, partition, offset) in positions {
             let key = (topic.clone(), *partition);
-            if !self.dirty.remove(&key) {
+            let Some(state) = self.states.get_mut(&key) else {
+                self.dirty.remove(&key);
+                continue;
+            };
+            if !self.dirty.contains(&key) || !state.checkpointable() {
                 continue;
             }
-            let Some(state) = self.states.get(&key) else { continue };
-            if let Err(e) = self.store.save(topic, *partition, *offset, state) {
+            self.dirty.remove(&key);
+            let rows = state.take_rows();
+            if let Err(e) = self.store.save_with_rows(topic, *partition, *offset, &*state, rows) {
                 tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
+                state.all_rows_changed();
                 self.dirty.insert(key);
             }
         }
@@ -170,5 +256,20 @@ mod tests {
         s.forget("t", 1).unwrap();
         assert_eq!(s.load::<Vec<String>>("t", 1).unwrap(), None);
         assert!(s.load::<u8>("t", 0).is_err(), "a value of another shape is an error, not a panic");
+    }
+
+    #[test]
+    fn rows_are_written_with_their_value_and_forgotten_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path()).unwrap();
+        let put = |k: &str, v: &str| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()));
+        s.save_with_rows("t", 1, 5, &1u8, vec![put("a", "1"), put("b", "2")]).unwrap();
+        s.save_with_rows("t", 10, 5, &1u8, vec![put("z", "9")]).unwrap();
+        s.save_with_rows("t", 1, 6, &2u8, vec![(b"a".to_vec(), None), put("c", "3")]).unwrap();
+        let rows: Vec<_> = s.rows("t", 1).map(Result::unwrap).collect();
+        assert_eq!(rows, vec![(b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())]);
+        s.forget("t", 1).unwrap();
+        assert_eq!(s.rows("t", 1).count(), 0);
+        assert_eq!(s.rows("t", 10).count(), 1, "another partition's rows stay");
     }
 }

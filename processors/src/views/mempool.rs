@@ -128,3 +128,52 @@ impl BlockTemplate {
         self.txs().iter().filter_map(|t| t.fee).sum()
     }
 }
+
+/// getrawmempool as the producer publishes it (producers/src/rpc/mempool.rs): a chunk of a full
+/// snapshot, or the change since the stream's previous fact. A plain list (the node's own
+/// answer, as older producers sent it) reads as a full snapshot in one chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MempoolTxids {
+    /// Chunk `chunk` of `chunks` of the node's whole list.
+    Full {
+        /// 0-based.
+        chunk: u32,
+        /// How many chunks the snapshot has.
+        chunks: u32,
+        /// Txids.
+        txids: Vec<String>,
+    },
+    /// The change since the previous fact of the stream.
+    Delta {
+        /// Txids that entered.
+        added: Vec<String>,
+        /// Txids that left.
+        removed: Vec<String>,
+    },
+}
+
+impl MempoolTxids {
+    /// Parses a getrawmempool fact (either form). Entries that are not strings are left out.
+    pub fn parse(json: &str) -> Result<Self, ViewError> {
+        let err = |message: String| ViewError { method: "getrawmempool", message };
+        let v: serde_json::Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+        };
+        if v.is_array() {
+            return Ok(MempoolTxids::Full { chunk: 0, chunks: 1, txids: strings(&v) });
+        }
+        let count = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).and_then(|n| u32::try_from(n).ok());
+        match v.get("kind").and_then(serde_json::Value::as_str) {
+            Some("full") => match (count("chunk"), count("chunks")) {
+                (Some(chunk), Some(chunks)) if chunk < chunks => {
+                    Ok(MempoolTxids::Full { chunk, chunks, txids: strings(&v["txids"]) })
+                }
+                _ => Err(err("a full snapshot without a valid chunk and chunks".into())),
+            },
+            Some("delta") => Ok(MempoolTxids::Delta { added: strings(&v["added"]), removed: strings(&v["removed"]) }),
+            _ => Err(err("expected a list of txids or a bmon-mempool-v1 object".into())),
+        }
+    }
+}

@@ -11,7 +11,7 @@ mod mempool;
 mod peers;
 
 pub use chain::{BlockchainInfo, ChainTip, TipStatus, TxOutSetInfo, chain_tips};
-pub use mempool::{BlockTemplate, MempoolInfo, TemplateTx};
+pub use mempool::{BlockTemplate, MempoolInfo, MempoolTxids, TemplateTx};
 pub use peers::{PeerInfo, peer_info};
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};

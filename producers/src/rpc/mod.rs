@@ -1,5 +1,7 @@
-//! The RPC source: periodic snapshots of the node's state, published uninterpreted.
+//! The RPC source: periodic snapshots of the node's state, published uninterpreted, except that
+//! the mempool's txids go out as deltas and templates without raw transaction data ([`mempool`]).
 
+pub mod mempool;
 pub mod plan;
 pub mod poller;
 

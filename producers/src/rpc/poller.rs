@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::config::{Implementation, TxOutSetHash};
 use crate::fact_sink::FactSink;
 use crate::publish::NodeIdentity;
+use crate::rpc::mempool::{MempoolEncoder, template_without_data};
 use crate::rpc::plan::{Call, METHOD_NOT_FOUND, PollPlan, has_coinstatsindex, txoutset_call};
 use crate::stop::Stop;
 use crate::telemetry;
@@ -48,6 +49,8 @@ pub struct RpcSettings {
     pub interval: Duration,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// A full mempool snapshot every this many rounds, deltas between.
+    pub mempool_full_every: u32,
 }
 
 /// Why a call failed, in words an operator can act on.
@@ -117,6 +120,7 @@ pub fn run_rpc_source(
     let mut client: Option<Client> = None;
     let mut round: i64 = 0;
     let mut backoff = settings.interval;
+    let mut mempool = MempoolEncoder::new(settings.mempool_full_every, MAX_FACT_BYTES);
     while !stop.requested() {
         let started = Instant::now();
         if client.is_none() {
@@ -147,10 +151,14 @@ pub fn run_rpc_source(
                 }
                 // No answer at all (transport): the rest of the round would fail the same way.
                 let unreachable = matches!(&outcome, RpcOutcome::Err(e) if e.code.is_none());
-                drop(result);
-                let fact = snapshot(node, &session, round, &call, took, outcome);
-                if !sink.send(&fact) {
-                    telemetry::DROPPED.with_counter([label("source", "rpc")]).increment(1);
+                for (offset, outcome) in shape(&call, round, outcome, result, &mut mempool) {
+                    let fact = snapshot(node, &session, offset, &call, took, outcome);
+                    if !sink.send(&fact) {
+                        telemetry::DROPPED.with_counter([label("source", "rpc")]).increment(1);
+                        if call.method == "getrawmempool" {
+                            mempool.lost();
+                        }
+                    }
                 }
                 if unreachable {
                     // Reconnect next round, re-reading credentials (the cookie changes when the
@@ -175,6 +183,34 @@ pub fn run_rpc_source(
     }
 }
 
+/// The largest fact the poller publishes for the calls it reshapes (the mempool and the
+/// template), bytes.
+pub const MAX_FACT_BYTES: usize = 1_000_000;
+
+/// The facts of one call's answer, as (source offset, outcome): one at offset `round`, except
+/// getrawmempool, whose facts are numbered by `mempool` (deltas and chunked full snapshots; a
+/// failure takes a number too, and the next list goes out in full), and getblocktemplate,
+/// published without raw transaction data.
+fn shape(
+    call: &Call,
+    round: i64,
+    outcome: RpcOutcome,
+    result: Option<Value>,
+    mempool: &mut MempoolEncoder,
+) -> Vec<(i64, RpcOutcome)> {
+    match (call.method, result) {
+        ("getrawmempool", Some(v)) => match mempool.encode(&v) {
+            Some(facts) => facts.into_iter().map(|(seq, json)| (seq, RpcOutcome::Ok(RpcOk { json }))).collect(),
+            None => vec![(mempool.failed(), outcome)],
+        },
+        ("getrawmempool", None) => vec![(mempool.failed(), outcome)],
+        ("getblocktemplate", Some(v)) => {
+            vec![(round, RpcOutcome::Ok(RpcOk { json: template_without_data(v).to_string() }))]
+        }
+        _ => vec![(round, outcome)],
+    }
+}
+
 /// Counts a call in the metrics; its outcome label.
 fn count(call: &Call, outcome: &RpcOutcome, took: Duration) -> &'static str {
     let outcome_label = if matches!(outcome, RpcOutcome::Ok(_)) { "ok" } else { "error" };
@@ -183,11 +219,11 @@ fn count(call: &Call, outcome: &RpcOutcome, took: Duration) -> &'static str {
     outcome_label
 }
 
-/// The fact of one call in round `round` of poller session `session`.
+/// The fact of one call at `offset` of its stream in poller session `session`.
 fn snapshot(
     node: &NodeIdentity,
     session: &str,
-    round: i64,
+    offset: i64,
     call: &Call,
     took: Duration,
     outcome: RpcOutcome,
@@ -199,7 +235,7 @@ fn snapshot(
             implementation: node.implementation,
             node_version: node.version.clone(),
             received_at_us: now_us(),
-            source: SourceSeq { stream: format!("rpc:{}", call.method), epoch: session.to_owned(), offset: round },
+            source: SourceSeq { stream: format!("rpc:{}", call.method), epoch: session.to_owned(), offset },
         },
         method: call.method.to_owned(),
         params: Value::Array(call.params.clone()).to_string(),

@@ -108,3 +108,128 @@ pub struct PolicyDivergence {
 impl Record for PolicyDivergence {
     const FAMILY: &'static str = "policy_divergence";
 }
+
+/// A node refused a transaction as conflicting with one it holds. Published by the mempool
+/// processor keyed by network onto the network's views, where the nodes' mempools meet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxConflict {
+    /// The refusing node.
+    pub node_id: String,
+    /// Its network.
+    pub network: String,
+    /// Its software version.
+    pub node_version: String,
+    /// The refused transaction.
+    pub txid: String,
+    /// The reject reason as logged.
+    pub reason: String,
+    /// The node's log time, µs.
+    pub at_us: i64,
+}
+
+impl Record for TxConflict {
+    const FAMILY: &'static str = "tx_conflict";
+}
+
+/// A node's mempool differs from its network's majority set (or, `diverged` false, no longer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MempoolDivergence {
+    /// The node.
+    pub node_id: String,
+    /// Its network.
+    pub network: String,
+    /// Diverged (true), or no longer (false).
+    pub diverged: bool,
+    /// Settled transactions the majority holds and the node lacks.
+    pub missing: i64,
+    /// Settled transactions the node holds and the majority lacks.
+    pub extra: i64,
+    /// Transactions others hold that the node refused as conflicting.
+    pub conflicts: i64,
+    /// Jaccard similarity of its set to the majority set, over settled transactions.
+    pub similarity: f64,
+    /// Its settled transactions.
+    pub node_size: i64,
+    /// The majority set's size.
+    pub majority_size: i64,
+    /// Nodes compared.
+    pub nodes: i64,
+    /// Some of the missing txids.
+    pub missing_sample: Vec<String>,
+    /// Some of the extra txids.
+    pub extra_sample: Vec<String>,
+    /// When judged (the view's receive time), µs.
+    pub at_us: i64,
+}
+
+impl Record for MempoolDivergence {
+    const FAMILY: &'static str = "mempool_divergence";
+}
+
+/// A transaction some nodes hold and another refused as conflicting with one it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolConflict {
+    /// The network.
+    pub network: String,
+    /// The transaction.
+    pub txid: String,
+    /// The nodes holding it.
+    pub held_by: Vec<String>,
+    /// The nodes that refused it, with their reasons.
+    pub refused_by: Vec<NodeVerdict>,
+    /// When found (the view's receive time), µs.
+    pub at_us: i64,
+}
+
+impl Record for MempoolConflict {
+    const FAMILY: &'static str = "mempool_conflict";
+}
+
+/// A node's block template differs from those of the network's other nodes on the same previous
+/// block. Once per node and previous block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateDivergence {
+    /// The node.
+    pub node_id: String,
+    /// Its network.
+    pub network: String,
+    /// The block the templates build on.
+    pub previous_block: String,
+    /// The height of the block they build.
+    pub height: i64,
+    /// Templates compared.
+    pub nodes: i64,
+    /// Jaccard similarity of its transactions to the majority's, over transactions older than
+    /// the polling skew.
+    pub similarity: f64,
+    /// Transactions the majority's templates hold and its lacks.
+    pub missing: i64,
+    /// Transactions its template holds and the majority's lack.
+    pub extra: i64,
+    /// Some of the missing txids.
+    pub missing_sample: Vec<String>,
+    /// Some of the extra txids.
+    pub extra_sample: Vec<String>,
+    /// Its transactions.
+    pub tx_count: i64,
+    /// The median over the compared templates.
+    pub median_tx_count: i64,
+    /// Its total fees, satoshis.
+    pub fees: i64,
+    /// The median.
+    pub median_fees: i64,
+    /// Its total weight.
+    pub weight: i64,
+    /// The median.
+    pub median_weight: i64,
+    /// Its coinbase value, satoshis.
+    pub coinbase_value: i64,
+    /// The median.
+    pub median_coinbase_value: i64,
+    /// When judged (the template's receive time), µs.
+    pub at_us: i64,
+}
+
+impl Record for TemplateDivergence {
+    const FAMILY: &'static str = "template_divergence";
+}

@@ -27,6 +27,9 @@ pub use facts::{
     LogLineFact, NodeView, RpcErr, RpcOk, RpcOutcome, RpcSnapshotFact, ZmqFact, ZmqGap, ZmqHash, ZmqOther, ZmqPayload,
     ZmqRawBlock, ZmqRawTx, ZmqSequence, ZmqSequenceReset,
 };
-pub use mempool::{MempoolEmpty, MempoolRejectionSpike, NodeVerdict, PolicyDivergence, TxVerdict};
+pub use mempool::{
+    MempoolConflict, MempoolDivergence, MempoolEmpty, MempoolRejectionSpike, NodeVerdict, PolicyDivergence,
+    TemplateDivergence, TxConflict, TxVerdict,
+};
 pub use observation::{FactKey, ObjectKind, Observation, ObservationSource, Stage};
 pub use summary::{CloseReason, NodeLag, PropagationAnomaly, PropagationSummary};

@@ -1,0 +1,62 @@
+//! One input partition's state, and how its mempool lists are kept as rows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::divergence::Transactions;
+use super::empty::Pools;
+use super::presence::Presence;
+use super::rejections::Rejections;
+use super::templates::Templates;
+use crate::runtime::Rows;
+
+/// One input partition's state: the nodes of a node-event partition; the networks of a view
+/// partition (mempool sizes, lists and templates); or the open transactions of a verdict
+/// partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct PartitionState {
+    pub nodes: BTreeMap<String, Rejections>,
+    pub networks: BTreeMap<String, Pools>,
+    #[serde(default)]
+    pub transactions: Transactions,
+    #[serde(default)]
+    pub presence: BTreeMap<String, Presence>,
+    #[serde(default)]
+    pub templates: BTreeMap<String, Templates>,
+}
+
+/// A row key: the network, a NUL, and the presence's own key.
+fn row_key(network: &str, key: &[u8]) -> Vec<u8> {
+    [network.as_bytes(), &[0], key].concat()
+}
+
+/// The mempool lists' transactions are rows (hundreds of thousands at mainnet scale, few of
+/// which change between checkpoints); the rest is the value.
+impl Rows for PartitionState {
+    fn take_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut rows = Vec::new();
+        for (network, p) in &mut self.presence {
+            rows.extend(p.take_rows().into_iter().map(|(k, v)| (row_key(network, &k), v)));
+        }
+        rows
+    }
+
+    fn all_rows_changed(&mut self) {
+        self.presence.values_mut().for_each(Presence::all_rows_changed);
+    }
+
+    fn put_row(&mut self, key: &[u8], value: &[u8]) -> bool {
+        let Some(at) = key.iter().position(|b| *b == 0) else { return false };
+        let Ok(network) = std::str::from_utf8(&key[..at]) else { return false };
+        self.presence.entry(network.to_owned()).or_default().put_row(&key[at + 1..], value)
+    }
+
+    fn restored(&mut self) {
+        self.presence.values_mut().for_each(Presence::restored);
+    }
+
+    fn checkpointable(&self) -> bool {
+        self.presence.values().all(Presence::checkpointable)
+    }
+}
