@@ -26,30 +26,45 @@ pub(super) struct PartitionState {
     pub templates: BTreeMap<String, Templates>,
 }
 
-/// A row key: the network, a NUL, and the presence's own key.
-fn row_key(network: &str, key: &[u8]) -> Vec<u8> {
-    [network.as_bytes(), &[0], key].concat()
+/// Rows of a network's mempool lists (one per transaction).
+const LIST: u8 = b'p';
+/// Rows of a network's templates (one per node).
+const TEMPLATE: u8 = b't';
+
+/// A row key: the network, a NUL, the kind, and the part's own key.
+fn row_key(network: &str, kind: u8, key: &[u8]) -> Vec<u8> {
+    [network.as_bytes(), &[0, kind], key].concat()
 }
 
-/// The mempool lists' transactions are rows (hundreds of thousands at mainnet scale, few of
-/// which change between checkpoints); the rest is the value.
+/// The mempool lists' transactions and the nodes' templates are rows (hundreds of thousands of
+/// transactions at mainnet scale, few of which change between checkpoints); the rest is the
+/// value.
 impl Rows for PartitionState {
     fn take_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let mut rows = Vec::new();
         for (network, p) in &mut self.presence {
-            rows.extend(p.take_rows().into_iter().map(|(k, v)| (row_key(network, &k), v)));
+            rows.extend(p.take_rows().into_iter().map(|(k, v)| (row_key(network, LIST, &k), v)));
+        }
+        for (network, t) in &mut self.templates {
+            rows.extend(t.take_rows().into_iter().map(|(k, v)| (row_key(network, TEMPLATE, &k), v)));
         }
         rows
     }
 
     fn all_rows_changed(&mut self) {
         self.presence.values_mut().for_each(Presence::all_rows_changed);
+        self.templates.values_mut().for_each(Templates::all_rows_changed);
     }
 
     fn put_row(&mut self, key: &[u8], value: &[u8]) -> bool {
         let Some(at) = key.iter().position(|b| *b == 0) else { return false };
         let Ok(network) = std::str::from_utf8(&key[..at]) else { return false };
-        self.presence.entry(network.to_owned()).or_default().put_row(&key[at + 1..], value)
+        let rest = &key[at + 1..];
+        match rest.split_first() {
+            Some((&LIST, k)) => self.presence.entry(network.to_owned()).or_default().put_row(k, value),
+            Some((&TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().put_row(k, value),
+            _ => false,
+        }
     }
 
     fn restored(&mut self) {

@@ -9,9 +9,9 @@
 //! medians. With at least `min_txs` missing and extra, a [`TemplateDivergence`] event, once per
 //! node and previous block.
 //!
-//! The templates themselves are not checkpointed (megabytes at mainnet scale, rewritten every
-//! poll): after a restart the comparison resumes with each node's next template, and the
-//! once-per-block record, which is checkpointed, keeps a divergence from being reported twice.
+//! Each node's template is persisted as a row of its own (txids as 32 bytes, with when each was
+//! first seen), written only when that node's template changed ([`Templates::take_rows`]), so a
+//! restarted processor compares exactly as one that never stopped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,15 +42,46 @@ impl Default for TemplateConfig {
 }
 
 /// One node's latest template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct NodeTemplate {
     previous: String,
     height: i64,
     at_us: i64,
+    #[serde(skip)]
     txids: Vec<Txid>,
     fees: i64,
     weight: i64,
     coinbase: i64,
+}
+
+impl NodeTemplate {
+    /// The row: the scalars as JSON (length-prefixed), then each txid and its first sighting.
+    fn to_row(&self, first_seen: &HashMap<Txid, i64, crate::propagation::Hasher>) -> Vec<u8> {
+        let head = serde_json::to_vec(self).unwrap_or_default();
+        let mut row = Vec::with_capacity(8 + head.len() + self.txids.len() * 40);
+        row.extend_from_slice(&(head.len() as u64).to_be_bytes());
+        row.extend_from_slice(&head);
+        for t in &self.txids {
+            row.extend_from_slice(t);
+            row.extend_from_slice(&first_seen.get(t).copied().unwrap_or(self.at_us).to_be_bytes());
+        }
+        row
+    }
+
+    fn from_row(row: &[u8]) -> Option<(NodeTemplate, Vec<(Txid, i64)>)> {
+        let n = usize::try_from(u64::from_be_bytes(row.get(..8)?.try_into().ok()?)).ok()?;
+        let mut t: NodeTemplate = serde_json::from_slice(row.get(8..8 + n)?).ok()?;
+        let rest = row.get(8 + n..)?;
+        if rest.len() % 40 != 0 {
+            return None;
+        }
+        let seen: Vec<(Txid, i64)> = rest
+            .chunks_exact(40)
+            .filter_map(|c| Some((c[..32].try_into().ok()?, i64::from_be_bytes(c[32..].try_into().ok()?))))
+            .collect();
+        t.txids = seen.iter().map(|(x, _)| *x).collect();
+        Some((t, seen))
+    }
 }
 
 /// One network's templates.
@@ -62,6 +93,9 @@ pub struct Templates {
     first_seen: HashMap<Txid, i64, crate::propagation::Hasher>,
     /// The previous block each node's divergence was last reported on.
     reported: BTreeMap<String, String>,
+    /// Nodes whose row changed since the last [`Templates::take_rows`].
+    #[serde(skip)]
+    dirty: std::collections::BTreeSet<String>,
 }
 
 /// One node's figures at a comparison.
@@ -121,10 +155,46 @@ impl Templates {
                 coinbase: t.coinbasevalue.unwrap_or(0),
             },
         );
-        self.nodes.retain(|_, n| at_us - n.at_us <= c.alive_us);
+        self.dirty.insert(node.to_owned());
+        let dirty = &mut self.dirty;
+        self.nodes.retain(|id, n| {
+            let keep = at_us - n.at_us <= c.alive_us;
+            if !keep {
+                dirty.insert(id.clone());
+            }
+            keep
+        });
         let nodes = &self.nodes;
         self.first_seen.retain(|x, _| nodes.values().any(|n| n.txids.binary_search(x).is_ok()));
         self.compare(c, network, &previous)
+    }
+
+    /// The rows changed since the last call: (node, Some(row)) or (node, None) for a template
+    /// no longer compared.
+    pub fn take_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|n| {
+                let row = self.nodes.get(&n).map(|t| t.to_row(&self.first_seen));
+                (n.into_bytes(), row)
+            })
+            .collect()
+    }
+
+    /// Marks every row changed.
+    pub fn all_rows_changed(&mut self) {
+        self.dirty.extend(self.nodes.keys().cloned());
+    }
+
+    /// Restores one row written by [`Templates::take_rows`]; false if it is malformed.
+    pub fn put_row(&mut self, key: &[u8], row: &[u8]) -> bool {
+        let (Ok(node), Some((t, seen))) = (std::str::from_utf8(key), NodeTemplate::from_row(row)) else { return false };
+        for (x, first) in seen {
+            let f = self.first_seen.entry(x).or_insert(first);
+            *f = (*f).min(first);
+        }
+        self.nodes.insert(node.to_owned(), t);
+        true
     }
 
     fn compare(&mut self, c: &TemplateConfig, network: &str, previous: &str) -> TemplatesCompared {
@@ -243,6 +313,26 @@ mod tests {
         let again = t.add(&c, "regtest", "c", &template("p1", &full[..2]), 72 * S, seen_early);
         assert!(again.divergences.is_empty(), "once per block");
         assert_eq!(again.figures.iter().find(|f| f.node_id == "c").map(|f| f.missing), Some(2));
+    }
+
+    #[test]
+    fn templates_restored_from_their_rows_compare_as_before() {
+        let c = config();
+        let mut t = Templates::default();
+        let first = |x: &Txid| Some(if *x == parse_txid(&tx(2)).unwrap() { 50 * S } else { 0 });
+        t.add(&c, "regtest", "a", &template("p1", &[(1, 10), (2, 10), (3, 10)]), 60 * S, first);
+        let mut back = Templates { reported: t.reported.clone(), ..Templates::default() };
+        for (k, v) in t.take_rows() {
+            assert!(back.put_row(&k, &v.unwrap()));
+        }
+        assert_eq!(back.nodes, t.nodes);
+        assert_eq!(back.first_seen, t.first_seen);
+        let next = template("p1", &[(1, 10)]);
+        let (x, y) =
+            (t.add(&c, "regtest", "b", &next, 70 * S, |_| None), back.add(&c, "regtest", "b", &next, 70 * S, |_| None));
+        assert_eq!(x, y);
+        assert!(!x.divergences.is_empty());
+        assert!(!back.put_row(b"c", b"short"), "a malformed row is refused, not a panic");
     }
 
     #[test]
