@@ -6,7 +6,9 @@
 //!    refuses as they reach it from its peers: the rejections are counted per node and bounded
 //!    reason, and, at least `spike_floor = 3` in one minute with no baseline, are a spike: the
 //!    event and the alert; and each of them, accepted by core-0 and core-1, is a policy
-//!    divergence naming core-2, its version and `datacarrier`: the event and the alert;
+//!    divergence naming core-2, its version and `datacarrier`: the event and the alert; and the
+//!    five are missing from core-2's mempool (a mempool divergence: event, gauge, alert pending)
+//!    and from its template (a template divergence: event and alert);
 //! 2. core-1 restarted with `-persistmempool=0` while the others hold transactions: its empty
 //!    mempool is reported after `empty_after_s = 3` (event, gauge, alert pending), and over when
 //!    it holds a transaction again.
@@ -17,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use bmon_schemas::{MempoolEmpty, MempoolRejectionSpike, PolicyDivergence};
+use bmon_schemas::{MempoolDivergence, MempoolEmpty, MempoolRejectionSpike, PolicyDivergence, TemplateDivergence};
 use bmon_testbed::{Implementation, TestBed, poll_until};
 use common::*;
 
@@ -32,7 +34,8 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     let net = bed.start_network(Implementation::Core, 3).unwrap();
     let names: Vec<String> = bed.network(net).nodes().iter().map(|n| n.name().to_owned()).collect();
     let producers = start_log_and_rpc_feeds(&bed, net, "", &brokers);
-    let settings = "spike_floor = 3\nempty_after_s = 3\ndivergence_window_s = 15\n";
+    let settings = "spike_floor = 3\nempty_after_s = 3\ndivergence_window_s = 15\nmempool_span_s = 5\n\
+        mempool_min_txs = 3\nmempool_every_s = 2\ntemplate_skew_s = 10\ntemplate_min_txs = 3\n";
     let (_mempool, prom) = start_with_prometheus(&mut bed, "mempool", settings, &brokers);
 
     // 1. core-2 refuses OP_RETURN outputs (`-datacarrier=0`); core-0 sends five such
@@ -46,9 +49,8 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
         (n.node(2).peer_count().ok()? >= 2).then_some(())
     })
     .unwrap();
-    for i in 0..5 {
-        n.node(0).send_op_return(&format!("626d6f6e{i:02x}")).unwrap();
-    }
+    let op_returns: Vec<String> =
+        (0..5).map(|i| n.node(0).send_op_return(&format!("626d6f6e{i:02x}")).unwrap()).collect();
     let refused = format!("sum(bmon_mempool_rejections_total{{node=\"{}\"}})", names[2]);
     let counted = poll_until("5 rejections counted", WAIT, Duration::from_millis(500), || {
         (metric(&prom, &refused)? >= 5.0).then_some(())
@@ -79,6 +81,19 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
         assert_eq!(accepted, [names[0].as_str(), names[1].as_str()], "{d:?}");
     }
     assert_eq!(wait_alert(&prom, "BmonMempoolPolicyDivergence", &names[2]), "firing");
+    // ... and missing from core-2's mempool and from its template.
+    let mut pools: TopicReader<MempoolDivergence> = TopicReader::new(&brokers, EVENTS, 3);
+    let lacks = |d: &MempoolDivergence| {
+        d.node_id == names[2] && d.diverged && op_returns.iter().all(|t| d.missing_sample.contains(t))
+    };
+    assert!(pools.read_until(WAIT, |d| d.iter().any(lacks)), "mempool divergences: {:?}", pools.facts);
+    let state = wait_alert(&prom, "BmonMempoolDivergence", &names[2]);
+    assert!(state == "pending" || state == "firing", "{state}: its `for:` is 5 min");
+    let mut templates: TopicReader<TemplateDivergence> = TopicReader::new(&brokers, EVENTS, 3);
+    let left_out =
+        |d: &TemplateDivergence| d.node_id == names[2] && op_returns.iter().all(|t| d.missing_sample.contains(t));
+    assert!(templates.read_until(WAIT, |d| d.iter().any(left_out)), "template divergences: {:?}", templates.facts);
+    assert_eq!(wait_alert(&prom, "BmonTemplateDivergence", &names[2]), "firing");
 
     // 2. An empty mempool while the others hold transactions.
     bed.network(net).node(0).send_tx().unwrap();

@@ -111,7 +111,8 @@ fn default_read_burst() -> u32 {
 pub struct ZmqSection {
     /// Endpoints, e.g. `["tcp://127.0.0.1:28332"]`.
     pub endpoints: Vec<String>,
-    /// ZMQ topics to subscribe to. Default hashblock, hashtx, rawblock, rawtx, sequence.
+    /// ZMQ topics to subscribe to. Default hashblock, hashtx, rawblock, rawtx, sequence and
+    /// invalidtx (BSV's refused transactions); a topic the node does not publish costs nothing.
     #[serde(default = "default_zmq_topics")]
     pub topics: Vec<String>,
     /// ZMQ receive high-water mark. Default 100000, enough for mainnet bursts.
@@ -120,7 +121,7 @@ pub struct ZmqSection {
 }
 
 fn default_zmq_topics() -> Vec<String> {
-    ["hashblock", "hashtx", "rawblock", "rawtx", "sequence"].map(String::from).to_vec()
+    ["hashblock", "hashtx", "rawblock", "rawtx", "sequence", "invalidtx"].map(String::from).to_vec()
 }
 
 fn default_rcvhwm() -> i32 {

@@ -215,8 +215,17 @@ chain_event_nodes!(
     bmon_schemas::NodeLagging,
     bmon_schemas::Inflation,
     bmon_schemas::MempoolRejectionSpike,
-    bmon_schemas::MempoolEmpty
+    bmon_schemas::MempoolEmpty,
+    bmon_schemas::MempoolDivergence,
+    bmon_schemas::TemplateDivergence
 );
+
+/// A conflict is of a transaction: its first refusing node.
+impl HasNode for bmon_schemas::MempoolConflict {
+    fn node_id(&self) -> &str {
+        self.refused_by.first().map_or("", |r| r.node_id.as_str())
+    }
+}
 
 /// A divergence is of a network: its first refusing node.
 impl HasNode for bmon_schemas::PolicyDivergence {

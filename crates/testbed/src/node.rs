@@ -320,6 +320,12 @@ impl Node {
         self.lock_wallet()?.conflicting_pair(self)
     }
 
+    /// Two signed, unsent transactions that spend the same coin with the same fee (raw hex):
+    /// neither replaces the other, so each node keeps the first it got and refuses the other.
+    pub fn double_spend_pair(&self) -> Result<(String, String), TestbedError> {
+        self.lock_wallet()?.double_spend_pair(self)
+    }
+
     /// Sends a transaction with an OP_RETURN output carrying `data` (hex); returns its txid.
     pub fn send_op_return(&self, data: &str) -> Result<String, TestbedError> {
         self.lock_wallet()?.send_op_return(self, data)

@@ -141,6 +141,18 @@ impl Wallet {
         Ok((a, b))
     }
 
+    /// Two signed transactions spending the same coin with the same fee (the second carries an
+    /// OP_RETURN output as well), as raw hex: neither can replace the other, so a node holding
+    /// one refuses the other. Neither is sent.
+    pub(crate) fn double_spend_pair(&mut self, node: &Node) -> Result<(String, String), TestbedError> {
+        let (coin, wifs, home) = self.take_coin(node, "double spend")?;
+        let wifs: Option<Vec<&str>> = wifs.as_ref().map(|w| w.iter().map(String::as_str).collect());
+        // Outputs as an object: BSV's createrawtransaction takes no list.
+        let a = sign(node, wifs.as_deref(), &coin, json!({ home.clone(): btc(coin.sats - FEE_SATS) }))?;
+        let b = sign(node, wifs.as_deref(), &coin, json!({ home: btc(coin.sats - FEE_SATS), "data": "6473" }))?;
+        Ok((a, b))
+    }
+
     /// Sends a transaction with an OP_RETURN output (`data`, hex) beside its change; its txid.
     pub(crate) fn send_op_return(&mut self, node: &Node, data: &str) -> Result<String, TestbedError> {
         let (coin, wifs, home) = self.take_coin(node, "op_return")?;

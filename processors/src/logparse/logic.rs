@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bmon_logparse::Parser;
 use bmon_schemas::{
-    BlockConnected, BlockDisconnected, Envelope, EventBody, FactKey, LogLineFact, NodeEvent, NodeStart, ObjectKind,
-    Observation, ObservationSource, Stage, ZmqFact, ZmqPayload,
+    BlockConnected, BlockDisconnected, Envelope, EventBody, FactKey, LogLineFact, MempoolReject, NodeEvent, NodeStart,
+    ObjectKind, Observation, ObservationSource, Stage, ZmqFact, ZmqPayload,
 };
 
 use super::config::LogParseConfig;
@@ -143,8 +143,10 @@ impl LogParse {
 /// ZMQ `sequence` `C` and `D` as node events: the chain processor follows a node's active chain
 /// by them as well as by its log (they carry no height; the envelope's stream, `zmq:sequence`,
 /// tells them apart from the log's validation lines). A sequence reset on any topic is a start.
+/// BSV's `invalidtx` (a transaction the node refused, as JSON) is a `mempool_reject`.
 fn sequence_event(fact: &ZmqFact) -> Option<NodeEvent> {
     let event = match &fact.payload {
+        ZmqPayload::Other(o) if fact.topic == "invalidtx" => EventBody::MempoolReject(invalid_tx(&o.body)?),
         // A topic's sequence back at zero: the node restarted (chain merges it with the log's
         // start line).
         ZmqPayload::SequenceReset(_) => EventBody::NodeStart(NodeStart { version: String::new() }),
@@ -165,6 +167,33 @@ fn sequence_event(fact: &ZmqFact) -> Option<NodeEvent> {
         thread: None,
         category: None,
         event,
+    })
+}
+
+/// BSV's `invalidtx` notification as a rejection: its `txid`, `rejectionReason` and
+/// `rejectionCode`. None for one that is not JSON, has no txid, or came from a block
+/// (`fromBlock`: no mempool refused it).
+pub fn invalid_tx(body: &[u8]) -> Option<MempoolReject> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let from_block =
+        ["fromBlock", "fromblock"].iter().any(|k| v.get(*k).and_then(serde_json::Value::as_bool) == Some(true));
+    if from_block {
+        return None;
+    }
+    let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let reason = text("rejectionReason").filter(|r| !r.is_empty()).unwrap_or_else(|| "unknown".to_owned());
+    let (reason, detail) = match reason.split_once(", ") {
+        Some((r, d)) => (r.to_owned(), Some(d.to_owned())),
+        None => (reason, None),
+    };
+    Some(MempoolReject {
+        txid: text("txid").filter(|t| !t.is_empty())?,
+        wtxid: None,
+        peer: v.get("nodeId").and_then(serde_json::Value::as_i64),
+        reason,
+        code: v.get("rejectionCode").and_then(serde_json::Value::as_i64),
+        detail,
+        fee_rate: None,
     })
 }
 
@@ -210,5 +239,29 @@ fn observation(
             epoch: envelope.source.epoch.clone(),
             offset: envelope.source.offset,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bsv_invalidtx_is_a_rejection_unless_it_came_from_a_block() {
+        let body = br#"{"fromBlock": false, "txid": "ab12", "hex": "0100", "isInvalid": false,
+            "isValidationError": false, "isMissingInputs": false, "isDoubleSpendDetected": true,
+            "rejectionCode": 18, "rejectionReason": "txn-double-spend-detected", "source": "p2p",
+            "address": "127.0.0.1:18444", "nodeId": 3}"#;
+        let r = invalid_tx(body).unwrap();
+        assert_eq!(
+            (r.txid.as_str(), r.reason.as_str(), r.code, r.peer),
+            ("ab12", "txn-double-spend-detected", Some(18), Some(3))
+        );
+        let detailed = br#"{"txid": "cd", "rejectionReason": "insufficient fee, rejecting replacement"}"#;
+        let r = invalid_tx(detailed).unwrap();
+        assert_eq!((r.reason.as_str(), r.detail.as_deref()), ("insufficient fee", Some("rejecting replacement")));
+        assert!(invalid_tx(br#"{"fromBlock": true, "txid": "ab"}"#).is_none());
+        assert!(invalid_tx(b"not json").is_none());
+        assert!(invalid_tx(br#"{"rejectionReason": "x"}"#).is_none(), "no txid");
     }
 }

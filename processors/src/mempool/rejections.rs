@@ -80,14 +80,34 @@ struct Buckets {
     example: String,
 }
 
+/// Recent refused txids remembered per node, so that one refusal told by two sources (BSV's log
+/// and its `invalidtx` ZMQ) counts once.
+const RECENT: usize = 512;
+
 /// One node's rejections.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejections {
     /// By reason label.
     by_reason: BTreeMap<String, Buckets>,
+    /// The last refused txids, oldest first.
+    #[serde(default)]
+    recent: VecDeque<String>,
 }
 
 impl Rejections {
+    /// Whether `txid`'s refusal is news: false if it is one of the node's last refusals (the
+    /// same refusal from another source, or a peer offering it again).
+    pub fn first_refusal(&mut self, txid: &str) -> bool {
+        if self.recent.iter().any(|t| t == txid) {
+            return false;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(txid.to_owned());
+        true
+    }
+
     /// Counts one rejection of `reason` at `at_us`; a spike event if it makes its bucket one.
     pub fn add(
         &mut self,
@@ -139,6 +159,18 @@ impl Rejections {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_told_twice_counts_once_and_the_memory_is_bounded() {
+        let mut r = Rejections::default();
+        assert!(r.first_refusal("a"));
+        assert!(!r.first_refusal("a"), "the same refusal from the node's ZMQ after its log");
+        for i in 0..RECENT {
+            r.first_refusal(&i.to_string());
+        }
+        assert_eq!(r.recent.len(), RECENT);
+        assert!(r.first_refusal("a"), "forgotten after RECENT others");
+    }
 
     #[test]
     fn reasons_map_to_a_bounded_label_set() {

@@ -138,6 +138,9 @@ impl MempoolProcessor {
         let Some(r) = reason else { return Ok(()) };
         let state = self.states.get_mut(input.topic, input.partition);
         let node = state.nodes.entry(env.node_id.clone()).or_default();
+        if !node.first_refusal(&r.txid) {
+            return Ok(());
+        }
         let spike = node.add(&self.spike, &env.node_id, &env.network, &r.reason, at);
         if input.replay {
             return Ok(());
