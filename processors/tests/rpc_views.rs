@@ -61,6 +61,9 @@ fn mempool_and_template_hold_the_three_transactions() {
         assert!(t.txs().iter().all(|x| x.txid.is_some() && x.fee.is_some() && x.size().unwrap() > 0), "{which}");
         assert_eq!(t.txs().iter().all(|x| x.weight.is_some()), which != "bsv-1.0.13", "{which}: weight");
         assert!(t.coinbasevalue.unwrap() > t.total_fees(), "{which}: subsidy plus fees");
+        // The view netviews writes reads back strictly to the same template.
+        let view = serde_json::to_string(&t.clone().without_data()).unwrap();
+        assert_eq!(BlockTemplate::from_view(&view).unwrap(), t.without_data(), "{which}");
     }
 }
 

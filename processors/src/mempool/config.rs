@@ -36,7 +36,8 @@ pub struct MempoolConfig {
     /// A node's mempool diverges with at least this many missing and extra transactions.
     /// Default 5.
     pub mempool_min_txs: i64,
-    /// The nodes' mempools are compared at most this often, seconds. Default 10.
+    /// The nodes' mempools, and their templates, are compared at most this often, seconds.
+    /// Default 10.
     pub mempool_every_s: u64,
     /// The polling skew between nodes' templates: transactions first seen later than this
     /// before the oldest compared template are not counted, seconds. Default 15.
@@ -113,6 +114,7 @@ impl MempoolConfig {
             skew_us: secs(self.template_skew_s),
             alive_us: secs(self.template_alive_s),
             min_txs: self.template_min_txs.max(1),
+            every_us: secs(self.mempool_every_s),
             ..TemplateConfig::default()
         }
     }

@@ -1,5 +1,5 @@
 //! The `mempool` processor: each node's transaction rejections and mempool, and, across a
-//! network's nodes, empty mempools.
+//! network's nodes, empty mempools and mempools and templates that differ.
 //!
 //! - [`config`]: its `[mempool]` settings;
 //! - [`rejections`]: pure: rejections per node and bounded reason, and spikes against the
@@ -8,12 +8,17 @@
 //!   reason, from every node's verdicts re-keyed by txid;
 //! - [`empty`]: pure: a node's empty mempool while others hold transactions, from the
 //!   network-keyed getmempoolinfo views;
+//! - [`presence`]: pure: each network's transactions with a bitset of the nodes holding them,
+//!   from the producers' getrawmempool deltas and full snapshots; missing, extra and conflicting
+//!   transactions per node;
+//! - [`templates`]: pure: templates on the same previous block compared;
+//! - `network`: the network views' side of the wiring; `state`: the partition state and its
+//!   RocksDB rows;
 //! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
 //!   is new here), metrics and events;
 //! - [`telemetry`]: its metrics.
 //!
-//! Not built yet (issue 14): mempool and template divergence across nodes (with conflicts),
-//! BSV's `invalidtx` ZMQ, and the mainnet-scale mechanism (docs/design.md, "Mempool").
+//! docs/design.md, "Mempool", has the decisions (the mainnet-scale mechanism among them).
 
 pub mod config;
 pub mod divergence;
@@ -33,7 +38,7 @@ use crate::registry::{BuildContext, BuildError, Entry};
 /// mempool in the processor registry.
 pub const ENTRY: Entry = Entry {
     name: "mempool",
-    doc: "Transaction rejections by reason (with spikes against each node's baseline), policy divergences and empty mempools.",
+    doc: "Transaction rejections by reason (with spikes against each node's baseline), policy divergences, empty mempools, and mempool and template divergence across nodes.",
     build,
     telemetry: telemetry::COMPONENT,
 };

@@ -28,7 +28,7 @@ impl MempoolProcessor {
             "getmempoolinfo" => self.info(input, &v.envelope, &MempoolInfo::parse(&v.view_json).map_err(invalid)?, out),
             "getrawmempool" => self.list(input, &v.envelope, &MempoolTxids::parse(&v.view_json).map_err(invalid)?, out),
             "getblocktemplate" => {
-                self.template(input, &v.envelope, &BlockTemplate::parse(&v.view_json).map_err(invalid)?, out)
+                self.template(input, &v.envelope, &BlockTemplate::from_view(&v.view_json).map_err(invalid)?, out)
             }
             _ => Ok(()),
         }

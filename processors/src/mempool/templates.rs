@@ -33,11 +33,13 @@ pub struct TemplateConfig {
     pub min_txs: i64,
     /// Txids listed per sample.
     pub samples: usize,
+    /// The network's templates are compared at most this often (event time), µs.
+    pub every_us: i64,
 }
 
 impl Default for TemplateConfig {
     fn default() -> Self {
-        TemplateConfig { skew_us: 15_000_000, alive_us: 60_000_000, min_txs: 5, samples: 10 }
+        TemplateConfig { skew_us: 15_000_000, alive_us: 60_000_000, min_txs: 5, samples: 10, every_us: 10_000_000 }
     }
 }
 
@@ -93,6 +95,9 @@ pub struct Templates {
     first_seen: HashMap<Txid, i64, crate::propagation::Hasher>,
     /// The previous block each node's divergence was last reported on.
     reported: BTreeMap<String, String>,
+    /// When the templates were last compared, µs.
+    #[serde(default)]
+    last_compared_us: i64,
     /// Nodes whose row changed since the last [`Templates::take_rows`].
     #[serde(skip)]
     dirty: std::collections::BTreeSet<String>,
@@ -164,6 +169,10 @@ impl Templates {
             }
             keep
         });
+        if at_us - self.last_compared_us < c.every_us {
+            return TemplatesCompared::default();
+        }
+        self.last_compared_us = at_us;
         let nodes = &self.nodes;
         self.first_seen.retain(|x, _| nodes.values().any(|n| n.txids.binary_search(x).is_ok()));
         self.compare(c, network, &previous)
@@ -292,7 +301,7 @@ mod tests {
     }
 
     fn config() -> TemplateConfig {
-        TemplateConfig { skew_us: 10 * S, alive_us: 60 * S, min_txs: 1, samples: 5 }
+        TemplateConfig { skew_us: 10 * S, alive_us: 60 * S, min_txs: 1, samples: 5, every_us: 0 }
     }
 
     #[test]
