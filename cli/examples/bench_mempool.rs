@@ -6,7 +6,7 @@
 //! A synthetic network of 10 nodes, each holding a mempool of 300 000 transactions, with 7 new
 //! transactions a second (node k hears each 0.3·k s after node 0) and a block every 10 minutes
 //! confirming the oldest 4 200. Each node is polled every 10 s (staggered): its txid list as the
-//! producer publishes it (deltas, a full snapshot in chunks of at most 1 MB every 30 rounds),
+//! producer publishes it (deltas, a full snapshot in chunks of at most 1 MB every 90 rounds, the default),
 //! getmempoolinfo, and a 3 000-transaction template. One simulated hour goes through the mempool
 //! processor's `process` in process, with a RocksDB checkpoint every simulated second as the
 //! runtime does each second, and the Prometheus recorder installed.
@@ -38,7 +38,7 @@ const POOL: u64 = 300_000;
 const TX_PER_S: u64 = 7;
 const BLOCK_S: i64 = 600;
 const POLL_S: i64 = 10;
-const FULL_EVERY: i64 = 30;
+const FULL_EVERY: i64 = 90;
 const TEMPLATE_TXS: usize = 3_000;
 const HOUR_S: i64 = 3_600;
 const SEC: i64 = 1_000_000;
@@ -129,22 +129,27 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 /// The largest facts the producer's encoder makes: a full snapshot of `POOL` txids, a block's
-/// delta, and a `TEMPLATE_TXS` template without raw data.
+/// delta, and a `TEMPLATE_TXS` template without raw data as a node sends it (witness hash,
+/// dependencies and sigops kept: the producer strips only `data`).
 fn largest_facts() -> (usize, usize, usize, usize) {
     let mut enc = MempoolEncoder::new(FULL_EVERY as u32, 1_000_000);
     let list: Vec<String> = (0..POOL).map(txid).collect();
     let full = enc.encode(&json!(list)).unwrap();
     let after: Vec<String> = (4_200..POOL + 70).map(txid).collect();
     let delta = enc.encode(&json!(after)).unwrap();
-    let template = template_json(0, (0..TEMPLATE_TXS as u64).collect());
+    let txs: Vec<_> = (0..TEMPLATE_TXS as u64)
+        .map(|i| json!({ "txid": txid(i), "hash": txid(i), "fee": 2_000, "weight": 900, "depends": [], "sigops": 4 }))
+        .collect();
+    let template =
+        json!({ "previousblockhash": txid(0), "height": 900_000, "coinbasevalue": 318_500_000, "transactions": txs })
+            .to_string();
     (full.iter().map(|(_, f)| f.len()).max().unwrap(), full.len(), delta[0].1.len(), template.len())
 }
 
 fn template_json(block: i64, txs: Vec<u64>) -> String {
-    let transactions: Vec<_> = txs
-        .iter()
-        .map(|i| json!({ "txid": txid(*i), "hash": txid(*i), "fee": 2_000, "weight": 900, "size": 225, "depends": [], "sigops": 4 }))
-        .collect();
+    // The view netviews publishes: txid, fee, weight and size per transaction.
+    let transactions: Vec<_> =
+        txs.iter().map(|i| json!({ "txid": txid(*i), "fee": 2_000, "weight": 900, "size": 225 })).collect();
     json!({ "previousblockhash": format!("{block:064x}"), "height": 900_000 + block, "coinbasevalue": 312_500_000 + 2_000 * txs.len() as i64, "transactions": transactions }).to_string()
 }
 

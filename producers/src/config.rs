@@ -165,13 +165,14 @@ pub struct RpcSection {
     #[serde(default = "default_txoutset_timeout")]
     pub txoutset_timeout_s: u64,
     /// The mempool's txids go out as deltas, with a full snapshot (in chunks of at most 1 MB)
-    /// every this many rounds. Default 30 (5 min at 10 s).
+    /// every this many rounds. Default 90 (15 min at 10 s): a consumer that starts, or lost a
+    /// fact, knows the node's list again within that.
     #[serde(default = "default_mempool_full_every")]
     pub mempool_full_every: u32,
 }
 
 fn default_mempool_full_every() -> u32 {
-    30
+    90
 }
 
 fn default_txoutset_interval() -> u64 {

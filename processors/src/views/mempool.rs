@@ -48,8 +48,8 @@ pub struct TemplateTx {
     /// Transaction id.
     #[serde(deserialize_with = "lenient")]
     pub txid: Option<String>,
-    /// Witness hash (the txid without witness data).
-    #[serde(deserialize_with = "lenient")]
+    /// Witness hash (the txid without witness data); left out of the view when the txid is there.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
     /// Fee, satoshis.
     #[serde(deserialize_with = "lenient")]
@@ -64,8 +64,8 @@ pub struct TemplateTx {
     /// (see [`BlockTemplate::without_data`]).
     #[serde(deserialize_with = "lenient")]
     pub size: Option<u64>,
-    /// 1-based indexes of the template's transactions this one spends.
-    #[serde(deserialize_with = "lenient")]
+    /// 1-based indexes of the template's transactions this one spends (left out of the view).
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub depends: Option<Vec<u32>>,
 }
 
@@ -114,11 +114,17 @@ impl BlockTemplate {
         self.transactions.as_deref().unwrap_or_default()
     }
 
-    /// The template without its transactions' raw data (megabytes on mainnet), their sizes kept.
+    /// The template without its transactions' raw data (megabytes on mainnet), their sizes kept,
+    /// and without what no processor reads (dependencies, and witness hashes where the txid is
+    /// given): the view netviews publishes, parsed by mempool for every poll of every node.
     pub fn without_data(mut self) -> BlockTemplate {
         for t in self.transactions.iter_mut().flatten() {
             t.size = t.size();
             t.data = None;
+            t.depends = None;
+            if t.txid.is_some() {
+                t.hash = None;
+            }
         }
         self
     }
@@ -153,9 +159,37 @@ pub enum MempoolTxids {
     },
 }
 
+/// The producer's form, read directly (one allocation per txid).
+#[derive(Deserialize)]
+struct RawTxids {
+    kind: String,
+    chunk: Option<u32>,
+    chunks: Option<u32>,
+    #[serde(default)]
+    txids: Vec<String>,
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
 impl MempoolTxids {
     /// Parses a getrawmempool fact (either form). Entries that are not strings are left out.
     pub fn parse(json: &str) -> Result<Self, ViewError> {
+        // The common case first: the producer's object (or netviews' view of it), well typed.
+        if let Ok(r) = serde_json::from_str::<RawTxids>(json) {
+            match (r.kind.as_str(), r.chunk, r.chunks) {
+                ("full", Some(chunk), Some(chunks)) if chunk < chunks => {
+                    return Ok(MempoolTxids::Full { chunk, chunks, txids: r.txids });
+                }
+                ("delta", _, _) => return Ok(MempoolTxids::Delta { added: r.added, removed: r.removed }),
+                _ => {}
+            }
+        }
+        Self::parse_lenient(json)
+    }
+
+    fn parse_lenient(json: &str) -> Result<Self, ViewError> {
         let err = |message: String| ViewError { method: "getrawmempool", message };
         let v: serde_json::Value = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
         let strings = |v: &serde_json::Value| -> Vec<String> {
