@@ -70,13 +70,14 @@ fn rejections_spikes_and_an_empty_mempool_on_a_core_bed() {
     assert_eq!(wait_alert(&prom, "BmonMempoolRejectionSpike", &s.node_id), "firing");
     // The same refusals are policy divergences: core-0 and core-1 accepted each transaction.
     // (The window, 15 s, spans the relay's inventory delays; each verdict carries its node's
-    // version as the producer's `[node] version` gives it, empty on this bed.)
+    // version, which the producer learns from getnetworkinfo, `[node] version` being unset.)
     let mut divergences: TopicReader<PolicyDivergence> = TopicReader::new(&brokers, EVENTS, 3);
     assert!(divergences.read_until(WAIT, |d| d.len() >= 5), "policy divergences: {:?}", divergences.facts);
     for d in &divergences.facts {
         let rejected: Vec<(&str, &str)> =
             d.rejected_by.iter().map(|r| (r.node_id.as_str(), r.reason.as_str())).collect();
         assert_eq!(rejected, [(names[2].as_str(), "datacarrier")], "{d:?}");
+        assert!(d.rejected_by[0].node_version.starts_with("Satoshi:"), "the learned version: {d:?}");
         let accepted: Vec<&str> = d.accepted_by.iter().map(|a| a.node_id.as_str()).collect();
         assert_eq!(accepted, [names[0].as_str(), names[1].as_str()], "{d:?}");
     }

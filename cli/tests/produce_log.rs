@@ -229,7 +229,7 @@ fn a_crash_before_refilling_a_hole_loses_nothing() {
         node_id: "holed".into(),
         network: "regtest".into(),
         implementation: bmon_schemas::NodeImplementation::Core,
-        version: String::new(),
+        version: bmon_producer::publish::NodeVersion::new(""),
     };
     let shared = SharedProducer::new(&bmon_kafka::ClientSettings::plaintext(&brokers));
     let publisher = LogPublisher::new(&shared, LOG_TOPIC, node, &log.to_string_lossy()).unwrap();

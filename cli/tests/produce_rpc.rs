@@ -84,6 +84,12 @@ fn core_bsv_and_litecoin_rpc_snapshots() {
         };
         assert_eq!(params, want, "{name}: gettxoutsetinfo params");
         assert!(json_of(txoutset.unwrap()).get("txouts").is_some(), "{name}: a UTXO set summary");
+        // No `[node] version` here: the node's own, from getnetworkinfo, goes on the facts after it.
+        let info = facts.iter().find(|f| f.method == "getnetworkinfo" && matches!(f.outcome, RpcOutcome::Ok(_)));
+        let subversion = json_of(info.unwrap())["subversion"].as_str().unwrap().trim_matches('/').to_owned();
+        assert!(!subversion.is_empty(), "{name}: a subversion");
+        let last = facts.last().unwrap();
+        assert_eq!(last.envelope.node_version, subversion, "{name}: the learned version");
         // A method the node lacks is tried once and then left alone.
         for f in facts.iter().filter(|f| matches!(&f.outcome, RpcOutcome::Err(e) if e.code == Some(-32601))) {
             assert_eq!(facts.iter().filter(|g| g.method == f.method).count(), 1, "{name}: {} retried", f.method);

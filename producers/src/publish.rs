@@ -109,8 +109,48 @@ pub struct NodeIdentity {
     pub network: String,
     /// Node software.
     pub implementation: NodeImplementation,
-    /// Its version string.
-    pub version: String,
+    /// Its version string, shared by the node's sources.
+    pub version: NodeVersion,
+}
+
+/// A node's version string, shared by its sources (clones share it): `[node] version` when
+/// configured, else what the node says in getnetworkinfo's `subversion` (for example
+/// `Satoshi:31.99.0`), learned by the RPC source, and followed across upgrades. Empty until then.
+#[derive(Debug, Clone, Default)]
+pub struct NodeVersion {
+    value: std::sync::Arc<std::sync::RwLock<String>>,
+    configured: bool,
+}
+
+impl NodeVersion {
+    /// `configured` if not empty; otherwise learned later.
+    pub fn new(configured: &str) -> NodeVersion {
+        NodeVersion {
+            value: std::sync::Arc::new(std::sync::RwLock::new(configured.to_owned())),
+            configured: !configured.is_empty(),
+        }
+    }
+
+    /// The version now.
+    pub fn get(&self) -> String {
+        self.value.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The node's getnetworkinfo `subversion` (`/Satoshi:31.99.0/`); ignored when configured.
+    /// True if the version changed.
+    pub fn learn(&self, subversion: &str) -> bool {
+        let v = subversion.trim_matches('/');
+        if self.configured || v.is_empty() {
+            return false;
+        }
+        match self.value.write() {
+            Ok(mut cur) if *cur != v => {
+                *cur = v.to_owned();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Sends log facts for one node to its partition of the log topic.
@@ -158,7 +198,7 @@ impl LogPublisher {
                 node_id: self.node.node_id.clone(),
                 network: self.node.network.clone(),
                 implementation: self.node.implementation,
-                node_version: self.node.version.clone(),
+                node_version: self.node.version.get(),
                 received_at_us,
                 source: SourceSeq { stream: "log".into(), epoch: file.epoch(), offset: line.start as i64 },
             },

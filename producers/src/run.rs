@@ -31,7 +31,7 @@ fn identity(config: &ProducerConfig) -> NodeIdentity {
         node_id: config.node.id.clone(),
         network: config.node.network.clone(),
         implementation: config.node.implementation.into(),
-        version: config.node.version.clone(),
+        version: crate::publish::NodeVersion::new(&config.node.version),
     }
 }
 
@@ -89,10 +89,12 @@ pub async fn run_producer(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
     let shared = SharedProducer::new(&config.kafka);
+    // One identity for every source: the version the RPC source learns reaches them all.
+    let identity = identity(config);
     let zmq = match &config.zmq {
         Some(z) => {
             let settings = ZmqSettings { endpoints: z.endpoints.clone(), topics: z.topics.clone(), rcvhwm: z.rcvhwm };
-            let node = identity(config);
+            let node = identity.clone();
             let h = Arc::clone(&health);
             Some(SpooledSource::start(config, &shared, "zmq", &config.topics.zmq, &shutdown, move |sink, stop| {
                 if let Err(e) = run_zmq_source(&settings, &node, sink, stop, &h.zmq) {
@@ -120,7 +122,7 @@ pub async fn run_producer(
                 };
                 (RpcSettings { timeout: Duration::from_secs(r.txoutset_timeout_s), ..settings.clone() }, schedule)
             });
-            let node = identity(config);
+            let node = identity.clone();
             let h = Arc::clone(&health);
             Some(SpooledSource::start(config, &shared, "rpc", &config.topics.rpc, &shutdown, move |sink, stop| {
                 // gettxoutsetinfo on its own thread and connection: a minutes-long UTXO scan
@@ -136,7 +138,7 @@ pub async fn run_producer(
         None => None,
     };
     let log = match &config.log {
-        Some(log) => run_log_source(config, &shared, log, &health, shutdown.clone()).await,
+        Some(log) => run_log_source(config, identity.clone(), &shared, log, &health, shutdown.clone()).await,
         None => {
             let mut s = shutdown.clone();
             while !*s.borrow() {
@@ -161,12 +163,12 @@ pub async fn run_producer(
 /// nothing is lost or repeated.
 pub async fn run_log_source(
     config: &ProducerConfig,
+    node: NodeIdentity,
     shared: &SharedProducer,
     log: &LogSection,
     health: &Health,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublishError> {
-    let node = identity(config);
     let checkpoint = Checkpoint::new(config.state.dir.join("log.checkpoint"));
     let poll = Duration::from_millis(log.poll_ms);
     let mut backoff = Duration::from_millis(500);

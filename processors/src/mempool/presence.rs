@@ -125,6 +125,10 @@ struct Feed {
 struct Marker {
     refused: BTreeMap<String, (String, String)>,
     at_us: i64,
+    /// The first refusal's time: the conflict is reported `span_us` after it, so that the
+    /// refusals relayed later are in the event too.
+    #[serde(default)]
+    first_us: i64,
     reported: bool,
 }
 
@@ -280,7 +284,8 @@ impl Presence {
 
     /// A node refused `c.txid` as conflicting with a transaction it holds.
     pub fn conflict(&mut self, c: &TxConflict) {
-        let m = self.markers.entry(c.txid.clone()).or_default();
+        let m = self.markers.entry(c.txid.clone()).or_insert_with(|| Marker { first_us: c.at_us, ..Marker::default() });
+        m.first_us = m.first_us.min(c.at_us);
         m.refused.entry(c.node_id.clone()).or_insert((c.node_version.clone(), c.reason.clone()));
         m.at_us = m.at_us.max(c.at_us);
     }
@@ -351,7 +356,7 @@ impl Presence {
         for (key, held) in found_conflicts {
             let Some(m) = self.markers.get_mut(&key) else { continue };
             let refusers_lack = compared.iter().any(|(node, b)| m.refused.contains_key(node) && held & b == 0);
-            if m.reported || !refusers_lack {
+            if m.reported || !refusers_lack || now_us - m.first_us < c.span_us {
                 continue;
             }
             m.reported = true;

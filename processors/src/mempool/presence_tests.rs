@@ -189,10 +189,15 @@ fn a_double_spend_is_a_conflict_not_a_missing_or_extra_transaction() {
     };
     p.conflict(&refused("a", 9));
     p.conflict(&refused("b", 8));
+    let early = p.compare(&c, "regtest", 10 * S);
+    assert!(early.conflicts.is_empty(), "reported a span after the first refusal: {:?}", early.conflicts);
+    p.conflict(&refused("c", 8));
     let out = p.compare(&c, "regtest", 100 * S);
     assert!(out.changes.is_empty(), "no divergence: {:?}", out.changes);
     let pairs: Vec<_> = out.conflicts.iter().map(|x| (x.txid.clone(), x.held_by.clone())).collect();
     assert_eq!(pairs, vec![(tx(8), vec!["a".to_owned()]), (tx(9), vec!["b".to_owned(), "c".to_owned()])]);
+    let late: Vec<&str> = out.conflicts[0].refused_by.iter().map(|r| r.node_id.as_str()).collect();
+    assert_eq!(late, ["b", "c"], "a refusal within the span is in the event");
     let a = out.figures.iter().find(|f| f.node_id == "a").unwrap();
     assert_eq!((a.missing, a.extra, a.conflicts), (0, 0, 1));
     assert!(p.compare(&c, "regtest", 101 * S).conflicts.is_empty(), "reported once");

@@ -36,14 +36,16 @@ impl PollPlan {
         };
         let call = |method, params| Call { method, params };
         PollPlan {
+            // getnetworkinfo first: the node's version, when not configured, is learned from it
+            // before the round's other facts go out.
             calls: vec![
+                call("getnetworkinfo", vec![]),
                 call("getblockchaininfo", vec![]),
                 call("getchaintips", vec![]),
                 call("getmempoolinfo", vec![]),
                 call("getrawmempool", vec![]),
                 call("getblocktemplate", gbt_rules),
                 call("getpeerinfo", vec![]),
-                call("getnetworkinfo", vec![]),
                 call("uptime", vec![]),
             ],
             missing: BTreeSet::new(),
@@ -86,6 +88,19 @@ pub fn has_coinstatsindex(getindexinfo: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learned_version_follows_the_node_and_a_configured_one_stays() {
+        let learned = crate::publish::NodeVersion::new("");
+        let shared = learned.clone();
+        assert!(learned.learn("/Satoshi:31.99.0/"));
+        assert_eq!(shared.get(), "Satoshi:31.99.0", "clones share it");
+        assert!(!learned.learn("/Satoshi:31.99.0/"));
+        assert!(learned.learn("/Satoshi:32.0.0/"), "an upgrade");
+        let configured = crate::publish::NodeVersion::new("v31.99.0");
+        assert!(!configured.learn("/Satoshi:32.0.0/"));
+        assert_eq!(configured.get(), "v31.99.0");
+    }
 
     #[test]
     fn missing_methods_are_dropped_once() {

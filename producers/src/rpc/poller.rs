@@ -151,6 +151,12 @@ pub fn run_rpc_source(
                 }
                 // No answer at all (transport): the rest of the round would fail the same way.
                 let unreachable = matches!(&outcome, RpcOutcome::Err(e) if e.code.is_none());
+                if let (Some(v), "getnetworkinfo") = (&result, call.method) {
+                    let subversion = v.get("subversion").and_then(Value::as_str).unwrap_or_default();
+                    if node.version.learn(subversion) {
+                        tracing::info!(version = %node.version.get(), "node version learned from getnetworkinfo");
+                    }
+                }
                 for (offset, outcome) in shape(&call, round, outcome, result, &mut mempool) {
                     let fact = snapshot(node, &session, offset, &call, took, outcome);
                     if !sink.send(&fact) {
@@ -233,7 +239,7 @@ fn snapshot(
             node_id: node.node_id.clone(),
             network: node.network.clone(),
             implementation: node.implementation,
-            node_version: node.version.clone(),
+            node_version: node.version.get(),
             received_at_us: now_us(),
             source: SourceSeq { stream: format!("rpc:{}", call.method), epoch: session.to_owned(), offset },
         },

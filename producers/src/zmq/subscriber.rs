@@ -61,7 +61,7 @@ pub fn run_zmq_source(
         node_id: node.node_id.clone(),
         network: node.network.clone(),
         implementation: node.implementation,
-        node_version: node.version.clone(),
+        node_version: node.version.get(),
         received_at_us: at,
         source: SourceSeq { stream, epoch: format!("{session}:{generation}"), offset: i64::from(offset) },
     };
