@@ -214,6 +214,11 @@ impl ChainProcessor {
     }
 
     fn view(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        // The views topic also carries mempool's conflict markers: not chain's.
+        let writer = self.codec.writer_version(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+        if writer.family != NodeView::FAMILY {
+            return Ok(());
+        }
         let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
         let env = &v.envelope;
         let (net, node) = (env.network.as_str(), env.node_id.as_str());

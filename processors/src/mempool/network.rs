@@ -19,7 +19,7 @@ impl MempoolProcessor {
             let c: TxConflict =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
             let state = self.states.get_mut(input.topic, input.partition);
-            state.presence.entry(c.network.clone()).or_default().conflict(&c);
+            state.presence.entry(c.network.clone()).or_default().conflict(&c, self.presence.conflict_keep_us);
             return Ok(());
         }
         let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
@@ -88,7 +88,7 @@ impl MempoolProcessor {
             return Ok(());
         }
         match applied {
-            Applied::Applied => {}
+            Applied::Applied | Applied::Duplicate => {}
             Applied::Gap => {
                 t::GAPS.with_counter([label("network", net.to_owned()), label("node", node.to_owned())]).increment(1);
                 tracing::info!(

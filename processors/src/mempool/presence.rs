@@ -26,6 +26,10 @@ use crate::views::MempoolTxids;
 /// Nodes per network the bitset can hold; more are left out of the comparison (and logged).
 pub const MAX_NODES: usize = 64;
 
+/// Conflict markers kept per network (they are in the partition's value, written at each
+/// checkpoint).
+pub const MAX_MARKERS: usize = 2_000;
+
 /// A txid, as its 32 bytes (display order).
 pub type Txid = [u8; 32];
 
@@ -184,6 +188,8 @@ pub enum Applied {
     /// Not in order with the node's feed (a gap, or a chunk out of place): the node's list is
     /// unknown until its next full snapshot.
     Gap,
+    /// A fact already applied (delivered again): ignored.
+    Duplicate,
     /// The network has [`MAX_NODES`] nodes already.
     TooManyNodes,
 }
@@ -198,6 +204,9 @@ impl Presence {
         }
         let Some(feed) = self.feeds.get_mut(node) else { return Applied::TooManyNodes };
         let b = 1u64 << feed.bit;
+        if feed.epoch == epoch && seq <= feed.last_seq {
+            return Applied::Duplicate;
+        }
         let in_order = feed.epoch == epoch && feed.last_seq + 1 == seq;
         feed.epoch = epoch.to_owned();
         feed.last_seq = seq;
@@ -211,6 +220,7 @@ impl Presence {
                 if !expected {
                     feed.building = None;
                     feed.complete = false;
+                    self.abandon(b);
                     return Applied::Gap;
                 }
                 let last = chunk + 1 == *chunks;
@@ -237,8 +247,11 @@ impl Presence {
             }
             MempoolTxids::Delta { added, removed } => {
                 if !in_order || !feed.complete || feed.building.is_some() {
+                    let was_building = feed.building.take().is_some();
                     feed.complete = false;
-                    feed.building = None;
+                    if was_building {
+                        self.abandon(b);
+                    }
                     return Applied::Gap;
                 }
                 for t in removed.iter().filter_map(|t| parse_txid(t)) {
@@ -265,6 +278,15 @@ impl Presence {
         }
     }
 
+    /// Drops a full snapshot being read for bit `b`: its pending marks, and the entries only
+    /// they held (never persisted).
+    fn abandon(&mut self, b: u64) {
+        self.entries.retain(|_, e| {
+            e.pending &= !b;
+            e.bits != 0 || e.pending != 0
+        });
+    }
+
     fn finish_snapshot(&mut self, b: u64) {
         let dirty = &mut self.dirty;
         self.entries.retain(|t, e| {
@@ -282,8 +304,14 @@ impl Presence {
         });
     }
 
-    /// A node refused `c.txid` as conflicting with a transaction it holds.
-    pub fn conflict(&mut self, c: &TxConflict) {
+    /// A node refused `c.txid` as conflicting with a transaction it holds. Markers older than
+    /// `keep_us` before it go, and at most [`MAX_MARKERS`] are kept (the oldest go first).
+    pub fn conflict(&mut self, c: &TxConflict, keep_us: i64) {
+        self.markers.retain(|_, m| c.at_us - m.at_us <= keep_us);
+        while self.markers.len() >= MAX_MARKERS {
+            let Some(oldest) = self.markers.iter().min_by_key(|(_, m)| m.at_us).map(|(k, _)| k.clone()) else { break };
+            self.markers.remove(&oldest);
+        }
         let m = self.markers.entry(c.txid.clone()).or_insert_with(|| Marker { first_us: c.at_us, ..Marker::default() });
         m.first_us = m.first_us.min(c.at_us);
         m.refused.entry(c.node_id.clone()).or_insert((c.node_version.clone(), c.reason.clone()));
@@ -299,6 +327,19 @@ impl Presence {
     pub fn compare(&mut self, c: &PresenceConfig, network: &str, now_us: i64) -> Compared {
         self.last_eval_us = now_us;
         self.markers.retain(|_, m| now_us - m.at_us <= c.conflict_keep_us);
+        let stale: Vec<u64> = self
+            .feeds
+            .values_mut()
+            .filter(|f| f.building.is_some() && now_us - f.at_us > c.alive_us)
+            .map(|f| {
+                f.building = None;
+                f.complete = false;
+                1u64 << f.bit
+            })
+            .collect();
+        stale.into_iter().for_each(|b| self.abandon(b));
+        let mut out = Compared::default();
+        let leaving = self.leaving(c, now_us);
         self.forget_silent(c.alive_us.saturating_mul(6), now_us);
         let compared: Vec<(String, u64)> = self
             .feeds
@@ -308,8 +349,46 @@ impl Presence {
             .collect();
         let mask = compared.iter().fold(0, |m, (_, b)| m | b);
         let n = compared.len();
-        let mut out = Compared::default();
+        for node in leaving {
+            out.changes.push(MempoolDivergence {
+                node_id: node,
+                network: network.to_owned(),
+                diverged: false,
+                missing: 0,
+                extra: 0,
+                conflicts: 0,
+                similarity: 1.0,
+                node_size: 0,
+                majority_size: 0,
+                nodes: n as i64,
+                missing_sample: Vec::new(),
+                extra_sample: Vec::new(),
+                at_us: now_us,
+            });
+        }
         if n < 2 {
+            // Nobody to compare with: whoever was diverged no longer is.
+            let rest: Vec<String> = self.feeds.iter().filter(|(_, f)| f.diverged).map(|(k, _)| k.clone()).collect();
+            for node in rest {
+                if let Some(f) = self.feeds.get_mut(&node) {
+                    f.diverged = false;
+                }
+                out.changes.push(MempoolDivergence {
+                    node_id: node,
+                    network: network.to_owned(),
+                    diverged: false,
+                    missing: 0,
+                    extra: 0,
+                    conflicts: 0,
+                    similarity: 1.0,
+                    node_size: 0,
+                    majority_size: 0,
+                    nodes: n as i64,
+                    missing_sample: Vec::new(),
+                    extra_sample: Vec::new(),
+                    at_us: now_us,
+                });
+            }
             return out;
         }
         let marked: HashMap<Txid, String, crate::propagation::Hasher> =
@@ -324,7 +403,10 @@ impl Presence {
             }
             let partial = held != mask;
             if !partial {
-                e.split_since_us = NONE;
+                if e.split_since_us != NONE {
+                    e.split_since_us = NONE;
+                    self.dirty.insert(*t);
+                }
             } else if e.split_since_us == NONE {
                 e.split_since_us = now_us;
                 self.dirty.insert(*t);
@@ -397,10 +479,7 @@ impl Presence {
                 continue;
             }
             feed.diverged = diverged;
-            let sample = |mut v: Vec<Txid>| {
-                v.sort_unstable();
-                v.iter().map(txid_hex).collect()
-            };
+            let sample = |h: std::collections::BinaryHeap<Txid>| h.into_sorted_vec().iter().map(txid_hex).collect();
             out.changes.push(MempoolDivergence {
                 node_id: node.clone(),
                 network: network.to_owned(),
@@ -418,6 +497,19 @@ impl Presence {
             });
         }
         out
+    }
+
+    /// The diverged nodes that drop out of the comparison now (their list unknown, or silent
+    /// past `alive_us`): no longer diverged, as far as anyone can tell.
+    fn leaving(&mut self, c: &PresenceConfig, now_us: i64) -> Vec<String> {
+        let mut gone = Vec::new();
+        for (node, f) in &mut self.feeds {
+            if f.diverged && !(f.complete && now_us - f.at_us <= c.alive_us) {
+                f.diverged = false;
+                gone.push(node.clone());
+            }
+        }
+        gone
     }
 
     /// Drops the feeds silent for longer than `after_us`, and their bits.
@@ -464,9 +556,11 @@ impl Presence {
         dirty.into_iter().map(|t| (t.to_vec(), self.entries.get(&t).map(|e| e.to_row()))).collect()
     }
 
-    /// Marks every entry changed, so the next [`Presence::take_rows`] gives them all.
-    pub fn all_rows_changed(&mut self) {
-        self.dirty.extend(self.entries.keys().copied());
+    /// A row given by [`Presence::take_rows`] was not written: it is given again next time.
+    pub fn row_failed(&mut self, key: &[u8]) {
+        if let Ok(t) = Txid::try_from(key) {
+            self.dirty.insert(t);
+        }
     }
 
     /// When a transaction was first held by any node, if one holds it.
@@ -500,8 +594,20 @@ struct Tally {
     missing: i64,
     extra: i64,
     conflicts: i64,
-    missing_sample: Vec<Txid>,
-    extra_sample: Vec<Txid>,
+    /// The smallest txids, as a max-heap of at most `samples` (so the sample does not depend on
+    /// the map's iteration order).
+    missing_sample: std::collections::BinaryHeap<Txid>,
+    extra_sample: std::collections::BinaryHeap<Txid>,
+}
+
+/// Keeps the `n` smallest txids in `heap`.
+fn keep_smallest(heap: &mut std::collections::BinaryHeap<Txid>, t: &Txid, n: usize) {
+    if heap.len() < n {
+        heap.push(*t);
+    } else if heap.peek().is_some_and(|max| t < max) {
+        heap.pop();
+        heap.push(*t);
+    }
 }
 
 impl Tally {
@@ -511,14 +617,10 @@ impl Tally {
         self.inter += i64::from(has && in_majority);
         if in_majority && !has {
             self.missing += 1;
-            if self.missing_sample.len() < samples {
-                self.missing_sample.push(*t);
-            }
+            keep_smallest(&mut self.missing_sample, t, samples);
         } else if !in_majority && has {
             self.extra += 1;
-            if self.extra_sample.len() < samples {
-                self.extra_sample.push(*t);
-            }
+            keep_smallest(&mut self.extra_sample, t, samples);
         }
     }
 }

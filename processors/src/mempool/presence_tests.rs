@@ -187,11 +187,11 @@ fn a_double_spend_is_a_conflict_not_a_missing_or_extra_transaction() {
         reason: "txn-mempool-conflict".into(),
         at_us: S,
     };
-    p.conflict(&refused("a", 9));
-    p.conflict(&refused("b", 8));
+    p.conflict(&refused("a", 9), c.conflict_keep_us);
+    p.conflict(&refused("b", 8), c.conflict_keep_us);
     let early = p.compare(&c, "regtest", 10 * S);
     assert!(early.conflicts.is_empty(), "reported a span after the first refusal: {:?}", early.conflicts);
-    p.conflict(&refused("c", 8));
+    p.conflict(&refused("c", 8), c.conflict_keep_us);
     let out = p.compare(&c, "regtest", 100 * S);
     assert!(out.changes.is_empty(), "no divergence: {:?}", out.changes);
     let pairs: Vec<_> = out.conflicts.iter().map(|x| (x.txid.clone(), x.held_by.clone())).collect();
@@ -201,6 +201,42 @@ fn a_double_spend_is_a_conflict_not_a_missing_or_extra_transaction() {
     let a = out.figures.iter().find(|f| f.node_id == "a").unwrap();
     assert_eq!((a.missing, a.extra, a.conflicts), (0, 0, 1));
     assert!(p.compare(&c, "regtest", 101 * S).conflicts.is_empty(), "reported once");
+}
+
+#[test]
+fn a_fact_delivered_twice_is_ignored_and_a_node_that_leaves_stops_diverging() {
+    let c = config();
+    let mut p = Presence::default();
+    for n in ["a", "b", "c"] {
+        p.apply(n, "e", 0, &full(&[1, 2, 3, 4]), 0);
+    }
+    let drop3 = MempoolTxids::Delta { added: vec![], removed: vec![tx(1), tx(2), tx(3)] };
+    assert_eq!(p.apply("c", "e", 1, &drop3, 0), Applied::Applied);
+    assert_eq!(p.apply("c", "e", 1, &drop3, 0), Applied::Duplicate, "the same fact again");
+    assert_eq!(p.apply("c", "e", 0, &full(&[1, 2, 3, 4]), 0), Applied::Duplicate, "an older one");
+    assert!(p.held_by("c").is_some(), "still known");
+    p.compare(&c, "regtest", 50 * S);
+    let out = p.compare(&c, "regtest", 100 * S);
+    assert!(out.changes.iter().any(|d| d.node_id == "c" && d.diverged), "{out:?}");
+    // c's next fact is lost: its list is unknown, so it no longer counts as diverged.
+    let none = MempoolTxids::Delta { added: vec![], removed: vec![] };
+    assert_eq!(p.apply("c", "e", 3, &none, 101 * S), Applied::Gap);
+    let out = p.compare(&c, "regtest", 102 * S);
+    assert!(out.changes.iter().any(|d| d.node_id == "c" && !d.diverged), "{out:?}");
+}
+
+#[test]
+fn a_snapshot_cut_short_leaves_no_marks_behind() {
+    let mut p = Presence::default();
+    p.apply("a", "e", 0, &full(&[1]), 0);
+    let part = MempoolTxids::Full { chunk: 0, chunks: 2, txids: vec![tx(7)] };
+    p.apply("b", "e", 0, &part, 0);
+    assert!(!p.checkpointable());
+    // Its second chunk never comes; a delta does.
+    let none = MempoolTxids::Delta { added: vec![], removed: vec![] };
+    assert_eq!(p.apply("b", "e", 2, &none, S), Applied::Gap);
+    assert!(p.checkpointable());
+    assert_eq!(p.len().1, 1, "the half-read snapshot's transaction is gone");
 }
 
 #[test]

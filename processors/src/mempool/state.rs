@@ -36,6 +36,14 @@ fn row_key(network: &str, kind: u8, key: &[u8]) -> Vec<u8> {
     [network.as_bytes(), &[0, kind], key].concat()
 }
 
+/// A row key's network, kind and own key.
+fn split_key(key: &[u8]) -> Option<(&str, u8, &[u8])> {
+    let at = key.iter().position(|b| *b == 0)?;
+    let network = std::str::from_utf8(&key[..at]).ok()?;
+    let (kind, rest) = key[at + 1..].split_first()?;
+    Some((network, *kind, rest))
+}
+
 /// The mempool lists' transactions and the nodes' templates are rows (hundreds of thousands of
 /// transactions at mainnet scale, few of which change between checkpoints); the rest is the
 /// value.
@@ -51,18 +59,20 @@ impl Rows for PartitionState {
         rows
     }
 
-    fn all_rows_changed(&mut self) {
-        self.presence.values_mut().for_each(Presence::all_rows_changed);
-        self.templates.values_mut().for_each(Templates::all_rows_changed);
+    fn rows_failed(&mut self, keys: &[Vec<u8>]) {
+        for key in keys {
+            match split_key(key) {
+                Some((network, LIST, k)) => self.presence.entry(network.to_owned()).or_default().row_failed(k),
+                Some((network, TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().row_failed(k),
+                _ => {}
+            }
+        }
     }
 
     fn put_row(&mut self, key: &[u8], value: &[u8]) -> bool {
-        let Some(at) = key.iter().position(|b| *b == 0) else { return false };
-        let Ok(network) = std::str::from_utf8(&key[..at]) else { return false };
-        let rest = &key[at + 1..];
-        match rest.split_first() {
-            Some((&LIST, k)) => self.presence.entry(network.to_owned()).or_default().put_row(k, value),
-            Some((&TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().put_row(k, value),
+        match split_key(key) {
+            Some((network, LIST, k)) => self.presence.entry(network.to_owned()).or_default().put_row(k, value),
+            Some((network, TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().put_row(k, value),
             _ => false,
         }
     }

@@ -72,8 +72,9 @@ impl NodeTemplate {
 
     fn from_row(row: &[u8]) -> Option<(NodeTemplate, Vec<(Txid, i64)>)> {
         let n = usize::try_from(u64::from_be_bytes(row.get(..8)?.try_into().ok()?)).ok()?;
-        let mut t: NodeTemplate = serde_json::from_slice(row.get(8..8 + n)?).ok()?;
-        let rest = row.get(8 + n..)?;
+        let end = n.checked_add(8)?;
+        let mut t: NodeTemplate = serde_json::from_slice(row.get(8..end)?).ok()?;
+        let rest = row.get(end..)?;
         if rest.len() % 40 != 0 {
             return None;
         }
@@ -147,7 +148,11 @@ impl Templates {
             let seen = self.first_seen.entry(*x).or_insert(first);
             *seen = (*seen).min(first);
         }
-        let weight = t.txs().iter().map(|x| x.weight.or_else(|| x.size().map(|s| s * 4)).unwrap_or(0) as i64).sum();
+        let weight = t
+            .txs()
+            .iter()
+            .map(|x| x.weight.or_else(|| x.size().map(|s| s.saturating_mul(4))).unwrap_or(0))
+            .fold(0i64, |w, x| w.saturating_add(i64::try_from(x).unwrap_or(i64::MAX)));
         self.nodes.insert(
             node.to_owned(),
             NodeTemplate {
@@ -162,6 +167,7 @@ impl Templates {
         );
         self.dirty.insert(node.to_owned());
         let dirty = &mut self.dirty;
+        let before = self.nodes.len();
         self.nodes.retain(|id, n| {
             let keep = at_us - n.at_us <= c.alive_us;
             if !keep {
@@ -169,12 +175,18 @@ impl Templates {
             }
             keep
         });
-        if at_us - self.last_compared_us < c.every_us {
+        let due = at_us - self.last_compared_us >= c.every_us;
+        // First sightings of transactions in no template go when a template expires (so that the
+        // rows, which hold the sightings of the templates kept, restore the same map) or at a
+        // comparison.
+        if due || self.nodes.len() < before {
+            let nodes = &self.nodes;
+            self.first_seen.retain(|x, _| nodes.values().any(|n| n.txids.binary_search(x).is_ok()));
+        }
+        if !due {
             return TemplatesCompared::default();
         }
         self.last_compared_us = at_us;
-        let nodes = &self.nodes;
-        self.first_seen.retain(|x, _| nodes.values().any(|n| n.txids.binary_search(x).is_ok()));
         self.compare(c, network, &previous)
     }
 
@@ -190,9 +202,11 @@ impl Templates {
             .collect()
     }
 
-    /// Marks every row changed.
-    pub fn all_rows_changed(&mut self) {
-        self.dirty.extend(self.nodes.keys().cloned());
+    /// A row given by [`Templates::take_rows`] was not written: it is given again next time.
+    pub fn row_failed(&mut self, key: &[u8]) {
+        if let Ok(node) = std::str::from_utf8(key) {
+            self.dirty.insert(node.to_owned());
+        }
     }
 
     /// Restores one row written by [`Templates::take_rows`]; false if it is malformed.

@@ -50,8 +50,9 @@ pub trait Rows {
     fn take_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         Vec::new()
     }
-    /// Marks every row changed (a checkpoint failed: the next rewrites them all).
-    fn all_rows_changed(&mut self) {}
+    /// A checkpoint that wrote these rows failed: they are to be written again (deleted ones
+    /// included).
+    fn rows_failed(&mut self, _keys: &[Vec<u8>]) {}
     /// Restores one row; false if it is malformed.
     fn put_row(&mut self, _key: &[u8], _value: &[u8]) -> bool {
         true
@@ -210,6 +211,7 @@ impl<S: Default + Serialize + DeserializeOwned + Rows> PartitionStates<S> {
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "unreadable partition state; replaying instead");
+                let _ = self.store.forget(topic, partition);
                 None
             }
         }
@@ -228,9 +230,10 @@ impl<S: Default + Serialize + DeserializeOwned + Rows> PartitionStates<S> {
             }
             self.dirty.remove(&key);
             let rows = state.take_rows();
+            let keys: Vec<Vec<u8>> = rows.iter().map(|(k, _)| k.clone()).collect();
             if let Err(e) = self.store.save_with_rows(topic, *partition, *offset, &*state, rows) {
                 tracing::warn!(topic, partition, error = %e, "checkpoint failed; the next one rewrites the partition");
-                state.all_rows_changed();
+                state.rows_failed(&keys);
                 self.dirty.insert(key);
             }
         }

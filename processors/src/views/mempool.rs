@@ -131,7 +131,7 @@ impl BlockTemplate {
 
     /// Total fees, satoshis (transactions without a fee count as 0).
     pub fn total_fees(&self) -> i64 {
-        self.txs().iter().filter_map(|t| t.fee).sum()
+        self.txs().iter().filter_map(|t| t.fee).fold(0i64, i64::saturating_add)
     }
 }
 
