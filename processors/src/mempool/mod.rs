@@ -29,6 +29,7 @@ pub mod rejections;
 mod state;
 pub mod telemetry;
 pub mod templates;
+pub mod txid;
 pub mod wiring;
 
 pub use config::MempoolConfig;

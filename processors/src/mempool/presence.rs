@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use bmon_schemas::{MempoolConflict, MempoolDivergence, NodeVerdict, TxConflict};
 use serde::{Deserialize, Serialize};
 
+pub use super::txid::{Txid, parse_txid, txid_hex};
 use crate::views::MempoolTxids;
 
 /// Nodes per network the bitset can hold; more are left out of the comparison (and logged).
@@ -29,28 +30,6 @@ pub const MAX_NODES: usize = 64;
 /// Conflict markers kept per network (they are in the partition's value, written at each
 /// checkpoint).
 pub const MAX_MARKERS: usize = 2_000;
-
-/// A txid, as its 32 bytes (display order).
-pub type Txid = [u8; 32];
-
-/// The 32 bytes of a 64-digit hex txid.
-pub fn parse_txid(hex: &str) -> Option<Txid> {
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(out)
-}
-
-/// A txid as hex.
-pub fn txid_hex(t: &Txid) -> String {
-    t.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,21 +329,7 @@ impl Presence {
         let mask = compared.iter().fold(0, |m, (_, b)| m | b);
         let n = compared.len();
         for node in leaving {
-            out.changes.push(MempoolDivergence {
-                node_id: node,
-                network: network.to_owned(),
-                diverged: false,
-                missing: 0,
-                extra: 0,
-                conflicts: 0,
-                similarity: 1.0,
-                node_size: 0,
-                majority_size: 0,
-                nodes: n as i64,
-                missing_sample: Vec::new(),
-                extra_sample: Vec::new(),
-                at_us: now_us,
-            });
+            out.changes.push(no_longer(node, network, n, now_us));
         }
         if n < 2 {
             // Nobody to compare with: whoever was diverged no longer is.
@@ -373,21 +338,7 @@ impl Presence {
                 if let Some(f) = self.feeds.get_mut(&node) {
                     f.diverged = false;
                 }
-                out.changes.push(MempoolDivergence {
-                    node_id: node,
-                    network: network.to_owned(),
-                    diverged: false,
-                    missing: 0,
-                    extra: 0,
-                    conflicts: 0,
-                    similarity: 1.0,
-                    node_size: 0,
-                    majority_size: 0,
-                    nodes: n as i64,
-                    missing_sample: Vec::new(),
-                    extra_sample: Vec::new(),
-                    at_us: now_us,
-                });
+                out.changes.push(no_longer(node, network, n, now_us));
             }
             return out;
         }
@@ -582,6 +533,26 @@ impl Presence {
                 f.complete = false;
             }
         }
+    }
+}
+
+/// The event of a node that no longer counts as diverged because it dropped out of the
+/// comparison (its list unknown, silent, or alone in its network).
+fn no_longer(node: String, network: &str, compared: usize, at_us: i64) -> MempoolDivergence {
+    MempoolDivergence {
+        node_id: node,
+        network: network.to_owned(),
+        diverged: false,
+        missing: 0,
+        extra: 0,
+        conflicts: 0,
+        similarity: 1.0,
+        node_size: 0,
+        majority_size: 0,
+        nodes: compared as i64,
+        missing_sample: Vec::new(),
+        extra_sample: Vec::new(),
+        at_us,
     }
 }
 
