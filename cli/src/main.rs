@@ -26,8 +26,10 @@ enum Command {
     /// List every metric bmon can export.
     #[command(subcommand)]
     Metrics(commands::metrics::MetricsCmd),
-    /// Run a stream processor (logparse, propagation).
+    /// Run a stream processor (logparse, propagation, netviews, chain, mempool, loki).
     Process(commands::process::ProcessArgs),
+    /// Search every node's log lines (and derived events) straight from the log topic.
+    Grep(commands::grep::GrepArgs),
     /// Parse a node's debug.log into typed events, one JSON object per line.
     ParseLog(commands::parse_log::ParseLogArgs),
     /// Bring the local test bed (broker and regtest nodes) up or down.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Process(args) => commands::process::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Metrics(cmd) => commands::metrics::run(cmd),
+        Command::Grep(args) => commands::grep::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

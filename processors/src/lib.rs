@@ -9,6 +9,7 @@
 //! - [`netviews`]: each node's RPC snapshots as typed views, re-keyed by network.
 //! - [`propagation`]: per-node arrival times and cross-node spread per block and transaction.
 //! - [`chain`]: tips, reorgs, stale tips, invalid blocks, lagging nodes and inflation.
+//! - [`loki`]: log lines and derived events pushed to Loki.
 //! - [`views`]: typed, tolerant views of the RPC snapshots (Core, BSV, Litecoin).
 //! - [`replay`]: registered processors chained in process over a past time range.
 //! - [`registry`]: every processor by name, with how to build it from its config section and
@@ -19,6 +20,7 @@
 pub mod chain;
 pub mod config;
 pub mod logparse;
+pub mod loki;
 pub mod mempool;
 pub mod netviews;
 pub mod propagation;

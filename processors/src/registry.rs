@@ -114,6 +114,7 @@ pub const REGISTRY: &[Entry] = &[
     crate::netviews::ENTRY,
     crate::chain::ENTRY,
     crate::mempool::ENTRY,
+    crate::loki::ENTRY,
 ];
 
 /// Every processor's metrics, and the runtime's they all share.

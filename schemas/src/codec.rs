@@ -221,6 +221,30 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// Decodes a framed record of any family into JSON, as its writer schema describes it (for
+    /// sinks that show records rather than interpret them, such as the Loki sink's events).
+    /// Returns the family and the value; bytes fields become arrays of numbers, unions their
+    /// branch's value.
+    pub fn decode_json(&self, bytes: &[u8]) -> Result<(String, serde_json::Value), CodecError> {
+        let writer = self.writer_version(bytes)?;
+        let header_len = if bytes[0] == CONFLUENT_MAGIC { 5 } else { 10 };
+        let mut body = &bytes[header_len..];
+        let body_err =
+            |e: apache_avro::Error| CodecError::Body { family: writer.family.clone(), reason: e.to_string() };
+        let value = GenericDatumReader::builder(&writer.schema)
+            .build()
+            .map_err(body_err)?
+            .read_value(&mut body)
+            .map_err(body_err)?;
+        if !body.is_empty() {
+            return Err(CodecError::TrailingBytes(body.len()));
+        }
+        let json = serde_json::Value::try_from(value).map_err(body_err)?;
+        Ok((writer.family.clone(), json))
+    }
+}
+
 fn encode_err<T: Record>(e: &apache_avro::Error) -> CodecError {
     CodecError::Encode { family: T::FAMILY, reason: e.to_string() }
 }

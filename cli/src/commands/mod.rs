@@ -1,6 +1,7 @@
 //! One module per subcommand group.
 
 pub mod demo;
+pub mod grep;
 pub mod metrics;
 pub mod parse_log;
 pub mod process;

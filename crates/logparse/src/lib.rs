@@ -24,7 +24,7 @@ mod detect;
 mod json;
 mod prefix;
 mod rules;
-mod scan;
+pub mod scan;
 pub mod synth;
 mod time;
 

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use crate::node::NodePorts;
-use crate::{Broker, Implementation, Network, Node, PortBlock, Prometheus, TestbedError, Tools};
+use crate::{Broker, Implementation, Network, Node, PortBlock, Prometheus, TestbedError, Tools, VictoriaLogs};
 
-/// Port plan within a block: 0 broker, 1-9 for services, nodes from 10 on, 3 ports each.
+/// Port plan within a block: 0 broker, 1-7 for services a test starts, 8 VictoriaLogs, 9 Prometheus, nodes from 10 on, 3 ports each.
 const BROKER_PORT: u16 = 0;
+const VICTORIALOGS_PORT: u16 = 8;
 const PROMETHEUS_PORT: u16 = 9;
 const FIRST_NODE_PORT: u16 = 10;
 const PORTS_PER_NODE: u16 = 3;
@@ -18,6 +19,7 @@ pub struct TestBed {
     networks: Vec<Network>,
     broker: Option<Broker>,
     prometheus: Option<Prometheus>,
+    victoria_logs: Option<VictoriaLogs>,
     next_node: u16,
     // Declared last: dropped after the processes above, so the lock outlives them.
     block: PortBlock,
@@ -30,7 +32,15 @@ impl TestBed {
         let state_root =
             tools.root.parent().map(|p| p.join("testbed")).unwrap_or_else(|| PathBuf::from("/tmp/bmon-testbed"));
         let block = PortBlock::acquire(&state_root)?;
-        Ok(TestBed { tools, networks: Vec::new(), broker: None, prometheus: None, next_node: 0, block })
+        Ok(TestBed {
+            tools,
+            networks: Vec::new(),
+            broker: None,
+            prometheus: None,
+            victoria_logs: None,
+            next_node: 0,
+            block,
+        })
     }
 
     /// Stops every node at once (SIGTERM to all, 30 s grace), then the broker and Prometheus.
@@ -41,6 +51,7 @@ impl TestBed {
         crate::process::stop_all(nodes, std::time::Duration::from_secs(30));
         self.broker = None;
         self.prometheus = None;
+        self.victoria_logs = None;
     }
 
     /// The bed's working directory.
@@ -66,12 +77,25 @@ impl TestBed {
         Ok(self.prometheus.insert(prometheus))
     }
 
-    /// The `i`th service port (1-8), for processes a test starts itself (exporters, Prometheus).
+    /// Starts VictoriaLogs (once, with `extra` flags) and returns it.
+    pub fn victoria_logs(&mut self, extra: &[&str]) -> Result<&mut VictoriaLogs, TestbedError> {
+        let v = match self.victoria_logs.take() {
+            Some(v) => v,
+            None => {
+                let dir = self.block.dir().join("victoria-logs");
+                let port = self.block.port(VICTORIALOGS_PORT);
+                VictoriaLogs::start(self.tools.victoria_logs()?, &dir, port, &self.block.pid_dir(), extra)?
+            }
+        };
+        Ok(self.victoria_logs.insert(v))
+    }
+
+    /// The `i`th service port (1-7), for processes a test starts itself (exporters, Prometheus).
     ///
     /// # Panics
-    /// If `i` is not in 1..=8.
+    /// If `i` is not in 1..=7.
     pub fn service_port(&self, i: u16) -> u16 {
-        assert!((1..PROMETHEUS_PORT).contains(&i), "service port index {i} must be 1-8");
+        assert!((1..VICTORIALOGS_PORT).contains(&i), "service port index {i} must be 1-7");
         self.block.port(i)
     }
 

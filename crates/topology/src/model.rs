@@ -102,6 +102,9 @@ pub enum Recovery {
     /// Offsets are stored atomically with the state; rebuild by replaying input from the window
     /// start (the Arroyo/Materialize model).
     Replay,
+    /// Not recovered: a replica without it starts empty, which may repeat outputs but never
+    /// changes results (the Loki sink's pushed offsets).
+    None,
 }
 
 /// One state store of a processor.

@@ -166,6 +166,7 @@ fn check_stores(t: &Topology, i: usize, p: &mut Problems) {
                     Some(_) => {}
                 },
             },
+            Recovery::None => {}
             Recovery::Replay => match store.window {
                 None => p.add(at("window"), "required when recovery is `replay`: how far back to replay input"),
                 Some(window) => {

@@ -83,7 +83,7 @@ pub async fn run<P: Processor>(
 ) -> Result<(), SinkError> {
     let mut backoff = Duration::from_millis(500);
     while !*shutdown.borrow() {
-        let result = match Session::start(config, health) {
+        let result = match Session::start(config, health, processor) {
             Ok(mut session) => {
                 let result = session.run(processor, &mut shutdown).await;
                 if result.is_ok() {
@@ -141,7 +141,11 @@ struct State<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn start(config: &'a RuntimeConfig, health: &'a Health) -> Result<Session<'a>, SinkError> {
+    fn start<P: Processor>(
+        config: &'a RuntimeConfig,
+        health: &'a Health,
+        processor: &mut P,
+    ) -> Result<Session<'a>, SinkError> {
         let log = RebalanceLog::default();
         let changes = Arc::clone(&log.changes);
         let mut client = config.kafka.consumer_config(&config.group, config.session_timeout)?;
@@ -151,11 +155,13 @@ impl<'a> Session<'a> {
         let consumer: StreamConsumer<RebalanceLog> = client.create_with_context(log).map_err(SinkError::Kafka)?;
         let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(SinkError::Kafka)?;
+        let mut sinks = processor.sinks(config)?;
+        sinks.push(Box::new(KafkaSink::new(&config.kafka)?));
         let state = State {
             config,
             health,
             changes,
-            sink: Outputs::new(vec![Box::new(KafkaSink::new(&config.kafka)?)]),
+            sink: Outputs::new(sinks),
             partitions: Partitions::default(),
             codec: Codec::default(),
             outputs: Vec::new(),

@@ -101,6 +101,13 @@ pub trait Processor: Send {
         None
     }
 
+    /// Sinks other than Kafka that this processor's outputs go to (the Loki sink, say), built
+    /// afresh for each consumer session; each output goes to the first sink that accepts its
+    /// topic, and Kafka takes the rest (dead letters among them).
+    fn sinks(&mut self, _runtime: &RuntimeConfig) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+        Ok(Vec::new())
+    }
+
     /// Saves state: every output of every input up to each position (the next offset to consume,
     /// per topic and partition) has been acknowledged. Called about once a second while records
     /// flow.
@@ -129,6 +136,9 @@ impl<P: Processor + ?Sized> Processor for Box<P> {
     }
     fn restore(&mut self, topic: &str, partition: i32, first: i64) -> Option<i64> {
         (**self).restore(topic, partition, first)
+    }
+    fn sinks(&mut self, runtime: &RuntimeConfig) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+        (**self).sinks(runtime)
     }
     fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
         (**self).checkpoint(positions)
