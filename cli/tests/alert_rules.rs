@@ -39,6 +39,7 @@ const FILES: &[(&str, &str, &[&str])] = &[
             "BmonTemplateDivergence",
         ],
     ),
+    ("loki.rules.yml", "loki.rules.test.yml", &["BmonLokiStalled", "BmonLokiRefusedEntries"]),
 ];
 
 fn rules_dir() -> PathBuf {

@@ -9,7 +9,11 @@
 //! and no repeat either (VictoriaLogs, unlike Loki, keeps byte-identical repeats, so any
 //! repeat would show).
 //!
-//! A second test kills the sink (SIGKILL) mid-stream three times, and the same must hold.
+//! A second test kills the sink (SIGKILL) mid-stream three times. Nothing may be lost. Repeats
+//! are tolerated there, and only these: entries of a batch that VictoriaLogs took in while the
+//! sink was killed before it could record Loki's answer (the one window the pushed offsets
+//! cannot close). Each is byte-identical to its first copy (same stream, time and line, which
+//! Loki drops; VictoriaLogs keeps it), and no entry is held more than once per kill plus once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -24,6 +28,7 @@ use loki::*;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(240);
+const KILLS: usize = 3;
 
 /// Sends a transaction every 200 ms from node 0 and mines a block every 10, for `span`.
 fn stream(bed: &TestBed, net: usize, span: Duration) {
@@ -53,7 +58,9 @@ fn start(bed: &mut TestBed, brokers: &str) -> (usize, Vec<Managed>, String) {
     (net, producers, section)
 }
 
-fn assert_every_line_once(bed: &mut TestBed, net: usize) {
+/// Stops the nodes (their files are final) and checks what VictoriaLogs holds against them:
+/// every line at least once, and at most `1 + repeats_allowed` times, repeats byte-identical.
+fn assert_every_line_held(bed: &mut TestBed, net: usize, repeats_allowed: usize) {
     let nodes: Vec<(String, std::path::PathBuf)> =
         bed.network(net).nodes().iter().map(|n| (n.name().to_owned(), n.log_path())).collect();
     for n in bed.network_mut(net).nodes_mut() {
@@ -62,15 +69,38 @@ fn assert_every_line_once(bed: &mut TestBed, net: usize) {
     let v = bed.victoria_logs(&[]).unwrap();
     for (name, log) in &nodes {
         let want = sorted(expected(log, name, "regtest", "core"));
-        let got = wait_held(v, &format!("_stream:{{source=\"log\",node=\"{name}\"}}"), &want, WAIT);
-        let (missing, extra) = diff(&want, &got);
-        assert!(
-            got == want,
-            "{name}: {} lines, {} entries held; missing {missing:?}; extra (repeats) {extra:?}",
-            want.len(),
-            got.len()
-        );
-        eprintln!("{name}: all {} lines held exactly once", want.len());
+        let query = format!("_stream:{{source=\"log\",node=\"{name}\"}}");
+        let got = if repeats_allowed == 0 {
+            wait_held(v, &query, &want, WAIT)
+        } else {
+            // Repeats make an exact match impossible: wait until every wanted entry is there.
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let got = sorted(held(v, &query));
+                let mut distinct = got.clone();
+                distinct.dedup();
+                if distinct == want || Instant::now() > deadline {
+                    break got;
+                }
+                std::thread::sleep(Duration::from_millis(500)); // poll interval
+            }
+        };
+        let mut distinct = got.clone();
+        distinct.dedup();
+        let (missing, extra) = diff(&want, &distinct);
+        assert!(distinct == want, "{name}: missing {missing:?}; not in the file {extra:?}");
+        let most = got.chunk_by(|a, b| a == b).map(<[_]>::len).max().unwrap_or(0);
+        assert!(most <= 1 + repeats_allowed, "{name}: an entry held {most} times");
+        let repeats = got.len() - want.len();
+        if repeats_allowed == 0 {
+            assert_eq!(repeats, 0, "{name}: repeats");
+            eprintln!("{name}: all {} lines held exactly once", want.len());
+        } else {
+            eprintln!(
+                "{name}: all {} lines held; {repeats} byte-identical repeats from batches in flight at a kill",
+                want.len()
+            );
+        }
     }
 }
 
@@ -97,26 +127,24 @@ fn nothing_lost_or_repeated_through_loki_and_broker_outages() {
     bed.broker().unwrap().restart().unwrap();
     stream(&bed, net, Duration::from_secs(5));
 
-    assert_every_line_once(&mut bed, net);
+    assert_every_line_held(&mut bed, net, 0);
     stop_all(producers.iter_mut().chain(std::iter::once(&mut sink)), Duration::from_secs(10));
 }
 
 #[test]
-fn nothing_lost_or_repeated_when_the_sink_is_killed() {
+fn nothing_lost_when_the_sink_is_killed() {
     let mut bed = TestBed::new().unwrap();
     let brokers = bed.broker().unwrap().bootstrap();
     apply_topology(&brokers);
     let (net, mut producers, section) = start(&mut bed, &brokers);
     let mut sink = start_processor(&bed, "loki", "0", &section, &brokers, 0);
-    for _ in 0..3 {
+    for _ in 0..KILLS {
         stream(&bed, net, Duration::from_secs(4));
         sink.kill_hard();
         stream(&bed, net, Duration::from_secs(1));
         sink = start_processor(&bed, "loki", "0", &section, &brokers, 0);
     }
     stream(&bed, net, Duration::from_secs(3));
-    assert_every_line_once(&mut bed, net);
-    let log = std::fs::read_to_string(sink.log()).unwrap_or_default();
-    eprintln!("last sink's log mentions skipped records: {}", log.contains("already"));
+    assert_every_line_held(&mut bed, net, KILLS);
     stop_all(producers.iter_mut().chain(std::iter::once(&mut sink)), Duration::from_secs(10));
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bmon_schemas::{Codec, DeadLetter};
@@ -32,7 +33,14 @@ struct Item {
 pub struct LokiSink {
     tx: mpsc::UnboundedSender<Item>,
     task: tokio::task::JoinHandle<()>,
+    /// Entries given to the task and not yet acknowledged (the pending gauge's share of this
+    /// sink, taken back when it is dropped with entries unsent).
+    pending: Arc<AtomicI64>,
 }
+
+/// Whether this process has set the last-accepted gauge (to its start, so that a sink that
+/// never reaches Loki still shows its age).
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 impl LokiSink {
     /// Starts a sink pushing to `config`'s Loki, dead-lettering through the broker of
@@ -41,7 +49,12 @@ impl LokiSink {
         let client = Client::new(config).map_err(|e| SinkError::Refused { sink: "loki", message: e.to_string() })?;
         let dead = KafkaSink::new(&runtime.kafka)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        if !STARTED.swap(true, Ordering::Relaxed) {
+            t::LAST_PUSHED.gauge0().set(now_us() as f64 / 1e6);
+        }
+        let pending = Arc::new(AtomicI64::new(0));
         let pusher = Pusher {
+            pending: Arc::clone(&pending),
             client,
             config: config.clone(),
             pushed,
@@ -50,13 +63,14 @@ impl LokiSink {
             codec: Codec::default(),
         };
         let task = tokio::spawn(pusher.run(rx));
-        Ok(LokiSink { tx, task })
+        Ok(LokiSink { tx, task, pending })
     }
 }
 
 impl Drop for LokiSink {
     fn drop(&mut self) {
         self.task.abort();
+        t::PENDING.gauge0().decrement(self.pending.swap(0, Ordering::Relaxed) as f64);
     }
 }
 
@@ -76,6 +90,7 @@ impl Sink for LokiSink {
         let item = Item { entry, source: entry::parse_source_key(&output.key), ack };
         self.tx.send(item).map_err(|_| SinkError::Refused { sink: "loki", message: "the push task ended".into() })?;
         t::PENDING.gauge0().increment(1.0);
+        self.pending.fetch_add(1, Ordering::Relaxed);
         Ok(Ack::Other("loki", rx))
     }
 
@@ -91,6 +106,7 @@ impl Sink for LokiSink {
 
 /// The task that batches and pushes.
 struct Pusher {
+    pending: Arc<AtomicI64>,
     client: Client,
     config: LokiConfig,
     pushed: Arc<Pushed>,
@@ -211,6 +227,7 @@ impl Pusher {
             t::LAST_PUSHED.gauge0().set(now_us() as f64 / 1e6);
         }
         t::PENDING.gauge0().decrement(items.len() as f64);
+        self.pending.fetch_sub(items.len() as i64, Ordering::Relaxed);
         for item in items {
             if accepted {
                 let source = if item.entry.stream.contains("source=\"event\"") { "event" } else { "log" };
@@ -260,6 +277,7 @@ impl Pusher {
                 Ok(()) => self.done(vec![item], false),
                 Err(e) => {
                     t::PENDING.gauge0().decrement(1.0);
+                    self.pending.fetch_sub(1, Ordering::Relaxed);
                     let _ = item.ack.send(Err(format!("dead letter not published: {e}")));
                 }
             }
