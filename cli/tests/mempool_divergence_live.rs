@@ -60,14 +60,19 @@ fn fee_floor_and_double_spend_on_a_core_bed() {
     })
     .unwrap();
     let mut templates: TopicReader<TemplateDivergence> = TopicReader::new(&brokers, EVENTS, 3);
-    let of_core2 = |d: &TemplateDivergence| d.node_id == names[2] && sent.iter().all(|t| d.missing_sample.contains(t));
+    // Templates are compared once per node and previous block, when the producers' polls land:
+    // the others' templates may then hold only some of the five (the rest still relaying). The
+    // event must name only the five as missing, and core-2's template hold none of them.
+    let of_core2 = |d: &TemplateDivergence| {
+        d.node_id == names[2] && !d.missing_sample.is_empty() && d.missing_sample.iter().all(|t| sent.contains(t))
+    };
     assert!(
         templates.read_until(WAIT, |d| d.iter().any(of_core2)),
         "no template divergence of core-2 naming the five: {:?}",
         templates.facts
     );
     let d = templates.facts.iter().find(|d| of_core2(d)).unwrap();
-    assert!(d.missing >= 5 && d.extra == 0 && d.nodes == 3, "{d:?}");
+    assert!(d.missing >= 1 && d.missing <= 5 && d.extra == 0 && d.nodes == 3, "{d:?}");
     assert!(d.tx_count < d.median_tx_count && d.fees < d.median_fees, "{d:?}");
     assert!(d.coinbase_value < d.median_coinbase_value && d.weight < d.median_weight, "{d:?}");
     assert!(templates.facts.iter().all(|x| x.node_id == names[2]), "only core-2's: {:?}", templates.facts);

@@ -90,7 +90,11 @@ impl Client {
         let response = request.send().await?;
         let status = response.status().as_u16();
         let mut text = response.text().await.unwrap_or_default();
-        text.truncate(1000);
+        let mut cut = text.len().min(1000);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
         Ok((status, text))
     }
 }

@@ -46,7 +46,8 @@ impl LokiSink {
     /// Starts a sink pushing to `config`'s Loki, dead-lettering through the broker of
     /// `runtime`, and advancing `pushed`. Must be called inside a tokio runtime.
     pub fn start(config: &LokiConfig, runtime: &RuntimeConfig, pushed: Arc<Pushed>) -> Result<LokiSink, SinkError> {
-        let client = Client::new(config).map_err(|e| SinkError::Refused { sink: "loki", message: e.to_string() })?;
+        // A credential or CA file that cannot be read is a setting to fix, not a retry.
+        let client = Client::new(config).map_err(|e| SinkError::Settings(std::io::Error::other(e.to_string())))?;
         let dead = KafkaSink::new(&runtime.kafka)?;
         let (tx, rx) = mpsc::unbounded_channel();
         if !STARTED.swap(true, Ordering::Relaxed) {
@@ -165,9 +166,24 @@ impl Pusher {
                     parts.push_front(second);
                     parts.push_front(part);
                 }
-                Some((reason, detail)) => self.dead_letter(part, reason, &detail).await,
+                Some((reason, detail)) => {
+                    if let Err(e) = self.dead_letter(part, reason, &detail).await {
+                        // Nothing after the failed one may advance the pushed offsets past it:
+                        // all of it is consumed again.
+                        for item in parts.drain(..).flatten() {
+                            self.fail(item, &e);
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// Fails one item's acknowledgement (its input is consumed again).
+    fn fail(&self, item: Item, why: &str) {
+        t::PENDING.gauge0().decrement(1.0);
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        let _ = item.ack.send(Err(why.to_owned()));
     }
 
     /// Pushes one batch, retrying until Loki accepts it (`None`) or refuses its content
@@ -238,10 +254,11 @@ impl Pusher {
     }
 
     /// Loki refused `items` (one entry): publish it to the dead-letter topic, then count it
-    /// as done. If the broker does not take the dead letter, the acknowledgement fails and the
-    /// runtime consumes the record again.
-    async fn dead_letter(&mut self, items: Vec<Item>, reason: &'static str, detail: &str) {
-        for item in items {
+    /// as done. If the broker does not take the dead letter, the acknowledgement fails (and so
+    /// do the rest of `items`, returned as the error) and the runtime consumes the records again.
+    async fn dead_letter(&mut self, items: Vec<Item>, reason: &'static str, detail: &str) -> Result<(), String> {
+        let mut items = items.into_iter();
+        while let Some(item) = items.next() {
             t::REFUSED.with_counter([label("reason", reason)]).increment(1);
             let (topic, partition, offset) = item.source.clone().unwrap_or_default();
             tracing::warn!(%topic, partition, offset, reason, detail, "loki refused an entry; dead-lettered");
@@ -276,11 +293,15 @@ impl Pusher {
             match acked {
                 Ok(()) => self.done(vec![item], false),
                 Err(e) => {
-                    t::PENDING.gauge0().decrement(1.0);
-                    self.pending.fetch_sub(1, Ordering::Relaxed);
-                    let _ = item.ack.send(Err(format!("dead letter not published: {e}")));
+                    let why = format!("dead letter not published: {e}");
+                    self.fail(item, &why);
+                    for rest in items {
+                        self.fail(rest, &why);
+                    }
+                    return Err(why);
                 }
             }
         }
+        Ok(())
     }
 }

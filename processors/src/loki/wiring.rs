@@ -81,6 +81,10 @@ impl Processor for LokiProcessor {
         Ok(())
     }
 
+    fn checkpoints(&self) -> bool {
+        false
+    }
+
     fn sinks(&mut self, runtime: &RuntimeConfig) -> Result<Vec<Box<dyn Sink>>, SinkError> {
         Ok(vec![Box::new(LokiSink::start(&self.config, runtime, Arc::clone(&self.pushed))?)])
     }

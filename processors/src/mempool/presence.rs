@@ -12,9 +12,8 @@
 //! every compared node or split between them for longer than the span. So a transaction still
 //! relaying, or mined and not yet dropped by a node polled later, is no divergence. A node's
 //! *missing* are settled transactions held by the majority of compared nodes that it lacks; its
-//! *extra* those it holds and the majority lacks. A transaction some node refused as conflicting
-//! ([`TxConflict`]) is neither: it is the refusing node's *conflict*, and a
-//! [`MempoolConflict`] event once.
+//! *extra* those it holds and the majority lacks. One some node refused as conflicting
+//! ([`TxConflict`]) is neither: it is that node's *conflict*, and a [`MempoolConflict`] event.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -209,7 +209,10 @@ impl State<'_> {
         if !self.outputs.is_empty() {
             self.sink.send(None, &self.outputs)?;
         }
-        if !self.positions.is_empty() {
+        if !processor.checkpoints() {
+            self.positions.clear();
+            self.store_completed(consumer, false).await?;
+        } else if !self.positions.is_empty() {
             while self.sink.in_flight() > 0 {
                 self.store_completed(consumer, true).await?;
             }

@@ -108,6 +108,13 @@ pub trait Processor: Send {
         Ok(Vec::new())
     }
 
+    /// Whether [`Processor::checkpoint`] does anything. The tick waits for every output in
+    /// flight before it checkpoints; a processor without state to save (the Loki sink, whose
+    /// acknowledgements wait for Loki) says false, and the loop never waits on its sinks.
+    fn checkpoints(&self) -> bool {
+        true
+    }
+
     /// Saves state: every output of every input up to each position (the next offset to consume,
     /// per topic and partition) has been acknowledged. Called about once a second while records
     /// flow.
@@ -139,6 +146,9 @@ impl<P: Processor + ?Sized> Processor for Box<P> {
     }
     fn sinks(&mut self, runtime: &RuntimeConfig) -> Result<Vec<Box<dyn Sink>>, SinkError> {
         (**self).sinks(runtime)
+    }
+    fn checkpoints(&self) -> bool {
+        (**self).checkpoints()
     }
     fn checkpoint(&mut self, positions: &[(String, i32, i64)]) {
         (**self).checkpoint(positions)

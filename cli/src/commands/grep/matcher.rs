@@ -25,6 +25,9 @@ pub struct Hit {
 pub struct Filter {
     /// The pattern, matched against the line alone.
     pub pattern: Regex,
+    /// Whether the pattern may be tried on a record's raw bytes before decoding: not when it is
+    /// anchored (`^`, `$`, `\A`, `\z`), since the line sits inside the record.
+    pub prefilter: bool,
     /// Only these nodes (empty: all).
     pub nodes: Vec<String>,
     /// Only this network.
@@ -47,7 +50,8 @@ impl Filter {
     /// Whether the raw record may hold a hit: the pattern (and the network name) must occur
     /// somewhere in its bytes, which is much cheaper than decoding every record.
     pub fn may_match(&self, payload: &[u8]) -> bool {
-        self.pattern.is_match(payload) && self.network.as_ref().is_none_or(|n| memchr_find(payload, n.as_bytes()))
+        (!self.prefilter || self.pattern.is_match(payload))
+            && self.network.as_ref().is_none_or(|n| memchr_find(payload, n.as_bytes()))
     }
 
     /// The hit in a decoded fact, if it is one.
@@ -67,6 +71,11 @@ impl Filter {
         }
         Some(Hit { node: env.node_id.clone(), network: env.network.clone(), ts_us, line, partition, offset })
     }
+}
+
+/// Whether `pattern` can be tried on a whole record's bytes: it holds no anchor.
+pub fn prefilter_safe(pattern: &str) -> bool {
+    !(pattern.contains('^') || pattern.contains('$') || pattern.contains("\\A") || pattern.contains("\\z"))
 }
 
 fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
@@ -127,7 +136,11 @@ pub fn json(hit: &Hit) -> String {
 pub fn parse_time(s: &str, now_us: i64) -> Result<i64, String> {
     let s = s.trim();
     if let Some(secs) = s.strip_prefix('@') {
-        return secs.parse::<i64>().map(|v| v * 1_000_000).map_err(|_| format!("`{s}`: not @SECONDS"));
+        return secs
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| v.checked_mul(1_000_000))
+            .ok_or_else(|| format!("`{s}`: not @SECONDS"));
     }
     if let Some(stamp) = bmon_logparse::parse_stamp(s.as_bytes())
         && stamp.len == s.len()
@@ -144,7 +157,7 @@ pub fn parse_time(s: &str, now_us: i64) -> Result<i64, String> {
         "d" => 86_400_000_000,
         _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
     };
-    Ok(now_us - n * unit_us)
+    n.checked_mul(unit_us).map(|d| now_us - d).ok_or_else(|| format!("`{s}`: too far back"))
 }
 
 #[cfg(test)]
@@ -159,6 +172,15 @@ mod tests {
         assert_eq!(parse_time("2026-12-02T01:02:03.5Z", now).map(format_us), Ok("2026-12-02T01:02:03.500000Z".into()));
         assert!(parse_time("soon", now).is_err());
         assert!(parse_time("5y", now).is_err());
+        assert!(parse_time("@99999999999999999", now).is_err());
+        assert!(parse_time("9999999999999999d", now).is_err());
+    }
+
+    #[test]
+    fn anchored_patterns_skip_the_raw_prefilter() {
+        assert!(prefilter_safe("UpdateTip.*height=[0-9]+"));
+        assert!(!prefilter_safe("^2026-12-02"));
+        assert!(!prefilter_safe("accepted$"));
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn run(args: GrepArgs) -> anyhow::Result<()> {
     }
     let pattern = Regex::new(&args.pattern).with_context(|| format!("pattern {:?}", args.pattern))?;
     let filter = Arc::new(Filter {
+        prefilter: matcher::prefilter_safe(&args.pattern),
         pattern,
         nodes: args.nodes.clone(),
         network: args.network.clone(),

@@ -66,7 +66,8 @@ fn stamp_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> anyho
     let deadline = std::time::Instant::now() + TIMEOUT;
     while std::time::Instant::now() < deadline {
         match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) if m.offset() == offset => return Ok(m.timestamp().to_millis()),
+            // The first record at or after `offset` (a gap or control record may sit at it).
+            Some(Ok(m)) if m.offset() >= offset => return Ok(m.timestamp().to_millis()),
             Some(Ok(_)) | None | Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(anyhow!("reading {topic}/{partition}@{offset}: {e}")),
         }
