@@ -63,34 +63,14 @@ pub fn parse_time(s: &str) -> i128 {
     secs_us * 1000 + ns
 }
 
-/// The stream labels of a VictoriaLogs entry (its `_stream`, `{a="b",…}`).
+/// The stream labels of a VictoriaLogs entry (its `_stream`, `{a="b",…}`), read back as the
+/// sink rendered them.
 pub fn stream_labels(entry: &serde_json::Value) -> BTreeMap<String, String> {
-    let s = entry["_stream"].as_str().unwrap_or_default();
-    let inner = s.trim_start_matches('{').trim_end_matches('}');
-    let mut out = BTreeMap::new();
-    let mut rest = inner;
-    while let Some((name, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut end = after.len();
-        let mut chars = after.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, c)) = chars.next() {
-                        value.push(c);
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.insert(name.trim_start_matches(',').to_owned(), value);
-        rest = &after[end..];
-    }
-    out
+    let rendered = entry["_stream"].as_str().unwrap_or_default();
+    bmon_processors::loki::push::parse_labels(rendered)
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+        .collect()
 }
 
 /// Every entry VictoriaLogs holds for `query`, as keys.

@@ -203,8 +203,9 @@ impl BoundedSource {
     }
 }
 
-/// The span of `range` on one partition.
-fn resolve(consumer: &BaseConsumer, topic: &str, partition: i32, range: Range) -> Result<Span, SourceError> {
+/// The span of `range` on one partition, looked up with `consumer` (any consumer outside a group;
+/// it is left unassigned). `bmon grep` resolves its ranges with it too.
+pub fn resolve(consumer: &BaseConsumer, topic: &str, partition: i32, range: Range) -> Result<Span, SourceError> {
     let timeout = Duration::from_secs(10);
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
     if low >= high {

@@ -1,11 +1,13 @@
 //! Reading one topic's records in a time range, every partition in parallel: the range is
-//! resolved per partition with `offsets_for_times`, so records outside it are never fetched.
+//! resolved per partition by the bounded source's `resolve` (`offsets_for_times`, with tansu's
+//! past-the-end answer checked), so records outside it are never fetched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use bmon_processors::runtime::bounded::{self, Range};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -41,40 +43,6 @@ pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
         .context("creating a consumer")
 }
 
-/// The first offset of `partition` stamped at or after `ts_ms`, or `high` when there is none.
-/// (Some brokers answer 0 for a time past the end, tansu among them: the record found is
-/// checked.)
-fn offset_at(c: &BaseConsumer, topic: &str, partition: i32, ts_ms: i64, low: i64, high: i64) -> anyhow::Result<i64> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(ts_ms))?;
-    let found = c.offsets_for_times(tpl, TIMEOUT).context("offsets_for_times")?;
-    let offset = match found.find_partition(topic, partition).map(|e| e.offset()) {
-        Some(Offset::Offset(o)) if o >= low && o < high => o,
-        _ => return Ok(high),
-    };
-    match stamp_at(c, topic, partition, offset)? {
-        Some(stamp) if stamp >= ts_ms => Ok(offset),
-        _ => Ok(high),
-    }
-}
-
-/// The timestamp of the record at `offset`.
-fn stamp_at(c: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> anyhow::Result<Option<i64>> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    c.assign(&tpl)?;
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while std::time::Instant::now() < deadline {
-        match c.poll(Duration::from_millis(100)) {
-            // The first record at or after `offset` (a gap or control record may sit at it).
-            Some(Ok(m)) if m.offset() >= offset => return Ok(m.timestamp().to_millis()),
-            Some(Ok(_)) | None | Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) => return Err(anyhow!("reading {topic}/{partition}@{offset}: {e}")),
-        }
-    }
-    Err(anyhow!("no record at {topic}/{partition}@{offset} within {TIMEOUT:?}"))
-}
-
 /// The spans of every partition of `topic` stamped in `[since_ms, until_ms]`.
 pub fn spans(brokers: &str, topic: &str, since_ms: i64, until_ms: i64) -> anyhow::Result<Vec<Span>> {
     let c = consumer(brokers)?;
@@ -85,15 +53,10 @@ pub fn spans(brokers: &str, topic: &str, since_ms: i64, until_ms: i64) -> anyhow
     }
     let mut out = Vec::new();
     for p in t.partitions() {
-        let (low, high) = c.fetch_watermarks(topic, p.id(), TIMEOUT)?;
-        if low >= high {
-            continue;
-        }
-        let from = offset_at(&c, topic, p.id(), since_ms, low, high)?;
-        let to =
-            if from >= high { high } else { offset_at(&c, topic, p.id(), until_ms.saturating_add(1), from, high)? };
-        if from < to {
-            out.push(Span { partition: p.id(), from, to });
+        let range = Range { from_ms: since_ms, to_ms: until_ms.saturating_add(1) };
+        let span = bounded::resolve(&c, topic, p.id(), range)?;
+        if span.start < span.end {
+            out.push(Span { partition: p.id(), from: span.start, to: span.end });
         }
     }
     Ok(out)
