@@ -2,7 +2,7 @@
 # Installs the Debian packages the crate stack and the test bed need. Idempotent: asks apt only for what is missing.
 source "$(dirname "$0")/lib.sh"
 PKGS=(cmake libclang-dev clang libcurl4-openssl-dev libzmq3-dev libboost-dev libevent-dev pkg-config
-      litecoind prometheus prometheus-alertmanager python3-venv unzip patch)
+      litecoind prometheus prometheus-alertmanager python3-venv unzip patch chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then log "debian packages present"; exit 0; fi

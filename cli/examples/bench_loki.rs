@@ -12,120 +12,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
+#[path = "common/log_facts.rs"]
+mod log_facts;
 #[path = "common/run_bmon.rs"]
 mod run_bmon;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bmon_logparse::synth::vary;
-use bmon_schemas::{Codec, Envelope, LogLineFact, NodeImplementation, SourceSeq};
 use bmon_testbed::{TestBed, poll_until};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/bitcoin-core-logs");
-const NODES: usize = 10;
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
-}
-
-fn shapes() -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(FIXTURES).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "txt" || e == "log") {
-            lines.extend(std::fs::read_to_string(&path).unwrap().lines().filter(|l| l.len() > 40).map(String::from));
-        }
-    }
-    lines
-}
-
-/// Publishes `n` lines (round robin over the nodes), stamped now.
-struct Writer {
-    producer: BaseProducer,
-    codec: Codec,
-    shapes: Vec<String>,
-    seed: u64,
-    offsets: [i64; NODES],
-}
-
-impl Writer {
-    fn new(brokers: &str) -> Writer {
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("compression.type", "lz4")
-            .set("linger.ms", "20")
-            .set("queue.buffering.max.messages", "1000000")
-            .create()
-            .unwrap();
-        Writer { producer, codec: Codec::default(), shapes: shapes(), seed: 7, offsets: [0; NODES] }
-    }
-
-    fn write(&mut self, n: usize) {
-        for i in 0..n {
-            let node = i % NODES;
-            let shape = &self.shapes[(self.seed as usize) % self.shapes.len()];
-            let body = vary(shape, &mut self.seed);
-            // The node's timestamp: now, with micros, in front of the shape's message.
-            let us = now_us();
-            let message = body.split_once(' ').map_or(body.as_str(), |(_, m)| m);
-            let line = format!("{} {message}", bmon_processors_format(us));
-            let offset = self.offsets[node];
-            self.offsets[node] += line.len() as i64 + 1;
-            let fact = LogLineFact {
-                envelope: Envelope {
-                    node_id: format!("node-{node}"),
-                    network: "main".into(),
-                    implementation: NodeImplementation::Core,
-                    node_version: "v31.99".into(),
-                    received_at_us: us,
-                    source: SourceSeq { stream: "log".into(), epoch: "bench".into(), offset },
-                },
-                path: "/bench/debug.log".into(),
-                end_offset: offset + line.len() as i64 + 1,
-                line: line.into_bytes(),
-                truncated: false,
-                backlog: false,
-            };
-            let key = format!("node-{node}");
-            let payload = self.codec.encode(&fact).unwrap();
-            let p = bmon_kafka::partition_for(key.as_bytes(), 6);
-            loop {
-                match self.producer.send(BaseRecord::to("bmon.node.log").partition(p).key(&key).payload(&payload)) {
-                    Ok(()) => break,
-                    Err(_) => {
-                        self.producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-            if i % 1000 == 0 {
-                self.producer.poll(Duration::ZERO);
-            }
-        }
-        self.producer.flush(Duration::from_secs(120)).unwrap();
-    }
-}
-
-/// `2026-12-02T01:02:03.456789Z`.
-fn bmon_processors_format(us: i64) -> String {
-    let secs = us / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, us % 1_000_000)
-}
 
 /// The sink's accepted-entry counter, from its /metrics.
 fn accepted(port: u16) -> u64 {
@@ -202,7 +101,7 @@ fn main() {
     let vlogs = bed.victoria_logs(&[]).unwrap();
     let (vl_url, vl_path) = (vlogs.url(), vlogs.push_path());
 
-    let mut writer = Writer::new(&brokers);
+    let mut writer = log_facts::Writer::new(&brokers);
     let started = Instant::now();
     writer.write(backlog);
     println!("backlog: {backlog} lines written in {:.1} s", started.elapsed().as_secs_f64());

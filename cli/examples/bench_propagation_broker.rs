@@ -20,16 +20,13 @@
 
 #[path = "common/bench_input.rs"]
 mod bench_input;
+#[path = "common/broker.rs"]
+mod broker;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bmon_kafka::partition_for;
-use bmon_schemas::Codec;
 use bmon_testbed::TestBed;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const TOPIC: &str = "bmon.observations";
 const PARTITIONS: i32 = 12;
@@ -37,54 +34,6 @@ const NODES: usize = 8;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Produces the observations; returns how many.
-fn load(brokers: &str, objects: usize) -> usize {
-    let codec = Codec::default();
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    let mut n = 0;
-    for sightings in bench_input::observations(objects, NODES) {
-        for o in &sightings {
-            let partition = partition_for(o.hash.as_bytes(), PARTITIONS);
-            let payload = codec.encode(o).unwrap();
-            loop {
-                match producer.send(BaseRecord::to(TOPIC).partition(partition).key(&o.hash).payload(&payload)) {
-                    Ok(()) => break,
-                    Err((_, _)) => {
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-            producer.poll(Duration::ZERO);
-            n += 1;
-        }
-    }
-    producer.flush(Duration::from_secs(300)).unwrap();
-    n
-}
-
-/// The group's committed offsets, summed over the partitions (0 where none).
-fn committed(brokers: &str, group: &str) -> i64 {
-    let consumer: BaseConsumer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
-    }
-    let Ok(got) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else { return 0 };
-    got.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Runs `bin`'s propagation over the loaded topic; returns (start → first commit, first commit → all).
@@ -104,7 +53,7 @@ fn run(bed: &TestBed, brokers: &str, bin: &Path, name: &str, total: i64) -> (Dur
     let _proc = bed.spawn_with_config(&group, bin, &["process", "propagation"], &config).unwrap();
     let mut first = None;
     loop {
-        let c = committed(brokers, &group);
+        let c = broker::committed(brokers, &group, TOPIC, PARTITIONS);
         if c > 0 && first.is_none() {
             first = Some(start.elapsed());
         }
@@ -118,32 +67,6 @@ fn run(bed: &TestBed, brokers: &str, bin: &Path, name: &str, total: i64) -> (Dur
     }
 }
 
-/// Reads every record of the topic with a plain consumer (manual assignment); returns the time.
-fn raw_consume(brokers: &str, total: i64) -> Duration {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-raw")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let mut n = 0;
-    while n < total {
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-            m.unwrap();
-            n += 1;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "raw consume stalled at {n}");
-    }
-    start.elapsed()
-}
-
 /// Replays propagation over the whole topic in process; returns (time, summaries).
 fn replay(brokers: &str) -> (Duration, usize) {
     use bmon_processors::replay::{ReplaySpec, run};
@@ -153,11 +76,18 @@ fn replay(brokers: &str) -> (Duration, usize) {
     let section: toml::Value = toml::from_str(&format!("fleet = {{ main = [{}] }}", fleet.join(", "))).unwrap();
     let sections = std::collections::BTreeMap::from([("propagation".to_owned(), section)]);
     let state = tempfile::tempdir().unwrap();
-    let spec =
-        ReplaySpec { topology: &topology, sections: &sections, processors: &["propagation"], state_dir: state.path() };
+    let filter = bmon_processors::replay::Filter::default();
+    let spec = ReplaySpec {
+        topology: &topology,
+        sections: &sections,
+        processors: &["propagation"],
+        state_dir: state.path(),
+        filter: &filter,
+    };
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.to_owned());
     let start = Instant::now();
-    let outcome = run(&settings, &spec, Range { from_ms: 0, to_ms: i64::MAX / 2 }).unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let outcome = run(&settings, &spec, Range { from_ms: 0, to_ms: i64::MAX / 2 }, now_ms).unwrap();
     (start.elapsed(), outcome.outputs.len())
 }
 
@@ -173,7 +103,7 @@ fn main() {
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let t = Instant::now();
-    let total = load(&brokers, env("BENCH_OBJECTS", 25_000)) as i64;
+    let total = broker::load_observations(&brokers, env("BENCH_OBJECTS", 25_000), NODES) as i64;
     println!("loaded {total} observations in {:.1} s", t.elapsed().as_secs_f64());
     for round in 0..env("BENCH_ROUNDS", 3) {
         for (k, bin) in bins.iter().enumerate() {
@@ -194,7 +124,7 @@ fn main() {
             took.as_secs_f64(),
             total as f64 / took.as_secs_f64()
         );
-        let raw = raw_consume(&brokers, total);
+        let raw = broker::raw_consume(&brokers, TOPIC, PARTITIONS, total);
         println!(
             "round {round}, plain consumer of the same topic: {total} records in {:.2} s = {:.0} records/s",
             raw.as_secs_f64(),

@@ -30,6 +30,10 @@ enum Command {
     Process(commands::process::ProcessArgs),
     /// Search every node's log lines (and derived events) straight from the log topic.
     Grep(commands::grep::GrepArgs),
+    /// Re-run the processors over a past time range, with a report (HTML, JSON) or a topic.
+    Replay(commands::replay::ReplayArgs),
+    /// When did each node see this block or transaction?
+    Lookup(commands::lookup::LookupArgs),
     /// Parse a node's debug.log into typed events, one JSON object per line.
     ParseLog(commands::parse_log::ParseLogArgs),
     /// Bring the local test bed (broker and regtest nodes) up or down.
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Metrics(cmd) => commands::metrics::run(cmd),
         Command::Grep(args) => commands::grep::run(args),
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Lookup(args) => commands::lookup::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

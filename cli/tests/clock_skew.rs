@@ -38,27 +38,10 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
-/// `us` since the epoch as Core's ISO-8601 log timestamp with microseconds.
-fn iso(us: i64) -> String {
-    let (secs, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 fn tip_line(at_us: i64, hash: &str, height: usize) -> String {
     format!(
         "{} [msghand] UpdateTip: new best={hash} height={height} version=0x20000000 log2_work=2.000000 tx=2 date='2026-11-25T01:00:18Z' progress=1.000000 cache=0.3MiB(1txo)\n",
-        iso(at_us)
+        bmon_logparse::time::format_us(at_us)
     )
 }
 

@@ -111,13 +111,15 @@ fn an_in_process_replay_equals_the_live_run() {
         sections: &sections,
         processors: &["logparse", "propagation"],
         state_dir: state.path(),
+        filter: &replay::Filter::default(),
     };
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.clone());
-    let outcome = replay::run(&settings, &spec, Range { from_ms: from, to_ms: to }).unwrap();
+    let outcome = replay::run(&settings, &spec, Range { from_ms: from, to_ms: to }, now_ms()).unwrap();
     let codec = Codec::default();
     let replayed: Vec<PropagationSummary> = outcome
         .outputs
         .iter()
+        .map(|e| &e.output)
         .filter(|o| o.topic == "bmon.events")
         .filter(|o| codec.writer_version(&o.payload).unwrap().family == PropagationSummary::FAMILY)
         .map(|o| codec.decode(&o.payload).unwrap())

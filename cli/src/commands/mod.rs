@@ -2,12 +2,16 @@
 
 pub mod demo;
 pub mod grep;
+pub mod lookup;
 pub mod metrics;
 pub mod parse_log;
 pub mod process;
 pub mod produce;
+pub mod replay;
+pub mod scan;
 pub mod testbed;
 pub mod topology;
+pub mod when;
 
 use anyhow::Context;
 use tokio::sync::watch;

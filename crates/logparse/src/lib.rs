@@ -26,7 +26,7 @@ mod prefix;
 mod rules;
 pub mod scan;
 pub mod synth;
-mod time;
+pub mod time;
 
 pub use bmon_schemas::EventBody;
 pub use detect::detect;

@@ -1,6 +1,7 @@
 //! One test bed: a port block, a directory, a broker and node networks.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::node::NodePorts;
 use crate::{Broker, Implementation, Network, Node, PortBlock, Prometheus, TestbedError, Tools, VictoriaLogs};
@@ -124,11 +125,17 @@ impl TestBed {
 
     /// Starts the broker (once) and returns it.
     pub fn broker(&mut self) -> Result<&mut Broker, TestbedError> {
+        self.broker_maintained(None)
+    }
+
+    /// As [`TestBed::broker`], with tansu applying retention every `maintenance` (its default is
+    /// every 10 minutes), so that a test can see records deleted. Only the first call starts it.
+    pub fn broker_maintained(&mut self, maintenance: Option<Duration>) -> Result<&mut Broker, TestbedError> {
         let broker = match self.broker.take() {
             Some(b) => b,
             None => {
                 let dir = self.block.dir().join("tansu");
-                Broker::start(&self.tools, &dir, self.block.port(BROKER_PORT), &self.block.pid_dir())?
+                Broker::start(&self.tools, &dir, self.block.port(BROKER_PORT), &self.block.pid_dir(), maintenance)?
             }
         };
         Ok(self.broker.insert(broker))

@@ -14,24 +14,38 @@ pub struct Broker {
     tansu: PathBuf,
     process: Option<Managed>,
     pid_dir: PathBuf,
+    maintenance: Option<Duration>,
 }
 
 impl Broker {
     /// Starts tansu in `dir` (its sqlite file lives there) and waits until it answers.
-    pub(crate) fn start(tools: &Tools, dir: &Path, port: u16, pid_dir: &Path) -> Result<Broker, TestbedError> {
+    /// `maintenance` is how often it applies retention (`retention.ms`) and compaction; tansu's
+    /// own default is every 10 minutes.
+    pub(crate) fn start(
+        tools: &Tools,
+        dir: &Path,
+        port: u16,
+        pid_dir: &Path,
+        maintenance: Option<Duration>,
+    ) -> Result<Broker, TestbedError> {
         let tansu = tools.tansu()?;
         std::fs::create_dir_all(dir).map_err(TestbedError::io(format!("create {}", dir.display())))?;
-        let mut broker = Broker { port, dir: dir.to_owned(), tansu, process: None, pid_dir: pid_dir.to_owned() };
+        let mut broker =
+            Broker { port, dir: dir.to_owned(), tansu, process: None, pid_dir: pid_dir.to_owned(), maintenance };
         broker.launch()?;
         Ok(broker)
     }
 
     fn launch(&mut self) -> Result<(), TestbedError> {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let storage = match self.maintenance {
+            Some(every) => format!("sqlite://tansu.db?maintenance_interval={}ms", every.as_millis()),
+            None => "sqlite://tansu.db".to_owned(),
+        };
         let mut cmd = Command::new(&self.tansu);
         cmd.arg("broker")
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", &storage])
             .env("RUST_LOG", "warn")
             .current_dir(&self.dir);
         let mut process = Managed::spawn("tansu", cmd, &self.pid_dir, &self.dir.join("tansu.log"))?;

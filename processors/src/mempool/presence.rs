@@ -408,7 +408,10 @@ impl Presence {
                         reason: reason.clone(),
                     })
                     .collect(),
-                at_us: now_us,
+                // When it became reportable (a span after the first refusal), not when the
+                // comparison ran: comparisons run when the nodes' lists land, whose order across
+                // nodes differs between a live run and a replay (cli/tests/replay_live.rs).
+                at_us: m.first_us.saturating_add(c.span_us),
             });
         }
         out.conflicts.sort_by(|a, b| a.txid.cmp(&b.txid));

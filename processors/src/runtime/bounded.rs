@@ -91,6 +91,8 @@ pub struct BoundedSource {
     /// Per partition: its span, the next offset expected, and records read but not yet taken.
     parts: BTreeMap<(String, i32), (Span, i64, VecDeque<Record>)>,
     paused: BTreeMap<(String, i32), bool>,
+    /// Offsets skipped because the broker no longer had them when read.
+    lost: u64,
 }
 
 impl BoundedSource {
@@ -102,6 +104,7 @@ impl BoundedSource {
             .set("group.id", format!("bmon-bounded-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10")
             .create()?;
         let mut parts = BTreeMap::new();
@@ -116,7 +119,13 @@ impl BoundedSource {
             }
         }
         consumer.assign(&tpl)?;
-        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new() })
+        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0 })
+    }
+
+    /// Records of the spans the broker no longer had when they were read (retention deleted
+    /// them meanwhile; reading went on from the partition's new start).
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     /// Each partition's span of the range.
@@ -172,6 +181,7 @@ impl BoundedSource {
         if msg.offset() < *next || msg.offset() >= span.end {
             return Ok(false); // before the range (a refetch) or after it
         }
+        self.lost += u64::try_from(msg.offset() - *next).unwrap_or(0);
         *next = msg.offset() + 1;
         q.push_back(Record {
             topic: key.0.clone(),
@@ -235,8 +245,14 @@ pub fn resolve(consumer: &BaseConsumer, topic: &str, partition: i32, range: Rang
 }
 
 /// The timestamp of the record at `offset` (the partition's first), read with `consumer`: tansu's
-/// answer of the first offset for a time past the end is told apart from a true answer so.
-fn first_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Result<i64, SourceError> {
+/// answer of the first offset for a time past the end is told apart from a true answer so, and a
+/// replay finds where retention left a partition's start.
+pub(crate) fn first_timestamp(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<i64, SourceError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     consumer.assign(&tpl)?;
@@ -244,7 +260,9 @@ fn first_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset:
     while Instant::now() < deadline {
         if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
             let msg = msg?;
-            if msg.topic() == topic && msg.partition() == partition && msg.offset() == offset {
+            // A later offset when retention deleted `offset` meanwhile (with `auto.offset.reset`
+            // at earliest, reading goes on from the new first record).
+            if msg.topic() == topic && msg.partition() == partition && msg.offset() >= offset {
                 consumer.unassign()?;
                 return Ok(msg.timestamp().to_millis().unwrap_or(0));
             }

@@ -8,6 +8,12 @@
 //! without a record in the last second. Metrics go to the pipeline's own recorder, so a replay
 //! inside a live process never touches the live metrics.
 //!
+//! A stage's output goes to every stage that reads its topic, earlier ones and the producing one
+//! included (chain and mempool read back what they publish, and mempool's conflict markers share
+//! a topic with netviews' views, as they do live through the broker); a chain of such hand-offs
+//! deeper than [`MAX_DEPTH`] is refused, so a processor that feeds itself forever cannot
+//! overflow the stack.
+//!
 //! An internal topic's records get the partition their key picks (murmur2, as Kafka's default
 //! partitioner) among the topic's partition count in topology.yaml, and consecutive offsets per
 //! partition, so processors keyed by partition see what they would see live.
@@ -22,6 +28,17 @@ use super::{Input, Output, Processor, RecordError};
 
 /// How long a partition goes without records before the clock may move it (as live).
 const QUIET_US: i64 = 1_000_000;
+/// How many in-process hand-offs one input may lead to, one after another.
+pub const MAX_DEPTH: usize = 16;
+
+/// A record that left the pipeline, with the broker time (ms) of the input or tick it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    /// The input's broker timestamp, or the tick's clock time, ms.
+    pub timestamp_ms: i64,
+    /// The record.
+    pub output: Output,
+}
 
 /// Where the pipeline's time comes from.
 pub trait Clock: Send {
@@ -65,6 +82,8 @@ pub struct Counts {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Records that left the pipeline (no stage reads their topic), per topic.
     pub outputs: BTreeMap<String, u64>,
+    /// Hand-offs refused because they went deeper than [`MAX_DEPTH`].
+    pub too_deep: u64,
 }
 
 /// Processors chained in one process.
@@ -80,6 +99,9 @@ pub struct Pipeline {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     counts: Counts,
+    /// Internal topics whose records are also copied out ([`Pipeline::tap`]).
+    tap: Vec<String>,
+    tapped: Vec<Emitted>,
 }
 
 impl Pipeline {
@@ -104,11 +126,25 @@ impl Pipeline {
             recorder,
             handle,
             counts: Counts::default(),
+            tap: Vec::new(),
+            tapped: Vec::new(),
         }
     }
 
+    /// Copies the records of the internal topics `topics` (those a later stage reads, which do
+    /// not leave the pipeline) out as well, for [`Pipeline::take_tapped`]: a report reads each
+    /// node's events so.
+    pub fn tap(&mut self, topics: &[&str]) {
+        self.tap = topics.iter().map(|t| (*t).to_owned()).collect();
+    }
+
+    /// The tapped records since the last call.
+    pub fn take_tapped(&mut self) -> Vec<Emitted> {
+        std::mem::take(&mut self.tapped)
+    }
+
     /// Feeds one record; what leaves the pipeline is appended to `out`.
-    pub fn feed(&mut self, record: &Record, out: &mut Vec<Output>) {
+    pub fn feed(&mut self, record: &Record, out: &mut Vec<Emitted>) {
         self.clock.observe(record.timestamp_ms);
         let now = self.clock.now_us();
         if self.last_tick_us == i64::MIN {
@@ -125,12 +161,12 @@ impl Pipeline {
             timestamp_ms: Some(record.timestamp_ms),
             replay: false,
         };
-        self.deliver(0, &input, out);
+        self.deliver(0, &input, 0, out);
     }
 
     /// Ends the run at `to_us`: every partition is moved to it, as a live, quiet run would
     /// have been by then.
-    pub fn finish(&mut self, to_us: i64, out: &mut Vec<Output>) {
+    pub fn finish(&mut self, to_us: i64, out: &mut Vec<Emitted>) {
         let now = to_us.max(self.clock.now_us());
         self.tick(now, out);
     }
@@ -145,8 +181,14 @@ impl Pipeline {
         &self.counts
     }
 
-    /// Gives `input` to every stage from `first` on that reads its topic.
-    fn deliver(&mut self, first: usize, input: &Input<'_>, out: &mut Vec<Output>) {
+    /// The clock now, µs.
+    pub fn now_us(&self) -> i64 {
+        self.clock.now_us()
+    }
+
+    /// Gives `input` to every stage from `first` on that reads its topic; `depth` hand-offs led
+    /// to it.
+    fn deliver(&mut self, first: usize, input: &Input<'_>, depth: usize, out: &mut Vec<Emitted>) {
         let now = self.clock.now_us();
         for i in first..self.stages.len() {
             if !self.stages[i].inputs.iter().any(|t| t == input.topic) {
@@ -171,17 +213,25 @@ impl Pipeline {
                 *self.counts.rejected.entry(stage.name).or_default() += 1;
                 tracing::debug!(stage = stage.name, topic = input.topic, offset = input.offset, error = %e, "rejected");
             }
-            self.route(i + 1, produced, input.timestamp_ms, out);
+            self.route(produced, input.timestamp_ms, depth, out);
         }
     }
 
-    /// Sends outputs of a stage to the stages from `next` on, or out of the pipeline.
-    fn route(&mut self, next: usize, outputs: Vec<Output>, timestamp_ms: Option<i64>, out: &mut Vec<Output>) {
+    /// Sends a stage's outputs to every stage that reads their topic, or out of the pipeline.
+    fn route(&mut self, outputs: Vec<Output>, timestamp_ms: Option<i64>, depth: usize, out: &mut Vec<Emitted>) {
         for o in outputs {
-            let read_later = self.stages[next.min(self.stages.len())..].iter().any(|s| s.inputs.contains(&o.topic));
+            let read_later = self.stages.iter().any(|s| s.inputs.contains(&o.topic));
             let count = self.partitions.get(&o.topic).copied().filter(|n| *n > 0);
             match (read_later, count) {
+                (true, Some(_)) if depth >= MAX_DEPTH => {
+                    self.counts.too_deep += 1;
+                    tracing::warn!(topic = %o.topic, depth, "in-process hand-off too deep; record dropped");
+                }
                 (true, Some(n)) => {
+                    if self.tap.contains(&o.topic) {
+                        let timestamp_ms = timestamp_ms.unwrap_or_else(|| self.clock.now_us() / 1000);
+                        self.tapped.push(Emitted { timestamp_ms, output: o.clone() });
+                    }
                     let partition = partition_for(&o.key, n);
                     let offset = self.next_offset.entry((o.topic.clone(), partition)).or_insert(0);
                     let input = Input {
@@ -194,18 +244,19 @@ impl Pipeline {
                         replay: false,
                     };
                     *offset += 1;
-                    self.deliver(next, &input, out);
+                    self.deliver(0, &input, depth + 1, out);
                 }
                 _ => {
                     *self.counts.outputs.entry(o.topic.clone()).or_default() += 1;
-                    out.push(o);
+                    let timestamp_ms = timestamp_ms.unwrap_or_else(|| self.clock.now_us() / 1000);
+                    out.push(Emitted { timestamp_ms, output: o });
                 }
             }
         }
     }
 
     /// Ticks every stage at `now_us`, with its partitions quiet for [`QUIET_US`].
-    fn tick(&mut self, now_us: i64, out: &mut Vec<Output>) {
+    fn tick(&mut self, now_us: i64, out: &mut Vec<Emitted>) {
         self.last_tick_us = now_us;
         for i in 0..self.stages.len() {
             let idle: Vec<(&str, i32)> = self.last_record[i]
@@ -217,7 +268,7 @@ impl Pipeline {
             let mut produced = Vec::new();
             let stage = &mut self.stages[i];
             metrics::with_local_recorder(&self.recorder, || stage.processor.tick(now_us, &idle, &mut produced));
-            self.route(i + 1, produced, Some(now_us / 1000), out);
+            self.route(produced, Some(now_us / 1000), 0, out);
         }
     }
 }
@@ -226,15 +277,16 @@ impl Pipeline {
 mod tests {
     use super::*;
 
-    /// Records what it is given and the ticks it gets; echoes each record to `out.topic`.
+    /// Records the ticks it gets; echoes each record to `to`.
     struct Echo {
         ticks: std::sync::Arc<std::sync::Mutex<Vec<(i64, usize)>>>,
+        to: &'static str,
     }
 
     impl Processor for Echo {
         fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
             out.push(Output {
-                topic: "mid".into(),
+                topic: self.to.into(),
                 key: input.key.unwrap_or_default().to_vec(),
                 payload: input.payload.to_vec(),
             });
@@ -271,20 +323,21 @@ mod tests {
     #[test]
     fn outputs_feed_later_stages_and_an_injected_clock_drives_the_ticks() {
         let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let echo = |inputs: &str| Stage {
+        let echo = |inputs: &str, to| Stage {
             name: "echo",
-            processor: Box::new(Echo { ticks: ticks.clone() }),
+            processor: Box::new(Echo { ticks: ticks.clone(), to }),
             inputs: vec![inputs.to_owned()],
         };
-        let mut second = echo("mid");
+        let mut second = echo("mid", "out");
         second.name = "second";
         let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(10_000_000));
         let partitions = HashMap::from([("in".to_owned(), 1), ("mid".to_owned(), 4)]);
         let recorder = bmon_service::local_recorder(&[]).unwrap();
-        let mut p = Pipeline::new(vec![echo("in"), second], partitions, Box::new(Fixed(now.clone())), recorder);
+        let mut p = Pipeline::new(vec![echo("in", "mid"), second], partitions, Box::new(Fixed(now.clone())), recorder);
         let mut out = Vec::new();
         p.feed(&record(1, "a"), &mut out);
         assert_eq!(out.len(), 1, "the second stage's echo leaves the pipeline");
+        assert_eq!((out[0].output.topic.as_str(), out[0].timestamp_ms), ("out", 1), "with its input's time");
         assert_eq!(p.counts().records.get("second"), Some(&1), "the first stage's output went to the second");
         assert!(ticks.lock().unwrap().is_empty(), "no tick before a second of the clock has passed");
         now.store(12_000_000, std::sync::atomic::Ordering::Relaxed);
@@ -292,5 +345,53 @@ mod tests {
         let t = ticks.lock().unwrap().clone();
         assert_eq!(t.len(), 2, "each stage ticked once");
         assert_eq!(t[0], (12_000_000, 1), "at the injected time, with the quiet partition");
+    }
+
+    /// Reads `back` and `in`; for a record of `in` publishes one record to `back` (as chain
+    /// publishes a connect time and reads it back), and for one of `back` publishes to `out`.
+    struct ReadsBack;
+
+    impl Processor for ReadsBack {
+        fn process(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+            let topic = if input.topic == "in" { "back" } else { "out" };
+            out.push(Output { topic: topic.into(), key: b"k".to_vec(), payload: b"p".to_vec() });
+            Ok(())
+        }
+        fn tick(&mut self, _now_us: i64, _idle: &[(&str, i32)], _out: &mut Vec<Output>) {}
+    }
+
+    #[test]
+    fn a_stage_reads_back_what_it_publishes_and_an_endless_loop_is_cut() {
+        let partitions = HashMap::from([("in".to_owned(), 1), ("back".to_owned(), 2), ("loop".to_owned(), 1)]);
+        let stage = |inputs: &[&str], processor: Box<dyn Processor>| Stage {
+            name: "s",
+            processor,
+            inputs: inputs.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let recorder = bmon_service::local_recorder(&[]).unwrap();
+        let mut p = Pipeline::new(
+            vec![stage(&["in", "back"], Box::new(ReadsBack))],
+            partitions.clone(),
+            Box::new(EventClock::default()),
+            recorder,
+        );
+        let mut out = Vec::new();
+        p.feed(&record(1, "a"), &mut out);
+        assert_eq!(p.counts().records.get("s"), Some(&2), "the stage got its input and its own output back");
+        assert_eq!(out.iter().map(|e| e.output.topic.as_str()).collect::<Vec<_>>(), ["out"]);
+
+        let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = bmon_service::local_recorder(&[]).unwrap();
+        let mut p = Pipeline::new(
+            vec![stage(&["in", "loop"], Box::new(Echo { ticks, to: "loop" }))],
+            partitions,
+            Box::new(EventClock::default()),
+            recorder,
+        );
+        let mut out = Vec::new();
+        p.feed(&record(1, "a"), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(p.counts().too_deep, 1, "the loop was cut once");
+        assert_eq!(p.counts().records.get("s"), Some(&(MAX_DEPTH as u64 + 1)), "after MAX_DEPTH hand-offs");
     }
 }

@@ -8,15 +8,14 @@
 //! `--events` adds the derived events of the same range.
 //!
 //! - [`matcher`]: pure: filters, time forms, output;
-//! - [`scan`]: the partition reader.
+//! - [`super::scan`]: the partition reader (shared with `bmon lookup`).
 
 pub mod matcher;
-pub mod scan;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use bmon_schemas::{Codec, LogLineFact, Record};
@@ -24,6 +23,7 @@ use bmon_topology::Topology;
 use clap::Args;
 use regex::bytes::Regex;
 
+use super::{scan, when};
 use matcher::{Filter, Hit};
 
 /// Arguments of `bmon grep`.
@@ -65,10 +65,6 @@ pub struct GrepArgs {
     topology: Option<std::path::PathBuf>,
 }
 
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
-
 /// Runs the search, printing hits to stdout and a summary to stderr.
 pub fn run(args: GrepArgs) -> anyhow::Result<()> {
     let topology = match &args.topology {
@@ -76,10 +72,10 @@ pub fn run(args: GrepArgs) -> anyhow::Result<()> {
         None => bmon_processors::registry::builtin_topology().map_err(|e| anyhow!("{e}"))?,
     };
     let lines_topic = topology.topic_of(LogLineFact::FAMILY)?.name.clone();
-    let now = now_us();
-    let since_us = matcher::parse_time(&args.since, now).map_err(|e| anyhow!("--since {e}"))?;
+    let now = when::now_us();
+    let since_us = when::parse_time(&args.since, now).map_err(|e| anyhow!("--since {e}"))?;
     let until_us = match &args.until {
-        Some(u) => matcher::parse_time(u, now).map_err(|e| anyhow!("--until {e}"))?,
+        Some(u) => when::parse_time(u, now).map_err(|e| anyhow!("--until {e}"))?,
         None => now,
     };
     if until_us < since_us {

@@ -34,6 +34,7 @@ pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
         .set("group.id", "bmon-grep")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608")
@@ -41,6 +42,19 @@ pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
         .set("enable.partition.eof", "true")
         .create()
         .context("creating a consumer")
+}
+
+/// The span of one partition of `topic` stamped in `[since_ms, until_ms]` (empty: `None`).
+pub fn span(
+    c: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    since_ms: i64,
+    until_ms: i64,
+) -> anyhow::Result<Option<Span>> {
+    let range = Range { from_ms: since_ms, to_ms: until_ms.saturating_add(1) };
+    let span = bounded::resolve(c, topic, partition, range)?;
+    Ok((span.start < span.end).then_some(Span { partition, from: span.start, to: span.end }))
 }
 
 /// The spans of every partition of `topic` stamped in `[since_ms, until_ms]`.
@@ -53,11 +67,7 @@ pub fn spans(brokers: &str, topic: &str, since_ms: i64, until_ms: i64) -> anyhow
     }
     let mut out = Vec::new();
     for p in t.partitions() {
-        let range = Range { from_ms: since_ms, to_ms: until_ms.saturating_add(1) };
-        let span = bounded::resolve(&c, topic, p.id(), range)?;
-        if span.start < span.end {
-            out.push(Span { partition: p.id(), from: span.start, to: span.end });
-        }
+        out.extend(span(&c, topic, p.id(), since_ms, until_ms)?);
     }
     Ok(out)
 }
