@@ -94,7 +94,8 @@ impl PromQuery {
     /// Runs an instant PromQL query and returns `data.result`.
     pub fn query(&self, promql: &str) -> Result<Vec<Value>, TestbedError> {
         let err = |m: String| TestbedError::Rpc { node: "prometheus".into(), method: "query".into(), message: m };
-        let resp = minreq::get(format!("{}/api/v1/query?query={}", self.url, percent_encode(promql)))
+        let resp = minreq::get(format!("{}/api/v1/query", self.url))
+            .with_param("query", promql)
             .with_timeout(10)
             .send()
             .map_err(|e| err(e.to_string()))?;
@@ -106,24 +107,9 @@ impl PromQuery {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encodes_promql() {
-        assert_eq!(percent_encode(r#"up{job="p"} == 1"#), "up%7Bjob%3D%22p%22%7D%20%3D%3D%201");
-    }
 
     #[test]
     fn config_lists_every_target_and_rule_file() {
