@@ -408,9 +408,7 @@ impl Presence {
                         reason: reason.clone(),
                     })
                     .collect(),
-                // When it became reportable (a span after the first refusal), not when the
-                // comparison ran: comparisons run when the nodes' lists land, whose order across
-                // nodes differs between a live run and a replay (cli/tests/replay_live.rs).
+                // Its deadline, not the comparison's time (which a replay does not reproduce).
                 at_us: m.first_us.saturating_add(c.span_us),
             });
         }
