@@ -7,8 +7,13 @@ export BMON_CACHE
 export CARGO_TARGET_DIR ?= $(BMON_CACHE)/target
 export CARGO_TERM_COLOR ?= never
 CARGO ?= cargo
+# RocksDB is built once into the tool cache (scripts/install-rocksdb.sh) and linked by every profile.
+ROCKSDB_VERSION := $(shell awk '/^name = "librocksdb-sys"/ { getline; gsub(/[" ]/, ""); sub(/^version=/, ""); print; exit }' Cargo.lock)
+export BMON_TOOLS ?= $(BMON_CACHE)/tools
+export ROCKSDB_LIB_DIR ?= $(BMON_TOOLS)/rocksdb-$(ROCKSDB_VERSION)/lib
+export ROCKSDB_STATIC ?= 1
 
-.PHONY: help tools build fmt fmt-check clippy unit integration test demo testbed-down clean-testbed bench
+.PHONY: help tools rocksdb build fmt fmt-check clippy unit integration test demo testbed-down clean-testbed bench
 
 help:
 	@echo "make test   - install tools (cached), fmt check, clippy -D warnings, unit and integration tests"
@@ -18,7 +23,10 @@ help:
 tools:
 	@bash scripts/tools.sh
 
-build:
+rocksdb:
+	@bash scripts/install-rocksdb.sh >/dev/null
+
+build: rocksdb
 	$(CARGO) build --workspace --all-targets
 
 fmt:
@@ -27,20 +35,20 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: rocksdb
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: rocksdb
 	$(CARGO) test --workspace --lib --bins
 
-integration: tools
+integration: tools rocksdb
 	$(CARGO) test --workspace --tests
 
 # One profile (dev) for everything: clippy's check build plus one test build.
 test: fmt-check tools clippy
 	$(CARGO) test --workspace
 
-demo: tools
+demo: tools rocksdb
 	$(CARGO) build -p bmon
 	$(CARGO_TARGET_DIR)/debug/bmon demo
 
@@ -48,7 +56,7 @@ testbed-down:
 	$(CARGO) run -q -p bmon -- testbed down
 
 # Benchmarks (release builds; figures go to BENCHMARKS.md by hand, with the command).
-bench: tools
+bench: tools rocksdb
 	$(CARGO) bench -p bmon-schemas --bench codec
 	$(CARGO) bench -p bmon-logparse --bench parse
 	$(CARGO) build --release -p bmon --bins --examples

@@ -11,8 +11,9 @@ bash "$here/install-tansu.sh" >"$logs/install-tansu.log" 2>&1 & pids+=($!)
 bash "$here/install-core.sh" >"$logs/install-core.log" 2>&1 & pids+=($!)
 bash "$here/install-victorialogs.sh" >"$logs/install-victorialogs.log" 2>&1 & pids+=($!)
 bash "$here/install-npm.sh" >"$logs/install-npm.log" 2>&1 & pids+=($!)
+bash "$here/install-rocksdb.sh" >"$logs/install-rocksdb.log" 2>&1 & pids+=($!)
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
-cat "$logs"/install-{tansu,core,victorialogs,npm}.log >&2
+cat "$logs"/install-{tansu,core,victorialogs,npm,rocksdb}.log >&2
 [ $fail = 0 ] || die "a tool build failed; see $logs"
 log "tools ready in $BMON_TOOLS"
