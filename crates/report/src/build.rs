@@ -72,21 +72,11 @@ impl ReportBuilder {
             MempoolConflict::FAMILY => self.push(payload, |r| &mut r.mempool.conflicts),
             MempoolEmpty::FAMILY => self.push(payload, |r| &mut r.mempool.empty),
             MempoolDivergence::FAMILY => self.decode(payload, |b, d: MempoolDivergence| {
-                b.report.mempool.similarity.push(SimilarityPoint {
-                    node: d.node_id.clone(),
-                    of: "mempool".into(),
-                    at_us: d.at_us,
-                    similarity: d.similarity,
-                });
+                b.similarity("mempool", &d.node_id, d.at_us, d.similarity);
                 b.report.mempool.divergences.push(d);
             }),
             TemplateDivergence::FAMILY => self.decode(payload, |b, d: TemplateDivergence| {
-                b.report.mempool.similarity.push(SimilarityPoint {
-                    node: d.node_id.clone(),
-                    of: "template".into(),
-                    at_us: d.at_us,
-                    similarity: d.similarity,
-                });
+                b.similarity("template", &d.node_id, d.at_us, d.similarity);
                 b.report.mempool.templates.push(d);
             }),
             _ => true, // counted above; no section shows it
@@ -94,6 +84,12 @@ impl ReportBuilder {
         if !ok {
             self.undecodable += 1;
         }
+    }
+
+    /// A similarity reading of `of` (mempool or template) for the plot.
+    fn similarity(&mut self, of: &str, node: &str, at_us: i64, similarity: f64) {
+        let point = SimilarityPoint { node: node.to_owned(), of: of.to_owned(), at_us, similarity };
+        self.report.mempool.similarity.push(point);
     }
 
     /// A node event (each node's tip changes are read from it).

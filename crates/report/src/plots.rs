@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::model::{Chain, LagSeries, RejectionBucket, SimilarityPoint, SpreadPoint};
@@ -72,20 +73,104 @@ fn svg(
     Ok(out)
 }
 
+/// The chart every plot draws on: f64 axes, a caption, margins.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart on `root` with `caption` over `x` × `y`.
+fn chart<'a, 'b>(
+    root: &'a Area<'b>,
+    plot: &'static str,
+    caption: &str,
+    font: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<Chart<'a, 'b>, PlotError> {
+    ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", font))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
+        .map_err(err(plot))
+}
+
+/// The mesh of a chart whose x axis is seconds from `from_us`, labelled with the time of day.
+fn time_mesh(chart: &mut Chart<'_, '_>, plot: &'static str, from_us: i64, y_desc: &str) -> Result<(), PlotError> {
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| clock(from_us, *x))
+        .x_desc("time (UTC)")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(err(plot))
+}
+
+/// Draws the legend of the series labelled so far.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, plot: &'static str, at: SeriesLabelPosition) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err(plot))
+}
+
+/// Draws `points` as line number `i`, labelled `name` in the legend; with `dots`, each point is
+/// marked too.
+fn labelled_line(
+    chart: &mut Chart<'_, '_>,
+    plot: &'static str,
+    i: usize,
+    name: String,
+    points: Vec<(f64, f64)>,
+    dots: bool,
+) -> Result<(), PlotError> {
+    let c = colour(i);
+    if dots {
+        chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err(plot))?;
+    }
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)))
+        .map_err(err(plot))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    Ok(())
+}
+
+/// One plot of named lines over time, each point marked.
+struct TimeLines<'a> {
+    plot: &'static str,
+    caption: &'a str,
+    y_desc: &'a str,
+    from_us: i64,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    legend: SeriesLabelPosition,
+}
+
+impl TimeLines<'_> {
+    fn draw(self, lines: BTreeMap<String, Vec<(f64, f64)>>) -> Result<String, PlotError> {
+        let TimeLines { plot, caption, y_desc, from_us, x, y, legend: at } = self;
+        svg(plot, lines.is_empty(), |root| {
+            let mut c = chart(root, plot, caption, 18, x, y)?;
+            time_mesh(&mut c, plot, from_us, y_desc)?;
+            for (i, (name, points)) in lines.into_iter().enumerate() {
+                labelled_line(&mut c, plot, i, name, points, true)?;
+            }
+            legend(&mut c, plot, at)
+        })
+    }
+}
+
 /// Per-node distribution (CDF) of the lags in `series`.
 pub fn lag_cdf(title: &str, series: &[&LagSeries]) -> Result<String, PlotError> {
     const PLOT: &str = "lag distribution";
     let max = series.iter().flat_map(|s| s.lags_ms.last()).fold(0.0_f64, |a, b| a.max(*b));
     let empty = series.iter().all(|s| s.lags_ms.is_empty());
     svg(PLOT, empty, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(span(0.0, max.max(1.0)), 0.0..1.02)
-            .map_err(err(PLOT))?;
-        chart.configure_mesh().x_desc("lag behind the first node (ms)").y_desc("fraction").draw().map_err(err(PLOT))?;
+        let mut c = chart(root, PLOT, title, 18, span(0.0, max.max(1.0)), 0.0..1.02)?;
+        c.configure_mesh().x_desc("lag behind the first node (ms)").y_desc("fraction").draw().map_err(err(PLOT))?;
         for (i, s) in series.iter().enumerate() {
             let n = s.lags_ms.len() as f64;
             let points: Vec<(f64, f64)> = s
@@ -94,20 +179,9 @@ pub fn lag_cdf(title: &str, series: &[&LagSeries]) -> Result<String, PlotError> 
                 .enumerate()
                 .flat_map(|(k, x)| [(*x, k as f64 / n), (*x, (k + 1) as f64 / n)])
                 .collect();
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)))
-                .map_err(err(PLOT))?
-                .label(format!("{} (n={})", s.node, s.lags_ms.len()))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            labelled_line(&mut c, PLOT, i, format!("{} (n={})", s.node, s.lags_ms.len()), points, false)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err(PLOT))
+        legend(&mut c, PLOT, SeriesLabelPosition::LowerRight)
     })
 }
 
@@ -117,26 +191,13 @@ pub fn spread(from_us: i64, to_us: i64, points: &[SpreadPoint]) -> Result<String
     let secs = |us: i64| (us - from_us) as f64 / 1e6;
     let max = points.iter().map(|p| p.spread_ms).fold(0.0_f64, f64::max);
     svg(PLOT, points.is_empty(), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("block spread across nodes (tip stage)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(span(0.0, secs(to_us)), span(0.0, max.max(1.0)))
-            .map_err(err(PLOT))?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|x| clock(from_us, *x))
-            .x_desc("time (UTC)")
-            .y_desc("spread (ms)")
-            .draw()
-            .map_err(err(PLOT))?;
-        let c = colour(0);
-        chart
-            .draw_series(LineSeries::new(points.iter().map(|p| (secs(p.at_us), p.spread_ms)), c.stroke_width(1)))
-            .map_err(err(PLOT))?;
-        chart
-            .draw_series(points.iter().map(|p| Circle::new((secs(p.at_us), p.spread_ms), 3, c.filled())))
+        let caption = "block spread across nodes (tip stage)";
+        let mut c = chart(root, PLOT, caption, 18, span(0.0, secs(to_us)), span(0.0, max.max(1.0)))?;
+        time_mesh(&mut c, PLOT, from_us, "spread (ms)")?;
+        let colour = colour(0);
+        let line = points.iter().map(|p| (secs(p.at_us), p.spread_ms));
+        c.draw_series(LineSeries::new(line, colour.stroke_width(1))).map_err(err(PLOT))?;
+        c.draw_series(points.iter().map(|p| Circle::new((secs(p.at_us), p.spread_ms), 3, colour.filled())))
             .map_err(err(PLOT))?;
         Ok(())
     })
@@ -153,16 +214,9 @@ pub fn tips(from_us: i64, to_us: i64, chain: &Chain) -> Result<String, PlotError
     let (lo, hi) =
         chain.tips.iter().fold((f64::MAX, f64::MIN), |(l, h), t| (l.min(t.height as f64), h.max(t.height as f64)));
     svg(PLOT, chain.tips.is_empty(), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "tip height per node (▲ reorg, ● stale tip, ✕ invalid block, ◆ selfish-mining suspect, ■ lagging)",
-                ("sans-serif", 15),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(span(0.0, secs(to_us)), span(lo - 1.0, hi + 1.0))
-            .map_err(err(PLOT))?;
+        let caption =
+            "tip height per node (▲ reorg, ● stale tip, ✕ invalid block, ◆ selfish-mining suspect, ■ lagging)";
+        let mut chart = chart(root, PLOT, caption, 15, span(0.0, secs(to_us)), span(lo - 1.0, hi + 1.0))?;
         chart
             .configure_mesh()
             .x_label_formatter(&|x| clock(from_us, *x))
@@ -183,12 +237,7 @@ pub fn tips(from_us: i64, to_us: i64, chain: &Chain) -> Result<String, PlotError
             if let Some(last) = points.last() {
                 steps.push((end.max(last.0), last.1));
             }
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(steps, c.stroke_width(2)))
-                .map_err(err(PLOT))?
-                .label(node.to_string())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            labelled_line(&mut chart, PLOT, i, node.to_string(), steps, false)?;
         }
         let red = RGBColor(200, 30, 30);
         chart
@@ -230,100 +279,46 @@ pub fn tips(from_us: i64, to_us: i64, chain: &Chain) -> Result<String, PlotError
                     + Rectangle::new([(-4, -4), (4, 4)], RGBColor(90, 90, 90).filled())
             }))
             .map_err(err(PLOT))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err(PLOT))
+        legend(&mut chart, PLOT, SeriesLabelPosition::UpperLeft)
     })
 }
 
 /// Rejections per minute, one line per node and reason.
 pub fn rejections(from_us: i64, to_us: i64, buckets: &[RejectionBucket]) -> Result<String, PlotError> {
-    const PLOT: &str = "rejections";
     let secs = |us: i64| (us - from_us) as f64 / 1e6;
-    let mut lines: BTreeMap<(&str, &str), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for b in buckets {
-        lines.entry((b.node.as_str(), b.reason.as_str())).or_default().push((secs(b.minute_us), b.count as f64));
+        lines.entry(format!("{}: {}", b.node, b.reason)).or_default().push((secs(b.minute_us), b.count as f64));
     }
     let max = buckets.iter().map(|b| b.count).max().unwrap_or(0) as f64;
-    svg(PLOT, buckets.is_empty(), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("mempool rejections per minute, by node and reason", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(
-                span(buckets.iter().map(|b| secs(b.minute_us)).fold(0.0, f64::min), secs(to_us)),
-                span(0.0, max.max(1.0)),
-            )
-            .map_err(err(PLOT))?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|x| clock(from_us, *x))
-            .x_desc("time (UTC)")
-            .y_desc("rejections / min")
-            .draw()
-            .map_err(err(PLOT))?;
-        for (i, ((node, reason), points)) in lines.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                .map_err(err(PLOT))?
-                .label(format!("{node}: {reason}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err(PLOT))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err(PLOT))
-    })
+    let first = buckets.iter().map(|b| secs(b.minute_us)).fold(0.0, f64::min);
+    TimeLines {
+        plot: "rejections",
+        caption: "mempool rejections per minute, by node and reason",
+        y_desc: "rejections / min",
+        from_us,
+        x: span(first, secs(to_us)),
+        y: span(0.0, max.max(1.0)),
+        legend: SeriesLabelPosition::UpperRight,
+    }
+    .draw(lines)
 }
 
 /// Mempool and template similarity readings over time, one line per node and kind.
 pub fn similarity(from_us: i64, to_us: i64, points: &[SimilarityPoint]) -> Result<String, PlotError> {
-    const PLOT: &str = "similarity";
     let secs = |us: i64| (us - from_us) as f64 / 1e6;
-    let mut lines: BTreeMap<(&str, &str), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for p in points {
-        lines.entry((p.node.as_str(), p.of.as_str())).or_default().push((secs(p.at_us), p.similarity));
+        lines.entry(format!("{} {}", p.node, p.of)).or_default().push((secs(p.at_us), p.similarity));
     }
-    svg(PLOT, points.is_empty(), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("similarity to the network's majority, when it diverged", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(span(0.0, secs(to_us)), 0.0..1.05)
-            .map_err(err(PLOT))?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|x| clock(from_us, *x))
-            .x_desc("time (UTC)")
-            .y_desc("similarity")
-            .draw()
-            .map_err(err(PLOT))?;
-        for (i, ((node, of), pts)) in lines.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(err(PLOT))?
-                .label(format!("{node} {of}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err(PLOT))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err(PLOT))
-    })
+    TimeLines {
+        plot: "similarity",
+        caption: "similarity to the network's majority, when it diverged",
+        y_desc: "similarity",
+        from_us,
+        x: span(0.0, secs(to_us)),
+        y: 0.0..1.05,
+        legend: SeriesLabelPosition::LowerLeft,
+    }
+    .draw(lines)
 }

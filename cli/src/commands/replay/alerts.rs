@@ -216,7 +216,7 @@ fn tool(env: &str, name: &str) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(env) {
         return Some(PathBuf::from(p));
     }
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    which::which(name).ok()
 }
 
 /// A series' labels.
