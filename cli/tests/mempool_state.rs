@@ -10,6 +10,9 @@
 //! input's offset was not stored when the process died), and then it must be byte-identical to
 //! the first copy. Every comparison runs on the views' receive times, never the wall clock, so a
 //! straight run and a killed one see the same input alike.
+//!
+//! In process, the same history in another arrival order (markers late, each round's nodes
+//! reversed, within `order_bound_s`) gives the same events, and applied on arrival it does not.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -137,11 +140,17 @@ fn config(state: std::path::PathBuf) -> MempoolConfig {
 
 /// What the processor makes of the records in process: (key, payload) of every event.
 fn expected(records: &[Record]) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+    expected_with(records, MempoolConfig::default().order_bound_s)
+}
+
+/// [`expected`] with views held `order_bound_s` for event-time order.
+fn expected_with(records: &[Record], order_bound_s: u64) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
     let mut topology = builtin_topology().unwrap();
     topology.rename_topics(|n| if n == "bmon.events" { OUT.to_owned() } else { n.to_owned() });
     let topics = MempoolTopics::bind(&topology, "mempool").unwrap();
-    let mut p = MempoolProcessor::open(&config(dir.path().join("state")), topics, Duration::from_secs(3600)).unwrap();
+    let config = MempoolConfig { order_bound_s, ..config(dir.path().join("state")) };
+    let mut p = MempoolProcessor::open(&config, topics, Duration::from_secs(3600)).unwrap();
     let mut offsets = [0i64; PARTITIONS as usize];
     let mut out = Vec::new();
     for (partition, key, payload) in records {
@@ -154,6 +163,7 @@ fn expected(records: &[Record]) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
             payload,
             timestamp_ms: None,
             replay: false,
+            replay_id: None,
         };
         *offset += 1;
         p.process(&input, &mut out).unwrap();
@@ -253,4 +263,52 @@ fn mempool_events_survive_kill_minus_nine_in_the_same_group() {
         extra.iter().filter_map(|(_, p)| codec.writer_version(p).ok()).map(|v| v.family.as_str()).collect();
     assert!(extra.is_empty(), "{} events no straight run makes (or a repeat that differs): {kinds:?}", extra.len());
     drop(killed);
+}
+
+/// The history's records in another arrival order: each conflict marker 5 s later than its
+/// refusal, and each round's nodes reversed (node `nK`'s records 2.5·K s earlier). No record
+/// arrives more than 2.5 s of event time behind one later than it, within the default
+/// `order_bound_s` (10 s). (The history itself already has each marker arrive after lists 2.5 s
+/// later than its refusal; the reversal is what changes the events when nothing is held.)
+fn perturbed(records: &[Record]) -> Vec<Record> {
+    let codec = Codec::default();
+    let mut keyed: Vec<(i64, usize, Record)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = if codec.writer_version(&r.2).unwrap().family == <TxConflict as bmon_schemas::Record>::FAMILY {
+                codec.decode::<TxConflict>(&r.2).unwrap().at_us + 5 * SEC
+            } else {
+                let v: NodeView = codec.decode(&r.2).unwrap();
+                let node: i64 = v.envelope.node_id.trim_start_matches('n').parse().unwrap();
+                v.envelope.received_at_us - node * 5 * SEC / 2
+            };
+            (key, i, r.clone())
+        })
+        .collect();
+    keyed.sort_by_key(|(key, i, _)| (*key, *i));
+    keyed.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// The views topic's records reach mempool over paths of different lengths (a marker four
+/// broker hops, a list one), so their arrival order is not their event order. Held for
+/// `order_bound_s`, any arrival order within it gives the same events; applied on arrival
+/// (`order_bound_s = 0`), the same reordering changes them, so the check has teeth.
+#[test]
+fn mempool_events_do_not_depend_on_arrival_order_within_the_bound() {
+    let t0 = 1_700_000_000 * SEC;
+    let records = history(t0);
+    let shuffled = perturbed(&records);
+    assert_ne!(shuffled, records, "the arrival order differs");
+    let bound = MempoolConfig::default().order_bound_s;
+    let want = expected_with(&records, bound);
+    let codec = Codec::default();
+    let kinds: BTreeSet<&str> =
+        want.iter().filter_map(|(_, p)| codec.writer_version(p).ok()).map(|v| v.family.as_str()).collect();
+    assert!(
+        ["mempool_divergence", "mempool_conflict", "template_divergence"].iter().all(|k| kinds.contains(k)),
+        "the input covers every kind compared from the views: {kinds:?}"
+    );
+    assert!(expected_with(&shuffled, bound) == want, "held for order, the arrival order does not matter");
+    assert!(expected_with(&shuffled, 0) != expected_with(&records, 0), "applied on arrival, it does");
 }

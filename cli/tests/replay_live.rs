@@ -6,9 +6,10 @@
 //! output settles, and the run's range is replayed with `--out-topic` and both reports:
 //!
 //! - **equivalence**: the replay's records equal the live run's `bmon.events` records of the
-//!   range, record for record (as decoded records, per kind), except mempool's cross-node
-//!   comparisons (`ORDER_DEPENDENT`: differences are printed, not failed). The live side is taken
-//!   as a set: a redelivery repeats a record byte for byte, and the replay has none;
+//!   range, record for record (as decoded records, per kind), mempool's cross-node comparisons
+//!   included (mempool applies its views and conflict markers in event-time order). The live
+//!   side is taken as a set: a redelivery repeats a record byte for byte, and the replay has
+//!   none;
 //! - **isolation**: the live groups' committed offsets, the live processors' RocksDB files and
 //!   their `/metrics` are the same before and after the replay (metric lines that change on
 //!   their own while the pipeline is idle, read twice before the replay, are left out, and
@@ -40,15 +41,6 @@ use rdkafka::message::{Headers, Message};
 const EVENTS: &str = "bmon.events";
 const OUT_TOPIC: &str = "replay.check";
 const WAIT: Duration = Duration::from_secs(90);
-/// Kinds whose records the replay is not yet held to: mempool's cross-node comparisons
-/// (conflicts, mempool and template divergences) run when a node's list lands and read the
-/// conflict markers mempool publishes and reads back. Live, the lists, the log's refusals and the
-/// markers reach mempool over different paths (one to four broker hops) and interleave by
-/// arrival; a replay feeds them without those delays, so a comparison can see another state (a
-/// conflict reported live was, in one run, not reported by the replay). Ordering those inputs by
-/// event time with a watermark would make them replayable. Every other kind must match record
-/// for record.
-const ORDER_DEPENDENT: &[&str] = &["mempool_conflict", "mempool_divergence", "template_divergence"];
 const MEMPOOL: &str = "mempool_span_s = 5\nmempool_min_txs = 3\nmempool_every_s = 2\n";
 
 fn now_ms() -> i64 {
@@ -395,7 +387,6 @@ fn a_replay_of_a_recorded_run_equals_it_and_leaves_the_live_pipeline_alone() {
     let (live, replayed) = (decoded(&live), decoded(&replayed));
     let kinds: BTreeSet<&String> = live.keys().chain(replayed.keys()).collect();
     let mut differ = Vec::new();
-    let mut tolerated = Vec::new();
     for kind in kinds {
         let (l, r) = (live.get(kind).cloned().unwrap_or_default(), replayed.get(kind).cloned().unwrap_or_default());
         eprintln!("{kind}: {} live, {} replayed", l.len(), r.len());
@@ -403,15 +394,13 @@ fn a_replay_of_a_recorded_run_equals_it_and_leaves_the_live_pipeline_alone() {
             let only_live: Vec<&String> = l.iter().filter(|x| !r.contains(x)).collect();
             let only_replay: Vec<&String> = r.iter().filter(|x| !l.contains(x)).collect();
             let text = format!("{kind}:\n  live only {only_live:#?}\n  replay only {only_replay:#?}");
-            if ORDER_DEPENDENT.contains(&kind.as_str()) { tolerated.push(text) } else { differ.push(text) }
+            differ.push(text);
         }
     }
     assert!(differ.is_empty(), "the replay differs from the live run:\n{}", differ.join("\n"));
-    // The known gap, tolerated and printed (see ORDER_DEPENDENT; named in the note on issue 16).
-    for t in &tolerated {
-        eprintln!("ORDER-DEPENDENT DIFFERENCE (tolerated): {t}");
+    for kind in ["chain_reorg", "propagation_summary", "mempool_conflict"] {
+        assert!(live.contains_key(kind), "the live run has no {kind}, so its equality says nothing");
     }
-    assert!(live.contains_key("chain_reorg") && live.contains_key("propagation_summary"));
 
     // The report.
     let report: Report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

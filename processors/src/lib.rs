@@ -12,6 +12,8 @@
 //! - [`loki`]: log lines and derived events pushed to Loki.
 //! - [`views`]: typed, tolerant views of the RPC snapshots (Core, BSV, Litecoin).
 //! - [`replay`]: registered processors chained in process over a past time range.
+//! - [`windowed`] and [`reorder`]: pure: per-object windows closed in event time, and
+//!   records held and released in event-time order.
 //! - [`registry`]: every processor by name, with how to build it from its config section and
 //!   topology.yaml.
 //!
@@ -25,6 +27,7 @@ pub mod mempool;
 pub mod netviews;
 pub mod propagation;
 pub mod registry;
+pub mod reorder;
 pub mod replay;
 pub mod runtime;
 pub mod views;

@@ -46,6 +46,11 @@ pub struct MempoolConfig {
     pub template_alive_s: u64,
     /// A template diverges with at least this many missing and extra transactions. Default 5.
     pub template_min_txs: i64,
+    /// The most the views topic's records (each node's lists and templates, and the conflict
+    /// markers mempool derives from the logs over more broker hops) lag one another, seconds:
+    /// they are held this long behind the newest and applied in event-time order, so the
+    /// comparisons are the same live and replayed. Default 10.
+    pub order_bound_s: u64,
     /// RocksDB directory for the checkpointed state. Default `state/mempool`.
     pub state_dir: PathBuf,
 }
@@ -69,6 +74,7 @@ impl Default for MempoolConfig {
             template_skew_s: (template.skew_us / 1_000_000) as u64,
             template_alive_s: (template.alive_us / 1_000_000) as u64,
             template_min_txs: template.min_txs,
+            order_bound_s: 10,
             state_dir: PathBuf::from("state/mempool"),
         }
     }
@@ -83,6 +89,11 @@ impl MempoolConfig {
             factor: if self.spike_factor.is_finite() { self.spike_factor.max(0.0) } else { 5.0 },
             floor: self.spike_floor.max(1),
         }
+    }
+
+    /// How long view records are held for event-time order, µs.
+    pub fn order_bound_us(&self) -> i64 {
+        secs(self.order_bound_s)
     }
 
     /// The window of a transaction's verdict comparison, µs.

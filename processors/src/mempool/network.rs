@@ -1,6 +1,7 @@
 //! The network views' side of the mempool processor: each node's getmempoolinfo (sizes, empty
 //! mempools), getrawmempool (the lists compared across nodes) and getblocktemplate (templates
-//! compared on the same previous block), and the conflict markers that meet them there.
+//! compared on the same previous block), and the conflict markers that meet them there, all
+//! applied in event-time order ([`crate::reorder`]).
 
 use bmon_schemas::{Envelope, NodeView, Record, TxConflict};
 
@@ -8,29 +9,120 @@ use super::presence::{Applied, Compared};
 use super::telemetry::{self as t, label};
 use super::templates::TemplatesCompared;
 use super::wiring::MempoolProcessor;
+use crate::reorder::{Held, Pushed};
 use crate::runtime::{Input, Output, RecordError};
 use crate::views::{BlockTemplate, MempoolInfo, MempoolTxids};
 
-impl MempoolProcessor {
-    /// One record of the network views topic: a node's view, or a conflict marker.
-    pub(super) fn network_record(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
-        let family = self.codec.writer_version(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        if family.family == TxConflict::FAMILY {
-            let c: TxConflict =
-                self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-            let state = self.states.get_mut(input.topic, input.partition);
-            state.presence.entry(c.network.clone()).or_default().conflict(&c, self.presence.conflict_keep_us);
-            return Ok(());
+/// A record of the network views topic, parsed: a node's view, or a conflict marker.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum ViewRecord {
+    /// A node refused a transaction as conflicting (mempool's own marker).
+    Conflict(TxConflict),
+    /// getmempoolinfo.
+    Info(Envelope, MempoolInfo),
+    /// getrawmempool.
+    List(Envelope, MempoolTxids),
+    /// getblocktemplate.
+    Template(Envelope, BlockTemplate),
+}
+
+impl ViewRecord {
+    /// The network, the node, the event time, µs (a marker's refusal, a view's answer), and
+    /// the kind's rank at equal times (a marker before the lists it bears on).
+    fn order(&self) -> (&str, &str, i64, u8) {
+        match self {
+            ViewRecord::Conflict(c) => (&c.network, &c.node_id, c.at_us, 0),
+            ViewRecord::Info(e, _) => (&e.network, &e.node_id, e.received_at_us, 1),
+            ViewRecord::List(e, _) => (&e.network, &e.node_id, e.received_at_us, 2),
+            ViewRecord::Template(e, _) => (&e.network, &e.node_id, e.received_at_us, 3),
         }
-        let v: NodeView = self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-        let invalid = |e: crate::views::ViewError| RecordError::Invalid(e.to_string());
-        match v.method.as_str() {
-            "getmempoolinfo" => self.info(input, &v.envelope, &MempoolInfo::parse(&v.view_json).map_err(invalid)?, out),
-            "getrawmempool" => self.list(input, &v.envelope, &MempoolTxids::parse(&v.view_json).map_err(invalid)?, out),
-            "getblocktemplate" => {
-                self.template(input, &v.envelope, &BlockTemplate::from_view(&v.view_json).map_err(invalid)?, out)
+    }
+}
+
+impl MempoolProcessor {
+    /// One record of the network views topic. Its network's records are held until event time
+    /// has moved `order_bound_us` past them, then applied in event-time order (docs/design.md,
+    /// "Mempool", event-time order): so a comparison sees the same markers and lists live and
+    /// replayed. Only records release records, never the wall clock, so the outcome is a
+    /// function of the input alone.
+    pub(super) fn network_record(&mut self, input: &Input<'_>, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        let Some(record) = self.parse_view(input.payload)? else { return Ok(()) };
+        let (net, node, at, rank) = record.order();
+        let (net, node) = (net.to_owned(), node.to_owned());
+        // A clock far ahead would move the buffer's time on and make every later record late:
+        // no record orders later than its broker time plus the bound.
+        let at = match input.timestamp_ms {
+            Some(ms) => at.min(ms.saturating_mul(1000).saturating_add(self.order_bound_us)),
+            None => at,
+        };
+        let state = self.states.get_mut(input.topic, input.partition);
+        let buffer = state.pending.entry(net.clone()).or_default();
+        let mut ready = Vec::new();
+        if let Pushed::Late(h) = buffer.push(at, &node, rank, input.payload.to_vec(), record) {
+            if !input.replay {
+                t::LATE_VIEWS.with_counter([label("network", net.clone()), label("node", node)]).increment(1);
             }
-            _ => Ok(()),
+            ready.push(h);
+        }
+        ready.extend(buffer.release(self.order_bound_us).into_iter().map(|(_, h)| h));
+        let held = buffer.len();
+        if !input.replay {
+            t::HELD_VIEWS.with_gauge([label("network", net)]).set(held as f64);
+        }
+        self.apply_views(input, ready, out);
+        Ok(())
+    }
+
+    /// The view records `ready` applied in order; `input` is the record that released them,
+    /// and says whether outputs are published (the records it releases were released at the
+    /// same point of the same input before, when it is replayed).
+    fn apply_views(&mut self, input: &Input<'_>, ready: Vec<Held<ViewRecord>>, out: &mut Vec<Output>) {
+        for held in ready {
+            // Parsed when read; a record restored from the store is parsed again (it was
+            // valid when read, so an error here is a codec change, and it is logged).
+            let record = match held.parsed {
+                Some(r) => Some(r),
+                None => self.parse_view(&held.raw).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "a held view no longer parses; dropped");
+                    None
+                }),
+            };
+            let Some(record) = record else { continue };
+            if let Err(e) = self.apply_view(input, record, out) {
+                tracing::warn!(error = %e, "a held view's outputs not published");
+            }
+        }
+    }
+
+    /// A record of the views topic parsed; `None` for views mempool does not read.
+    fn parse_view(&self, payload: &[u8]) -> Result<Option<ViewRecord>, RecordError> {
+        let undecodable = |e: bmon_schemas::CodecError| RecordError::Undecodable(e.to_string());
+        let family = self.codec.writer_version(payload).map_err(undecodable)?;
+        if family.family == TxConflict::FAMILY {
+            return Ok(Some(ViewRecord::Conflict(self.codec.decode(payload).map_err(undecodable)?)));
+        }
+        let v: NodeView = self.codec.decode(payload).map_err(undecodable)?;
+        let invalid = |e: crate::views::ViewError| RecordError::Invalid(e.to_string());
+        Ok(Some(match v.method.as_str() {
+            "getmempoolinfo" => ViewRecord::Info(v.envelope, MempoolInfo::parse(&v.view_json).map_err(invalid)?),
+            "getrawmempool" => ViewRecord::List(v.envelope, MempoolTxids::parse(&v.view_json).map_err(invalid)?),
+            "getblocktemplate" => {
+                ViewRecord::Template(v.envelope, BlockTemplate::from_view(&v.view_json).map_err(invalid)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn apply_view(&mut self, input: &Input<'_>, record: ViewRecord, out: &mut Vec<Output>) -> Result<(), RecordError> {
+        match record {
+            ViewRecord::Conflict(c) => {
+                let state = self.states.get_mut(input.topic, input.partition);
+                state.presence.entry(c.network.clone()).or_default().conflict(&c, self.presence.conflict_keep_us);
+                Ok(())
+            }
+            ViewRecord::Info(env, info) => self.info(input, &env, &info, out),
+            ViewRecord::List(env, txids) => self.list(input, &env, &txids, out),
+            ViewRecord::Template(env, tpl) => self.template(input, &env, &tpl, out),
         }
     }
 

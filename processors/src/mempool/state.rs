@@ -6,13 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::divergence::Transactions;
 use super::empty::Pools;
+use super::network::ViewRecord;
 use super::presence::Presence;
 use super::rejections::Rejections;
 use super::templates::Templates;
+use crate::reorder::Reorder;
 use crate::runtime::Rows;
 
 /// One input partition's state: the nodes of a node-event partition; the networks of a view
-/// partition (mempool sizes, lists and templates); or the open transactions of a verdict
+/// partition (mempool sizes, lists and templates, and the records held for order); or the open transactions of a verdict
 /// partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct PartitionState {
@@ -24,12 +26,17 @@ pub(super) struct PartitionState {
     pub presence: BTreeMap<String, Presence>,
     #[serde(default)]
     pub templates: BTreeMap<String, Templates>,
+    /// Each network's view records read and not yet applied (held for event-time order).
+    #[serde(default)]
+    pub pending: BTreeMap<String, Reorder<ViewRecord>>,
 }
 
 /// Rows of a network's mempool lists (one per transaction).
 const LIST: u8 = b'p';
 /// Rows of a network's templates (one per node).
 const TEMPLATE: u8 = b't';
+/// Rows of a network's held view records (one per record).
+const PENDING: u8 = b'q';
 
 /// A row key: the network, a NUL, the kind, and the part's own key.
 fn row_key(network: &str, kind: u8, key: &[u8]) -> Vec<u8> {
@@ -56,6 +63,9 @@ impl Rows for PartitionState {
         for (network, t) in &mut self.templates {
             rows.extend(t.take_rows().into_iter().map(|(k, v)| (row_key(network, TEMPLATE, &k), v)));
         }
+        for (network, r) in &mut self.pending {
+            rows.extend(r.take_rows().into_iter().map(|(k, v)| (row_key(network, PENDING, &k), v)));
+        }
         rows
     }
 
@@ -64,6 +74,7 @@ impl Rows for PartitionState {
             match split_key(key) {
                 Some((network, LIST, k)) => self.presence.entry(network.to_owned()).or_default().row_failed(k),
                 Some((network, TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().row_failed(k),
+                Some((network, PENDING, k)) => self.pending.entry(network.to_owned()).or_default().row_failed(k),
                 _ => {}
             }
         }
@@ -73,6 +84,7 @@ impl Rows for PartitionState {
         match split_key(key) {
             Some((network, LIST, k)) => self.presence.entry(network.to_owned()).or_default().put_row(k, value),
             Some((network, TEMPLATE, k)) => self.templates.entry(network.to_owned()).or_default().put_row(k, value),
+            Some((network, PENDING, k)) => self.pending.entry(network.to_owned()).or_default().put_row(k, value),
             _ => false,
         }
     }

@@ -139,6 +139,20 @@ pub static TEMPLATE_DIVERGENCES: MetricDef = MetricDef::counter(
     &["network", "node"],
 );
 
+/// Late views.
+pub static LATE_VIEWS: MetricDef = MetricDef::counter(
+    "bmon_mempool_late_views_total",
+    "View records and conflict markers that arrived more than order_bound_s behind the newest of their network, so applied out of event-time order.",
+    &["network", "node"],
+);
+/// Held views.
+pub static HELD_VIEWS: MetricDef = MetricDef::gauge(
+    "bmon_mempool_held_views",
+    "View records and conflict markers read and held for event-time order (order_bound_s), per network.",
+    "records",
+    &["network"],
+);
+
 /// mempool's metrics.
 pub const COMPONENT: Component = Component {
     name: "mempool",
@@ -163,5 +177,7 @@ pub const COMPONENT: Component = Component {
         &TEMPLATE_MISSING,
         &TEMPLATE_EXTRA,
         &TEMPLATE_DIVERGENCES,
+        &LATE_VIEWS,
+        &HELD_VIEWS,
     ],
 };
