@@ -101,6 +101,7 @@ impl Bench {
             payload: &payload,
             timestamp_ms: None,
             replay: false,
+            replay_id: None,
         };
         self.offset += 1;
         self.inputs += 1;

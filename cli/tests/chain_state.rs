@@ -180,6 +180,7 @@ fn expected(records: &[(i32, Vec<u8>, Vec<u8>)]) -> BTreeSet<(Vec<u8>, Vec<u8>)>
             payload,
             timestamp_ms: None,
             replay: false,
+            replay_id: None,
         };
         *offset += 1;
         p.process(&input, &mut out).unwrap();

@@ -7,6 +7,8 @@
 //!   node's labels and the node's own timestamp to the microsecond (ns digits: the line's byte
 //!   offset modulo 1000);
 //! - every record of `bmon.events` exactly once, as its JSON, labelled with its kind;
+//! - the records a `bmon replay --out-topic bmon.events --allow-live-topic` publishes, once
+//!   each, under the label `replay` with the replay's id, and the live streams unchanged;
 //! - no stream label outside the allowed set, on any stream received.
 //!
 //! `bmon grep` is then checked over the same bed: for a pattern and a node-time range it
@@ -139,6 +141,7 @@ fn every_line_and_event_reaches_loki_once_and_grep_finds_what_grep_finds() {
             n.shutdown();
         }
     }
+    let config = bed.dir().join("replay.toml"); // for the replay below
     let vlogs = bed.victoria_logs(&[]).unwrap();
     for (name, network, implementation, log) in &nodes {
         let want = sorted(expected(log, name, network, implementation));
@@ -192,6 +195,58 @@ fn every_line_and_event_reaches_loki_once_and_grep_finds_what_grep_finds() {
     assert_eq!(got.len(), want.len(), "every event once");
     assert!(got == want, "the events held are bmon.events' records");
     eprintln!("all {} derived events held once", want.len());
+
+    // A replay published onto the live events topic: the sink labels its records `replay`
+    // with the replay's id (its records' header), so they never pass for live ones.
+    let before: BTreeSet<(i32, i64)> = read_all(&brokers, "bmon.events", 3).iter().map(|r| (r.0, r.1)).collect();
+    std::fs::write(&config, format!("[kafka]\nbrokers = \"{brokers}\"\n{propagation_settings}")).unwrap();
+    let (ok, out, err) = bmon(&[
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--processors",
+        "propagation",
+        "--from",
+        &format!("@{}", grep_since / 1_000_000),
+        "--to",
+        &format!("@{}", now_us() / 1_000_000 + 1),
+        "--out-topic",
+        "bmon.events",
+        "--allow-live-topic",
+        "--id",
+        "loki-check",
+    ]);
+    assert!(ok, "replay failed: {err}\n{out}");
+    let mut replayed: Vec<(BTreeMap<String, String>, String)> = read_all(&brokers, "bmon.events", 3)
+        .iter()
+        .filter(|r| !before.contains(&(r.0, r.1)))
+        .map(|(_, _, _, payload)| {
+            let (family, value) = codec.decode_json(payload).unwrap();
+            let entry = bmon_processors::loki::entry::event_entry(&family, &value, None, Some("loki-check"));
+            (stream_labels(&serde_json::json!({ "_stream": entry.stream })), value.to_string())
+        })
+        .collect();
+    replayed.sort();
+    assert!(!replayed.is_empty(), "the replay published the range's summaries");
+    let labelled = |e: &serde_json::Value| (stream_labels(e), e["_msg"].as_str().unwrap().to_owned());
+    let held = poll_until("the replayed events in Loki", WAIT, Duration::from_millis(500), || {
+        let mut got: Vec<_> =
+            vlogs.query("_stream:{source=\"event\",replay=\"loki-check\"}").unwrap().iter().map(labelled).collect();
+        got.sort();
+        (got.len() >= replayed.len()).then_some(got)
+    })
+    .unwrap();
+    assert!(held == replayed, "each replayed record once, labelled replay=\"loki-check\"");
+    let mut live: Vec<_> = vlogs
+        .query("_stream:{source=\"event\"}")
+        .unwrap()
+        .iter()
+        .map(labelled)
+        .filter(|(labels, _)| !labels.contains_key("replay"))
+        .collect();
+    live.sort();
+    assert!(live == want, "the live streams are as before the replay");
+    eprintln!("{} replayed events held under replay=\"loki-check\", apart from the live ones", held.len());
 
     // No label outside the allowed set, on any stream received.
     let streams: BTreeSet<String> =

@@ -57,6 +57,7 @@ fn logparse_state_is_bounded_across_restarts_and_departures() {
             payload: &payload,
             timestamp_ms: None,
             replay: false,
+            replay_id: None,
         };
         offset += 1;
         let mut out = Vec::new();

@@ -57,6 +57,7 @@ fn feed(p: &mut PropagationProcessor, offset: i64, payload: &[u8]) -> Vec<Output
         payload,
         timestamp_ms: None,
         replay: false,
+        replay_id: None,
     };
     let mut out = Vec::new();
     p.process(&input, &mut out).unwrap();
@@ -167,6 +168,7 @@ fn bad_records_are_dead_letter_errors() {
         payload: b"garbage",
         timestamp_ms: None,
         replay: false,
+        replay_id: None,
     };
     let mut out = Vec::new();
     assert!(p.process(&input, &mut out).is_err());

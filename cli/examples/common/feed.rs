@@ -13,8 +13,16 @@ pub fn feed(p: &mut impl Processor, topic: &str, partition: i32, payloads: &[Vec
     let mut outputs = 0usize;
     let start = Instant::now();
     for (offset, payload) in payloads.iter().enumerate() {
-        let input =
-            Input { topic, partition, offset: offset as i64, key: None, payload, timestamp_ms: None, replay: false };
+        let input = Input {
+            topic,
+            partition,
+            offset: offset as i64,
+            key: None,
+            payload,
+            timestamp_ms: None,
+            replay: false,
+            replay_id: None,
+        };
         out.clear();
         p.process(&input, &mut out).unwrap_or_else(|e| panic!("record {offset}: {e}"));
         outputs += out.len();

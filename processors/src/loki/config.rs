@@ -43,7 +43,8 @@ pub struct LokiConfig {
     /// Where the pushed offsets are kept (RocksDB). Default `state/loki`.
     pub state_dir: PathBuf,
     /// Set for replayed data: every stream gets a `replay` label with this id, so backfills
-    /// never mix with live streams. Default none.
+    /// never mix with live streams. Default none. A record with a `bmon-replay-id` header
+    /// (published by `bmon replay --out-topic`) is labelled with the header's id instead.
     pub replay_id: Option<String>,
 }
 
@@ -70,6 +71,11 @@ impl Default for LokiConfig {
     }
 }
 
+/// A replay id fit for the `replay` label: 1 to 64 bytes.
+pub fn valid_replay_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64
+}
+
 impl LokiConfig {
     /// Checks the settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
@@ -89,7 +95,7 @@ impl LokiConfig {
             return Err("set username/password_file or bearer_token_file, not both".into());
         }
         if let Some(id) = &self.replay_id
-            && (id.is_empty() || id.len() > 64)
+            && !valid_replay_id(id)
         {
             return Err("replay_id must be 1 to 64 characters".into());
         }

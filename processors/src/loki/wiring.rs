@@ -50,7 +50,13 @@ impl LokiProcessor {
 
     /// The entry of one input record.
     pub fn entry(&self, input: &Input<'_>) -> Result<Entry, RecordError> {
-        let replay = self.config.replay_id.as_deref();
+        // A record `bmon replay --out-topic` published names its replay (an id unfit for a
+        // label is cut to one, so that replayed records never pass for live ones).
+        let replay = match input.replay_id {
+            Some(id) if super::config::valid_replay_id(id) => Some(id),
+            Some(id) => Some(id.get(..64).unwrap_or("replay")),
+            None => self.config.replay_id.as_deref(),
+        };
         if input.topic == self.topics.lines {
             let fact: LogLineFact =
                 self.codec.decode(input.payload).map_err(|e| RecordError::Undecodable(e.to_string()))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bmon_schemas::{Codec, DeadLetter};
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -16,7 +16,7 @@ use super::output::{Outputs, SinkError};
 use super::partitions::{Partitions, Phase};
 use super::sink::KafkaSink;
 use super::telemetry::label;
-use super::{Input, Output, Processor, RecordError, RuntimeConfig, telemetry};
+use super::{Input, Output, Processor, REPLAY_ID_HEADER, RecordError, RuntimeConfig, telemetry};
 
 /// How long a live, caught-up partition must go without records before the wall clock may move
 /// its state on.
@@ -247,6 +247,7 @@ impl State<'_> {
             payload: msg.payload().unwrap_or_default(),
             timestamp_ms: msg.timestamp().to_millis(),
             replay: replaying,
+            replay_id: replay_id(msg),
         };
         self.outputs.clear();
         let result = processor.process(&input, &mut self.outputs);
@@ -525,4 +526,10 @@ fn dead_letter(codec: &Codec, config: &RuntimeConfig, input: &Input<'_>, error: 
         key: input.topic.as_bytes().to_vec(),
         payload: codec.encode(&record).unwrap_or_default(),
     }
+}
+
+/// A record's replay id header, if it has one in UTF-8.
+fn replay_id<'a>(msg: &'a BorrowedMessage<'_>) -> Option<&'a str> {
+    let headers = msg.headers()?;
+    headers.iter().find(|h| h.key == REPLAY_ID_HEADER).and_then(|h| std::str::from_utf8(h.value?).ok())
 }

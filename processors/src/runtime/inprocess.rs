@@ -160,6 +160,7 @@ impl Pipeline {
             payload: &record.payload,
             timestamp_ms: Some(record.timestamp_ms),
             replay: false,
+            replay_id: None,
         };
         self.deliver(0, &input, 0, out);
     }
@@ -242,6 +243,7 @@ impl Pipeline {
                         payload: &o.payload,
                         timestamp_ms,
                         replay: false,
+                        replay_id: None,
                     };
                     *offset += 1;
                     self.deliver(0, &input, depth + 1, out);

@@ -38,7 +38,12 @@ pub struct Input<'a> {
     /// True while state is being rebuilt from records whose outputs were already published:
     /// update state, and any outputs are discarded.
     pub replay: bool,
+    /// The record's [`REPLAY_ID_HEADER`]: it was published by `bmon replay --out-topic`.
+    pub replay_id: Option<&'a str>,
 }
+
+/// The header `bmon replay --out-topic` gives each record it publishes: the replay's id.
+pub const REPLAY_ID_HEADER: &str = "bmon-replay-id";
 
 /// One record to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]

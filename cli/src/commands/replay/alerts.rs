@@ -43,6 +43,15 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// The first and last sample times, ms.
+    fn span_ms(&self) -> Option<(i64, i64)> {
+        let times = self.series.values().flat_map(|f| f.values()).flat_map(|s| [s.first(), s.last()]).flatten();
+        times.fold(None, |span, (t, _)| match span {
+            None => Some((*t, *t)),
+            Some((lo, hi)) => Some((lo.min(*t), hi.max(*t))),
+        })
+    }
+
     /// Takes a sample for each step boundary `now_ms` passed; `render` gives the metrics.
     pub fn observe(&mut self, now_ms: i64, render: impl Fn() -> String) {
         let next = *self.next_ms.get_or_insert(now_ms);
@@ -268,6 +277,9 @@ impl Drop for Server {
 /// into spans of this many steps.
 const MAX_STEPS: i64 = 10_000;
 
+/// How long Prometheus carries a series' last sample forward (its default look-back), ms.
+const LOOKBACK_MS: i64 = 300_000;
+
 /// Evaluates the shipped rules over `samples` in `[from_ms, to_ms]`, starting each rule's
 /// evaluation at `warm_ms` (the warm-up's start), so a condition pending before the range keeps
 /// its `for:`; spans are clipped to the range.
@@ -348,7 +360,11 @@ fn run(
     let mut firing = Vec::new();
     for rule in &rules {
         let mut times: BTreeMap<BTreeMap<String, String>, Vec<i64>> = BTreeMap::new();
-        let (first_s, last_s) = (warm_ms.div_euclid(1000), to_ms.div_euclid(1000));
+        // Only where there are samples (and Prometheus's 5 min look-back after the last): a
+        // range named from the epoch to next year must not be stepped through.
+        let (lo_ms, hi_ms) = samples.span_ms().unwrap_or((warm_ms, to_ms));
+        let (first_s, last_s) =
+            (warm_ms.max(lo_ms).div_euclid(1000), to_ms.min(hi_ms.saturating_add(LOOKBACK_MS)).div_euclid(1000));
         let mut start = first_s;
         while start <= last_s {
             let end = (start + (MAX_STEPS - 1) * STEP_S).min(last_s);

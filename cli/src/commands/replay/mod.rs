@@ -74,7 +74,8 @@ pub struct ReplayArgs {
     /// Replication factor of a created --out-topic.
     #[arg(long, default_value_t = 1)]
     replication_factor: i16,
-    /// The replay's id (default: `replay-` and the start time).
+    /// The replay's id, 1 to 64 characters (default: `replay-` and the start time). A Loki sink
+    /// reading the --out-topic labels its streams `replay` with it.
     #[arg(long)]
     id: Option<String>,
     /// Brokers (overrides the config's).
@@ -156,6 +157,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let stamp = when::format_us(from_us);
         format!("replay-{}", stamp.get(..19).unwrap_or(&stamp).replace([':', '-'], ""))
     });
+    if !bmon_processors::loki::config::valid_replay_id(&replay_id) {
+        bail!("--id {replay_id:?}: a replay id is 1 to 64 characters (it becomes the Loki label `replay`)");
+    }
     let sections = file.as_ref().map(|f| f.sections.clone()).unwrap_or_default();
     let requested: Vec<&str> = if args.processors.is_empty() {
         replay::default_processors(&topology)

@@ -14,8 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
-/// The header naming the replay.
-pub const REPLAY_ID_HEADER: &str = "bmon-replay-id";
+use bmon_processors::runtime::REPLAY_ID_HEADER;
 /// The header naming the topic a record would have gone to live.
 pub const REPLAY_TOPIC_HEADER: &str = "bmon-replay-topic";
 
