@@ -319,9 +319,9 @@ fn run(
             }
         )
     };
-    if samples.taken == 0 {
+    let Some((lo_ms, hi_ms)) = samples.span_ms().filter(|_| samples.taken > 0) else {
         return Ok(Alerts { evaluated: true, note: note(": no metrics, so nothing fired"), firing: Vec::new() });
-    }
+    };
     let dir = tempfile::Builder::new().prefix("bmon-replay-alerts-").tempdir()?;
     let input = dir.path().join("samples.om");
     std::fs::write(&input, samples.openmetrics())?;
@@ -362,7 +362,6 @@ fn run(
         let mut times: BTreeMap<BTreeMap<String, String>, Vec<i64>> = BTreeMap::new();
         // Only where there are samples (and Prometheus's 5 min look-back after the last): a
         // range named from the epoch to next year must not be stepped through.
-        let (lo_ms, hi_ms) = samples.span_ms().unwrap_or((warm_ms, to_ms));
         let (first_s, last_s) =
             (warm_ms.max(lo_ms).div_euclid(1000), to_ms.min(hi_ms.saturating_add(LOOKBACK_MS)).div_euclid(1000));
         let mut start = first_s;
