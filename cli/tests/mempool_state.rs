@@ -171,6 +171,17 @@ fn expected_with(records: &[Record], order_bound_s: u64) -> BTreeSet<(Vec<u8>, V
     out.into_iter().filter(|o| o.topic == OUT).map(|o| (o.key, o.payload)).collect()
 }
 
+/// The events `want` include every kind compared from the views, so checks on them say something.
+fn assert_covers_every_kind(want: &BTreeSet<(Vec<u8>, Vec<u8>)>) {
+    let codec = Codec::default();
+    let kinds: BTreeSet<&str> =
+        want.iter().filter_map(|(_, p)| codec.writer_version(p).ok()).map(|v| v.family.as_str()).collect();
+    assert!(
+        ["mempool_divergence", "mempool_conflict", "template_divergence"].iter().all(|k| kinds.contains(k)),
+        "the input covers every kind compared from the views: {kinds:?}"
+    );
+}
+
 fn start(bed: &TestBed, brokers: &str) -> Managed {
     let state = bed.dir().join("mempool-state-killed");
     let extra = format!("group = \"g-mempool-killed\"\n[mempool]\n{SETTINGS}state_dir = \"{}\"\n", state.display());
@@ -202,12 +213,7 @@ fn mempool_events_survive_kill_minus_nine_in_the_same_group() {
     let records = history(t0 - 3 * 3600 * SEC);
     let want = expected(&records);
     let codec = Codec::default();
-    let kinds: BTreeSet<&str> =
-        want.iter().filter_map(|(_, p)| codec.writer_version(p).ok()).map(|v| v.family.as_str()).collect();
-    assert!(
-        ["mempool_divergence", "mempool_conflict", "template_divergence"].iter().all(|k| kinds.contains(k)),
-        "the input covers every kind compared from the views: {kinds:?}"
-    );
+    assert_covers_every_kind(&want);
     let topology = write_topology(&bed.dir().join("topology-mempool"), |t| {
         t.rename_topics(|n| if n == "bmon.events" { OUT.to_owned() } else { n.to_owned() })
     });
@@ -302,13 +308,7 @@ fn mempool_events_do_not_depend_on_arrival_order_within_the_bound() {
     assert_ne!(shuffled, records, "the arrival order differs");
     let bound = MempoolConfig::default().order_bound_s;
     let want = expected_with(&records, bound);
-    let codec = Codec::default();
-    let kinds: BTreeSet<&str> =
-        want.iter().filter_map(|(_, p)| codec.writer_version(p).ok()).map(|v| v.family.as_str()).collect();
-    assert!(
-        ["mempool_divergence", "mempool_conflict", "template_divergence"].iter().all(|k| kinds.contains(k)),
-        "the input covers every kind compared from the views: {kinds:?}"
-    );
+    assert_covers_every_kind(&want);
     assert!(expected_with(&shuffled, bound) == want, "held for order, the arrival order does not matter");
     assert!(expected_with(&shuffled, 0) != expected_with(&records, 0), "applied on arrival, it does");
 }
