@@ -83,6 +83,7 @@ fn replay(brokers: &str) -> (Duration, usize) {
         processors: &["propagation"],
         state_dir: state.path(),
         filter: &filter,
+        max_rate: None,
     };
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.to_owned());
     let start = Instant::now();

@@ -25,7 +25,7 @@ const TOPIC: &str = "bounded.test";
 const T0: i64 = 1_700_000_000_000;
 
 fn read(settings: &ClientSettings, from_ms: i64, to_ms: i64) -> Vec<i64> {
-    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }).unwrap();
+    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }, None).unwrap();
     let mut out = Vec::new();
     while let Some(r) = src.next_record().unwrap() {
         out.push(r.timestamp_ms);

@@ -112,6 +112,7 @@ fn an_in_process_replay_equals_the_live_run() {
         processors: &["logparse", "propagation"],
         state_dir: state.path(),
         filter: &replay::Filter::default(),
+        max_rate: None,
     };
     let settings = bmon_kafka::ClientSettings::plaintext(brokers.clone());
     let outcome = replay::run(&settings, &spec, Range { from_ms: from, to_ms: to }, now_ms()).unwrap();

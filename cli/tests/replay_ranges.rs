@@ -7,6 +7,7 @@
 //! - a range that ends an hour in the future, replayed while lines keep arriving, stops at the
 //!   end offsets it resolved at start: it reads exactly the records of its resolved spans, its
 //!   ends are below the partition's end afterwards, and time is moved no later than its start;
+//! - `--max-rate` reads the same records, no faster than the rate asked;
 //! - without a terminal, progress comes as JSON lines on stderr, the last one with the totals;
 //! - once retention has deleted the first records, a range that starts before them fails, and
 //!   names the earliest time still held (bounded by the first retained record's time read just
@@ -148,6 +149,41 @@ fn empty_future_and_expired_ranges() {
     assert!(r.events.is_empty());
     assert_eq!(r.header.records_read.get(TOPIC), Some(&50), "the warm-up read batch a");
     assert!(r.header.warmup_outputs > 0, "and its outputs were left out");
+
+    // 1b. `--max-rate`: the same range read at most 40 records a second gives the same report,
+    // no sooner than its records' due times (record n is due n/40 s after the start; the last
+    // wait of under 2 ms may be skipped).
+    // From the gap's end: batch b, and batch a in the warm-up (the range starts after every
+    // record retention could delete meanwhile).
+    let (ab_from, ab_to) = (at(gap_to_ms), at(now_us() / 1000 + 1000));
+    let (fast_out, paced_out) = (bed.dir().join("fast.json"), bed.dir().join("paced.json"));
+    let (ok, _, stderr) = replay(&config, &ab_from, &ab_to, &fast_out);
+    assert!(ok, "{stderr}");
+    let t = Instant::now();
+    let (ok, _, stderr) = bmon(&[
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--processors",
+        "logparse",
+        "--from",
+        &ab_from,
+        "--to",
+        &ab_to,
+        "--out",
+        paced_out.to_str().unwrap(),
+        "--max-rate",
+        "40",
+    ]);
+    let took = t.elapsed();
+    assert!(ok, "{stderr}");
+    let (fast, paced) = (read_report(&fast_out), read_report(&paced_out));
+    assert_eq!(paced.header.records_read, fast.header.records_read, "the pace changes no record read");
+    assert_eq!(paced.header.records_produced, fast.header.records_produced);
+    let n = paced.header.records_read.values().sum::<u64>();
+    assert!(n >= 50, "batch b read: {:?}", paced.header.records_read);
+    let due = Duration::from_secs_f64((n - 1) as f64 / 40.0) - Duration::from_millis(2);
+    assert!(took >= due, "{n} records at 40/s took {took:?}, under the {due:?} they were due by");
 
     // 2. A range ending in the future, while lines keep coming.
     let appending = Arc::new(AtomicBool::new(true));

@@ -36,6 +36,7 @@ use crate::registry::{self, BuildContext, BuildError};
 use crate::runtime::Output;
 use crate::runtime::bounded::{BoundedSource, Range, SourceError, Span};
 use crate::runtime::inprocess::{Counts, Emitted, EventClock, Pipeline, Stage};
+use crate::runtime::read_ahead::ReadAhead;
 
 /// What to replay.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,9 @@ pub struct ReplaySpec<'a> {
     pub state_dir: &'a Path,
     /// Which input records are fed.
     pub filter: &'a Filter,
+    /// Read at most this many records a second (every input together), with little fetched
+    /// ahead: a replay beside a live pipeline leaves it the broker. `None`: as fast as they come.
+    pub max_rate: Option<std::num::NonZeroU64>,
 }
 
 /// Why a replay failed.
@@ -140,7 +144,8 @@ fn pipeline(spec: &ReplaySpec<'_>, selection: &Selection) -> Result<Pipeline, Re
 /// A replay under way: open it, [`Replay::step`] until it says the end, then [`Replay::finish`].
 pub struct Replay {
     pipeline: Pipeline,
-    source: BoundedSource,
+    /// The source, read on a thread of its own beside the pipeline.
+    source: ReadAhead,
     selection: Selection,
     spans: Vec<(String, i32, Span)>,
     range: Range,
@@ -184,11 +189,12 @@ impl Replay {
         drop(probe);
         let end_ms = range.to_ms.min(now_ms).max(range.from_ms);
         let read_range = Range { from_ms, to_ms: range.to_ms.max(from_ms) };
-        let source = BoundedSource::open(settings, &selection.external, read_range)?;
+        let source = BoundedSource::open(settings, &selection.external, read_range, spec.max_rate)?;
         let spans = source.spans().map(|(t, p, s)| (t.to_owned(), p, s)).collect();
+        let pipeline = pipeline(spec, &selection)?;
         Ok(Replay {
-            pipeline: pipeline(spec, &selection)?,
-            source,
+            pipeline,
+            source: ReadAhead::start(source, spec.max_rate)?,
             selection,
             spans,
             range,

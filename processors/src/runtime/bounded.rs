@@ -9,6 +9,7 @@
 //! is therefore checked against the first record's timestamp.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use bmon_kafka::ClientSettings;
@@ -49,6 +50,12 @@ pub enum SourceError {
         /// How long it waited.
         waited: Duration,
     },
+    /// The thread reading ahead ([`super::read_ahead`]) could not be started.
+    #[error("starting the thread that reads the range: {0}")]
+    Spawn(std::io::Error),
+    /// The thread reading ahead ([`super::read_ahead`]) stopped without saying why.
+    #[error("the thread reading the range stopped unexpectedly")]
+    ReaderStopped,
 }
 
 /// One record read.
@@ -93,20 +100,41 @@ pub struct BoundedSource {
     paused: BTreeMap<(String, i32), bool>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
+    /// Records queued per partition before reading it pauses ([`QUEUE`], less under a pace).
+    queue: usize,
 }
 
 impl BoundedSource {
     /// Resolves `range` on every partition of `topics` (name, partition count) and starts
     /// reading.
-    pub fn open(settings: &ClientSettings, topics: &[(String, i32)], range: Range) -> Result<Self, SourceError> {
-        let consumer: BaseConsumer = settings
-            .client_config()?
+    /// With `max_rate` (records a second, every partition together) librdkafka fetches little
+    /// ahead (a tenth of a second's worth per partition), so that a paced reader does not start
+    /// with a burst that reads the whole range at the broker's full speed.
+    pub fn open(
+        settings: &ClientSettings,
+        topics: &[(String, i32)],
+        range: Range,
+        max_rate: Option<NonZeroU64>,
+    ) -> Result<Self, SourceError> {
+        let mut config = settings.client_config()?;
+        config
             .set("group.id", format!("bmon-bounded-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .create()?;
+            .set("fetch.wait.max.ms", "10");
+        let partitions: i32 = topics.iter().map(|(_, n)| *n).sum();
+        let queue = max_rate
+            .map(|rate| (rate.get() / 10 / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE as u64));
+        if let Some(q) = queue {
+            config
+                .set("queued.min.messages", q.to_string())
+                .set("queued.max.messages.kbytes", "1024")
+                // Fewer, fuller fetches: a broker answers each one at a cost per partition.
+                .set("fetch.wait.max.ms", "500")
+                .set("fetch.min.bytes", "65536");
+        }
+        let consumer: BaseConsumer = config.create()?;
         let mut parts = BTreeMap::new();
         let mut tpl = TopicPartitionList::new();
         for (topic, count) in topics {
@@ -119,7 +147,8 @@ impl BoundedSource {
             }
         }
         consumer.assign(&tpl)?;
-        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0 })
+        let queue = queue.map_or(QUEUE, |q| usize::try_from(q).unwrap_or(QUEUE));
+        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0, queue })
     }
 
     /// Records of the spans the broker no longer had when they were read (retention deleted
@@ -191,7 +220,7 @@ impl BoundedSource {
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().unwrap_or_default().to_vec(),
         });
-        let full = q.len() >= QUEUE || *next >= span.end;
+        let full = q.len() >= self.queue || *next >= span.end;
         if full && !self.paused.get(&key).copied().unwrap_or(false) {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
@@ -203,7 +232,7 @@ impl BoundedSource {
 
     fn resume_if_short(&mut self, key: &(String, i32)) -> Result<(), SourceError> {
         let Some((span, next, q)) = self.parts.get(key) else { return Ok(()) };
-        if self.paused.get(key).copied().unwrap_or(false) && q.len() < QUEUE / 2 && *next < span.end {
+        if self.paused.get(key).copied().unwrap_or(false) && q.len() < self.queue / 2 && *next < span.end {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
             self.consumer.resume(&tpl)?;

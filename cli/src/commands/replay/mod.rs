@@ -78,6 +78,10 @@ pub struct ReplayArgs {
     /// reading the --out-topic labels its streams `replay` with it.
     #[arg(long)]
     id: Option<String>,
+    /// Read at most this many records a second (all inputs together), to leave the broker and
+    /// the host to a live pipeline beside the replay. Default: as fast as they come.
+    #[arg(long)]
+    max_rate: Option<std::num::NonZeroU64>,
     /// Brokers (overrides the config's).
     #[arg(long, env = "BMON_BROKERS")]
     brokers: Option<String>,
@@ -175,6 +179,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         processors: &requested,
         state_dir: state.path(),
         filter: &filter,
+        max_rate: args.max_rate,
     };
     let range = Range { from_ms: from_us.div_euclid(1000), to_ms: to_us.div_euclid(1000) };
     let mut replay = Replay::open(&settings, &spec, range, now_us / 1000)?;
