@@ -463,5 +463,12 @@ fn a_replay_of_a_recorded_run_equals_it_and_leaves_the_live_pipeline_alone() {
         assert_eq!(seen, Some(lag.observed_at_us), "{}'s tip time of {block}", lag.node_id);
     }
     assert!(found["summaries"].as_array().unwrap().iter().any(|s| s["stage"] == "TIP"), "the summary is shown");
+    // By default the read widens from a minute around the time: the same sightings and summaries.
+    let (ok, narrow, stderr) =
+        bmon(&["lookup", block, "--brokers", &brokers, "--around", &format!("@{}", from / 1000), "--json"]);
+    assert!(ok, "lookup, default window: {stderr}");
+    eprintln!("{stderr}");
+    let narrow: serde_json::Value = serde_json::from_str(&narrow).unwrap();
+    assert_eq!(narrow, found, "the default window finds what --window 30m does");
     drop(running);
 }

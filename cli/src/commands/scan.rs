@@ -27,9 +27,11 @@ pub struct Span {
     pub to: i64,
 }
 
-/// A consumer outside any group (nothing is committed), tuned for reading a backlog.
-pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
-    ClientConfig::new()
+/// The settings of a consumer outside any group (nothing is committed), tuned for reading a
+/// backlog; partition ends are reported.
+pub fn config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", "bmon-grep")
         .set("enable.auto.commit", "false")
@@ -39,9 +41,13 @@ pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608")
         .set("queued.min.messages", "200000")
-        .set("enable.partition.eof", "true")
-        .create()
-        .context("creating a consumer")
+        .set("enable.partition.eof", "true");
+    config
+}
+
+/// A consumer of [`config`].
+pub fn consumer(brokers: &str) -> anyhow::Result<BaseConsumer> {
+    config(brokers).create().context("creating a consumer")
 }
 
 /// The span of one partition of `topic` stamped in `[since_ms, until_ms]` (empty: `None`).

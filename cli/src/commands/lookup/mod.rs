@@ -1,14 +1,17 @@
 //! `bmon lookup HASH [--around T]`: when did each node see this block or transaction?
 //!
 //! The hash's records meet in one partition (Kafka's murmur2 of the key, as logparse publishes
-//! them), so only that partition of the observations topic is read, over `--window` either side
-//! of `--around`; then the one partition of the events topic that holds the object's summaries.
-//! Keys come from topology.yaml's key kinds, as the processors build them.
+//! them), so only that partition of the observations topic is read, around `--around`: a minute
+//! either side, then ten, then `--window`, until the sightings found lie well inside the window
+//! read ([`search`]); then the one partition of the events topic that holds the object's
+//! summaries, from the first sighting on. One consumer does every read ([`read`]). Keys come
+//! from topology.yaml's key kinds, as the processors build them.
+
+mod read;
+mod search;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -17,9 +20,13 @@ use bmon_processors::runtime::keys::{KeyFields, KeyKind, OutputTopic};
 use bmon_schemas::{Codec, Observation, PropagationSummary, Record};
 use bmon_topology::Topology;
 use clap::Args;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{scan, when};
+use read::KeyReader;
+
+/// The widest window read by default.
+const DEFAULT_WINDOW: &str = "1h";
 
 /// Arguments of `bmon lookup`.
 #[derive(Debug, Args)]
@@ -29,9 +36,11 @@ pub struct LookupArgs {
     /// Around this time (2026-12-02T14:00:00Z, @SECONDS or a span ago). Default: now.
     #[arg(long)]
     around: Option<String>,
-    /// How far either side of --around to read, e.g. 30m or 2h.
-    #[arg(long, default_value = "1h")]
-    window: String,
+    /// How far either side of --around to read, e.g. 30m or 2h: the whole window is read.
+    /// Default: up to an hour, from a minute outwards, stopping at the first window whose
+    /// sightings lie 30 s inside it.
+    #[arg(long)]
+    window: Option<String>,
     /// One JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -52,31 +61,14 @@ fn span_us(s: &str) -> anyhow::Result<i64> {
     Ok(-back)
 }
 
-/// One partition's records keyed `key`, stamped in `[since_us, until_us]`.
-fn read_key(
-    brokers: &str,
-    topic: &bmon_topology::Topic,
-    key: &[u8],
-    since_us: i64,
-    until_us: i64,
-) -> anyhow::Result<(i32, u64, Vec<Vec<u8>>)> {
-    let c = scan::consumer(brokers)?;
+/// A reader of `key` in the partition of `topic` that holds it.
+fn reader<'c>(c: &'c BaseConsumer, topic: &bmon_topology::Topic, key: Vec<u8>) -> anyhow::Result<KeyReader<'c>> {
     // The broker's count, as the live sink partitions by it (topology.yaml's may differ for an
     // older topic).
     let count = bmon_kafka::partition_count(c.client(), &topic.name, std::time::Duration::from_secs(10))?
         .ok_or_else(|| anyhow!("topic {} does not exist", topic.name))?;
-    let partition = partition_for(key, count);
-    let Some(span) = scan::span(&c, &topic.name, partition, since_us / 1000, until_us / 1000)? else {
-        return Ok((partition, 0, Vec::new()));
-    };
-    let read = Arc::new(AtomicU64::new(0));
-    let want = key.to_vec();
-    let found = scan::read(brokers, &topic.name, &[span], &read, move |_, _, k, payload, out: &mut Vec<Vec<u8>>| {
-        if k == Some(want.as_slice()) {
-            out.push(payload.to_vec());
-        }
-    })?;
-    Ok((partition, read.load(std::sync::atomic::Ordering::Relaxed), found))
+    let partition = partition_for(&key, count);
+    Ok(KeyReader::new(c, &topic.name, partition, key))
 }
 
 /// Looks the object up and prints each node's sightings and the summaries' lags.
@@ -91,8 +83,7 @@ pub fn run(args: LookupArgs) -> anyhow::Result<()> {
         Some(t) => when::parse_time(t, now).map_err(|e| anyhow!("--around {e}"))?,
         None => now,
     };
-    let window = span_us(&args.window)?;
-    let (since, until) = (around.saturating_sub(window), around.saturating_add(window));
+    let window = span_us(args.window.as_deref().unwrap_or(DEFAULT_WINDOW))?;
     let hash = args.hash.trim().to_ascii_lowercase();
     let bind = |processor: &str, family: &str| -> anyhow::Result<(OutputTopic, bmon_topology::Topic)> {
         let declared = topology.processor_named(processor)?;
@@ -100,28 +91,49 @@ pub fn run(args: LookupArgs) -> anyhow::Result<()> {
         let topic = topology.topic(&out.name).cloned().ok_or_else(|| anyhow!("no topic {}", out.name))?;
         Ok((out, topic))
     };
+    let consumer: BaseConsumer =
+        scan::config(&args.brokers).set("enable.partition.eof", "false").create().context("creating a consumer")?;
+
+    // The sightings: windows around the time, narrowest first, until one holds them all.
     let (obs_out, obs_topic) = bind("logparse", Observation::FAMILY)?;
+    let mut sightings = reader(&consumer, &obs_topic, obs_out.key(&KeyFields { hash: &hash, ..KeyFields::default() }))?;
+    let (mut since, mut until) = (around, around);
+    for half in search::half_widths(window, args.window.is_none()) {
+        (since, until) = (around.saturating_sub(half), around.saturating_add(half));
+        sightings.cover(since, until)?;
+        let times: Vec<i64> = sightings.found.iter().map(|f| f.at_us).collect();
+        if search::settled(&times, since, until, now) {
+            break;
+        }
+    }
     let codec = Codec::default();
-    let (obs_partition, obs_read, found) = read_key(
-        &args.brokers,
-        &obs_topic,
-        &obs_out.key(&KeyFields { hash: &hash, ..KeyFields::default() }),
-        since,
-        until,
-    )?;
-    let mut observations: Vec<Observation> = found.iter().filter_map(|p| codec.decode(p).ok()).collect();
+    let mut observations: Vec<Observation> =
+        sightings.found.iter().filter_map(|f| codec.decode(&f.payload).ok()).collect();
     observations.sort_by(|a, b| (a.observed_at_us, &a.node_id).cmp(&(b.observed_at_us, &b.node_id)));
-    // Summaries close up to the window timeout after the sightings: read a little further.
+
+    // The summaries, published when propagation closes the object's windows: soon after the
+    // last sighting, or up to its window's length later. Read from the first sighting on, as
+    // far as the first that holds one.
     let mut summaries: Vec<PropagationSummary> = Vec::new();
     let mut sum_read = 0;
     let networks: std::collections::BTreeSet<&str> = observations.iter().map(|o| o.network.as_str()).collect();
     let (sum_out, sum_topic) = bind("propagation", PropagationSummary::FAMILY)?;
     let close = topology.processor_named("propagation")?.replay_window().map_or(0, |w| w.as_micros() as i64);
+    let first = sightings.found.iter().map(|f| f.at_us).min().unwrap_or(since);
+    let last = sightings.found.iter().map(|f| f.at_us).max().unwrap_or(until);
     for network in networks {
         let key = sum_out.key(&KeyFields { hash: &hash, network, node_id: "" });
-        let (_, n, found) = read_key(&args.brokers, &sum_topic, &key, since, until.saturating_add(close))?;
-        sum_read += n;
-        summaries.extend(found.iter().filter(|p| is_summary(&codec, p)).filter_map(|p| codec.decode(p).ok()));
+        let mut r = reader(&consumer, &sum_topic, key)?;
+        for after in search::half_widths(close, args.window.is_none()) {
+            r.cover(first.saturating_sub(search::MARGIN_US), last.saturating_add(after))?;
+            if r.found.iter().any(|f| is_summary(&codec, &f.payload)) {
+                break;
+            }
+        }
+        sum_read += r.read;
+        summaries.extend(
+            r.found.iter().filter(|f| is_summary(&codec, &f.payload)).filter_map(|f| codec.decode(&f.payload).ok()),
+        );
     }
     summaries.sort_by_key(|s| (s.stage, s.revision));
     let mut out = std::io::stdout().lock();
@@ -131,10 +143,14 @@ pub fn run(args: LookupArgs) -> anyhow::Result<()> {
         print_tables(&mut out, &hash, &observations, &summaries)?;
     }
     eprintln!(
-        "bmon lookup: {} sightings, {} summaries; read {obs_read} records of {}[{obs_partition}] and {sum_read} of {} in {:.3} s",
+        "bmon lookup: {} sightings, {} summaries; read {} records of {}[{}] ({} to {}) and {sum_read} of {} in {:.3} s",
         observations.len(),
         summaries.len(),
+        sightings.read,
         obs_topic.name,
+        sightings.partition(),
+        when::format_us(since),
+        when::format_us(until),
         sum_topic.name,
         started.elapsed().as_secs_f64()
     );
