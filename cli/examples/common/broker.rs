@@ -11,8 +11,17 @@ use rdkafka::{Offset, TopicPartitionList};
 /// The observations topic and its partition count (topology.yaml).
 pub const OBSERVATIONS: (&str, i32) = ("bmon.observations", 12);
 
-/// Produces the observations; returns how many.
+/// Produces the observations, stamped now; returns how many.
+#[allow(dead_code)] // not every benchmark loads them stamped now
 pub fn load_observations(brokers: &str, objects: usize, nodes: usize) -> usize {
+    load_observations_over(brokers, objects, nodes, None)
+}
+
+/// Produces the observations; returns how many. With `over`, object `i`'s records are stamped
+/// `over × i / objects` after `now − over` (the density of a fleet over that span), else now.
+pub fn load_observations_over(brokers: &str, objects: usize, nodes: usize, over: Option<Duration>) -> usize {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let over_ms = over.map(|d| d.as_millis() as i64);
     let codec = Codec::default();
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -21,13 +30,17 @@ pub fn load_observations(brokers: &str, objects: usize, nodes: usize) -> usize {
         .create()
         .unwrap();
     let mut n = 0;
-    for sightings in super::bench_input::observations(objects, nodes) {
+    for (i, sightings) in super::bench_input::observations(objects, nodes).into_iter().enumerate() {
+        let stamp = over_ms.map(|over| now_ms - over + over * i as i64 / objects.max(1) as i64);
         for o in &sightings {
             let partition = partition_for(o.hash.as_bytes(), OBSERVATIONS.1);
             let payload = codec.encode(o).unwrap();
             loop {
-                match producer.send(BaseRecord::to(OBSERVATIONS.0).partition(partition).key(&o.hash).payload(&payload))
-                {
+                let mut record = BaseRecord::to(OBSERVATIONS.0).partition(partition).key(&o.hash).payload(&payload);
+                if let Some(ms) = stamp {
+                    record = record.timestamp(ms);
+                }
+                match producer.send(record) {
                     Ok(()) => break,
                     Err((_, _)) => {
                         producer.poll(Duration::from_millis(10));
