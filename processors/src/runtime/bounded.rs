@@ -84,11 +84,14 @@ pub struct Span {
     pub end: i64,
 }
 
-/// Records queued per partition before reading it pauses. Pausing is costly (librdkafka drops the
-/// partition's prefetched records and fetches them again on resume: at 2 000 the bench's replay
-/// ran at 5 k records/s, at 20 000 at 11 k/s); at about 300 bytes a record this bounds a
-/// partition's queue to about 6 MB.
-const QUEUE: usize = 20_000;
+/// Records queued per partition before reading it pauses. Pausing is costly: librdkafka drops
+/// the partition's prefetched records (up to its `queued.min.messages`, 100 000) and fetches and
+/// decompresses them again on resume. The time-ordered merge drains one partition while others
+/// run ahead, so a small queue pauses often. In the replay bench, logparse's read loop ran at
+/// 54–57 % of a plain consumer at 20 000 and 86–91 % at 200 000 (BENCHMARKS.md). At about
+/// 300 bytes a record that is up to 60 MB for a partition far ahead of the others; a queue per
+/// partition in librdkafka (`split_partition_queue`) would hold them back without dropping.
+const QUEUE: usize = 200_000;
 /// How long a partition may go without a record before the read fails.
 const STALL: Duration = Duration::from_secs(30);
 
