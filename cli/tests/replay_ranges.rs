@@ -79,19 +79,15 @@ fn first_retained_ms(c: &BaseConsumer, partition: i32) -> i64 {
 }
 
 fn replay(config: &Path, from: &str, to: &str, out: &Path) -> (bool, String, String) {
-    bmon(&[
-        "replay",
-        "--config",
-        config.to_str().unwrap(),
-        "--processors",
-        "logparse",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--out",
-        out.to_str().unwrap(),
-    ])
+    replay_with(config, from, to, out, &[])
+}
+
+/// `bmon replay --processors logparse` of the range, with `extra` arguments.
+fn replay_with(config: &Path, from: &str, to: &str, out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let args = ["replay", "--config", config.to_str().unwrap(), "--processors", "logparse", "--from", from];
+    let args: Vec<&str> =
+        args.into_iter().chain(["--to", to, "--out", out.to_str().unwrap()]).chain(extra.iter().copied()).collect();
+    bmon(&args)
 }
 
 fn read_report(path: &Path) -> Report {
@@ -160,21 +156,7 @@ fn empty_future_and_expired_ranges() {
     let (ok, _, stderr) = replay(&config, &ab_from, &ab_to, &fast_out);
     assert!(ok, "{stderr}");
     let t = Instant::now();
-    let (ok, _, stderr) = bmon(&[
-        "replay",
-        "--config",
-        config.to_str().unwrap(),
-        "--processors",
-        "logparse",
-        "--from",
-        &ab_from,
-        "--to",
-        &ab_to,
-        "--out",
-        paced_out.to_str().unwrap(),
-        "--max-rate",
-        "40",
-    ]);
+    let (ok, _, stderr) = replay_with(&config, &ab_from, &ab_to, &paced_out, &["--max-rate", "40"]);
     let took = t.elapsed();
     assert!(ok, "{stderr}");
     let (fast, paced) = (read_report(&fast_out), read_report(&paced_out));

@@ -110,6 +110,7 @@ pub struct BoundedSource {
 impl BoundedSource {
     /// Resolves `range` on every partition of `topics` (name, partition count) and starts
     /// reading.
+    ///
     /// With `max_rate` (records a second, every partition together) librdkafka fetches little
     /// ahead (a tenth of a second's worth per partition), so that a paced reader does not start
     /// with a burst that reads the whole range at the broker's full speed.
