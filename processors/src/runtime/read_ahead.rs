@@ -32,8 +32,8 @@ const PACE_SLICE: Duration = Duration::from_millis(2);
 
 /// What the reader hands over.
 enum Batch {
-    /// The next records, in order.
-    Records(Vec<Record>),
+    /// The next records, in order, and the records the broker no longer had up to them.
+    Records { records: Vec<Record>, lost: u64 },
     /// Every partition reached its end; the records the broker no longer had.
     End { lost: u64 },
     /// Reading failed; nothing follows.
@@ -44,7 +44,7 @@ enum Batch {
 pub struct ReadAhead {
     rx: Receiver<Batch>,
     current: std::vec::IntoIter<Record>,
-    /// Set at the end: the source's [`BoundedSource::lost`].
+    /// The source's [`BoundedSource::lost`] as of the last batch received.
     lost: u64,
     ended: bool,
 }
@@ -72,7 +72,10 @@ impl ReadAhead {
                 return Ok(None);
             }
             match self.rx.recv() {
-                Ok(Batch::Records(records)) => self.current = records.into_iter(),
+                Ok(Batch::Records { records, lost }) => {
+                    self.current = records.into_iter();
+                    self.lost = lost;
+                }
                 Ok(Batch::End { lost }) => {
                     self.lost = lost;
                     self.ended = true;
@@ -90,8 +93,9 @@ impl ReadAhead {
         }
     }
 
-    /// Records of the spans the broker no longer had when they were read; known once
-    /// [`ReadAhead::next_record`] has returned `None`.
+    /// Records of the spans the broker no longer had when they were read: up to the records
+    /// handed over so far, and all of them once [`ReadAhead::next_record`] has returned `None`
+    /// (so a replay stopped early still counts the gaps it passed).
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -111,20 +115,21 @@ fn read(mut source: BoundedSource, mut pace: Option<(Pace, usize)>, tx: &SyncSen
                 batch.push(record);
                 if batch.len() == size {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
-                    if tx.send(Batch::Records(full)).is_err() {
+                    if tx.send(Batch::Records { records: full, lost: source.lost() }).is_err() {
                         return;
                     }
                 }
             }
             Ok(None) => {
-                if !batch.is_empty() && tx.send(Batch::Records(batch)).is_err() {
+                if !batch.is_empty() && tx.send(Batch::Records { records: batch, lost: source.lost() }).is_err() {
                     return;
                 }
                 let _ = tx.send(Batch::End { lost: source.lost() });
                 return;
             }
             Err(e) => {
-                if !batch.is_empty() && tx.send(Batch::Records(std::mem::take(&mut batch))).is_err() {
+                let records = std::mem::take(&mut batch);
+                if !records.is_empty() && tx.send(Batch::Records { records, lost: source.lost() }).is_err() {
                     return;
                 }
                 let _ = tx.send(Batch::Failed(e));
