@@ -1,5 +1,5 @@
 //! Reading one topic's records in a time range, every partition in parallel: the range is
-//! resolved per partition by the bounded source's `resolve` (`offsets_for_times`, with tansu's
+//! resolved for every partition by `runtime::resolve` (`offsets_for_times`, with tansu's
 //! past-the-end answer checked), so records outside it are never fetched.
 
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use bmon_processors::runtime::bounded::{self, Range};
+use bmon_processors::runtime::bounded::Range;
+use bmon_processors::runtime::resolve;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -59,7 +60,7 @@ pub fn span(
     until_ms: i64,
 ) -> anyhow::Result<Option<Span>> {
     let range = Range { from_ms: since_ms, to_ms: until_ms.saturating_add(1) };
-    let span = bounded::resolve(c, topic, partition, range)?;
+    let span = resolve::resolve(c, topic, partition, range)?;
     Ok((span.start < span.end).then_some(Span { partition, from: span.start, to: span.end }))
 }
 
@@ -71,11 +72,13 @@ pub fn spans(brokers: &str, topic: &str, since_ms: i64, until_ms: i64) -> anyhow
     if t.partitions().is_empty() {
         return Err(anyhow!("topic {topic} does not exist (run `bmon topology apply`)"));
     }
-    let mut out = Vec::new();
-    for p in t.partitions() {
-        out.extend(span(&c, topic, p.id(), since_ms, until_ms)?);
-    }
-    Ok(out)
+    let partitions: Vec<(String, i32)> = t.partitions().iter().map(|p| (topic.to_owned(), p.id())).collect();
+    let range = Range { from_ms: since_ms, to_ms: until_ms.saturating_add(1) };
+    Ok(resolve::resolve_all(&c, &partitions, range)?
+        .into_iter()
+        .filter(|(_, s)| s.start < s.end)
+        .map(|((_, partition), s)| Span { partition, from: s.start, to: s.end })
+        .collect())
 }
 
 /// Reads every span on a thread of its own, calling `each(partition, offset, key, payload)`

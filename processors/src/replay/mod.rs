@@ -37,6 +37,7 @@ use crate::runtime::Output;
 use crate::runtime::bounded::{BoundedSource, Range, SourceError, Span};
 use crate::runtime::inprocess::{Counts, Emitted, EventClock, Pipeline, Stage};
 use crate::runtime::read_ahead::ReadAhead;
+use crate::runtime::resolve::OPEN_END;
 
 /// What to replay.
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +173,7 @@ impl Replay {
         range: Range,
         now_ms: i64,
     ) -> Result<Replay, ReplayError> {
+        let opened = std::time::Instant::now();
         let selection = plan::select(spec.topology, spec.processors)?;
         // Negative times are Kafka's sentinels for the end and the start of a partition.
         let wanted_from_ms = range.from_ms.saturating_sub(selection.warmup.as_millis() as i64).max(0);
@@ -187,9 +189,13 @@ impl Replay {
         let starts = retention::starts(&probe, spec.topology, &selection.external)?;
         let from_ms = retention::judge(&starts, range.from_ms, wanted_from_ms, now_ms)?;
         drop(probe);
+        tracing::debug!(elapsed_s = opened.elapsed().as_secs_f64(), "replay: retention checked");
         let end_ms = range.to_ms.min(now_ms).max(range.from_ms);
-        let read_range = Range { from_ms, to_ms: range.to_ms.max(from_ms) };
+        // A range ending now or later ends at the partitions' ends as they are now.
+        let to_ms = if range.to_ms >= now_ms { OPEN_END } else { range.to_ms.max(from_ms) };
+        let read_range = Range { from_ms, to_ms };
         let source = BoundedSource::open(settings, &selection.external, read_range, spec.max_rate)?;
+        tracing::debug!(elapsed_s = opened.elapsed().as_secs_f64(), "replay: offsets resolved");
         let spans = source.spans().map(|(t, p, s)| (t.to_owned(), p, s)).collect();
         let pipeline = pipeline(spec, &selection)?;
         Ok(Replay {

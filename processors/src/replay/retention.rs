@@ -8,7 +8,8 @@ use std::time::Duration;
 use bmon_topology::Topology;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::runtime::bounded::{SourceError, first_timestamp};
+use crate::runtime::bounded::SourceError;
+use crate::runtime::resolve::first_timestamps;
 
 /// Where one partition's retained records begin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +97,15 @@ pub fn starts(
         let retention_ms = topology.topic(topic).map(|t| t.retention.kafka_ms()).filter(|ms| *ms >= 0);
         for partition in 0..*count {
             let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-            let first_ms =
-                if low > 0 && low < high { Some(first_timestamp(consumer, topic, partition, low)?) } else { None };
-            out.push(PartitionStart { topic: topic.clone(), partition, low, high, first_ms, retention_ms });
+            out.push(PartitionStart { topic: topic.clone(), partition, low, high, first_ms: None, retention_ms });
         }
+    }
+    // The first records' times where retention deleted some, all read in one assignment.
+    let deleted: Vec<((String, i32), i64)> =
+        out.iter().filter(|s| s.low > 0 && s.low < s.high).map(|s| ((s.topic.clone(), s.partition), s.low)).collect();
+    let firsts = first_timestamps(consumer, &deleted)?;
+    for s in &mut out {
+        s.first_ms = firsts.get(&(s.topic.clone(), s.partition)).copied();
     }
     Ok(out)
 }

@@ -1,12 +1,10 @@
 //! A bounded source: every record of some topics whose broker time is in `[from, to)`.
 //!
-//! Offsets are resolved per partition with `offsets_for_times`, and the partitions are read by
-//! manual assignment with a throwaway group id, never subscribed and never committed: a live
-//! consumer group is never touched. Records come out merged across partitions in (timestamp,
-//! topic, partition, offset) order, so a run over the same range sees the same sequence.
-//!
-//! tansu answers `offsets_for_times` with 0 for a time past a partition's end; an answer of 0
-//! is therefore checked against the first record's timestamp.
+//! Offsets are resolved per partition with `offsets_for_times` ([`super::resolve`]), and the
+//! partitions are read by manual assignment with a throwaway group id, never subscribed and never
+//! committed: a live consumer group is never touched. Records come out merged across partitions
+//! in (timestamp, topic, partition, offset) order, so a run over the same range sees the same
+//! sequence.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
@@ -17,6 +15,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+
+use super::resolve::resolve_all;
 
 /// A time range, ms since the Unix epoch: `from` inclusive, `to` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,16 +139,15 @@ impl BoundedSource {
                 .set("fetch.min.bytes", "65536");
         }
         let consumer: BaseConsumer = config.create()?;
+        let all: Vec<(String, i32)> =
+            topics.iter().flat_map(|(topic, count)| (0..*count).map(|p| (topic.clone(), p))).collect();
         let mut parts = BTreeMap::new();
         let mut tpl = TopicPartitionList::new();
-        for (topic, count) in topics {
-            for p in 0..*count {
-                let span = resolve(&consumer, topic, p, range)?;
-                if span.end > span.start {
-                    tpl.add_partition_offset(topic, p, Offset::Offset(span.start))?;
-                }
-                parts.insert((topic.clone(), p), (span, span.start, VecDeque::new()));
+        for ((topic, p), span) in resolve_all(&consumer, &all, range)? {
+            if span.end > span.start {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(span.start))?;
             }
+            parts.insert((topic, p), (span, span.start, VecDeque::new()));
         }
         consumer.assign(&tpl)?;
         let queue = queue.map_or(QUEUE, |q| usize::try_from(q).unwrap_or(QUEUE));
@@ -244,68 +243,4 @@ impl BoundedSource {
         }
         Ok(())
     }
-}
-
-/// The span of `range` on one partition, looked up with `consumer` (any consumer outside a group;
-/// it is left unassigned). `bmon grep` resolves its ranges with it too.
-pub fn resolve(consumer: &BaseConsumer, topic: &str, partition: i32, range: Range) -> Result<Span, SourceError> {
-    let timeout = Duration::from_secs(10);
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    if low >= high {
-        return Ok(Span { start: high, end: high }); // empty (tansu would still answer 0)
-    }
-    // The first record's timestamp, read at most once, and only if an answer needs checking.
-    let mut first_ts: Option<i64> = None;
-    let mut at = |t_ms: i64| -> Result<i64, SourceError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(t_ms))?;
-        let found = consumer.offsets_for_times(tpl, timeout)?;
-        Ok(match found.find_partition(topic, partition).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) if o > low => o,
-            Some(Offset::Offset(o)) if o == low => {
-                let first = match first_ts {
-                    Some(t) => t,
-                    None => *first_ts.insert(first_timestamp(consumer, topic, partition, low)?),
-                };
-                if first >= t_ms { low } else { high }
-            }
-            _ => high,
-        })
-    };
-    let start = at(range.from_ms)?.clamp(low, high);
-    let end = at(range.to_ms)?.clamp(start, high);
-    Ok(Span { start, end })
-}
-
-/// The timestamp of the record at `offset` (the partition's first), read with `consumer`: tansu's
-/// answer of the first offset for a time past the end is told apart from a true answer so, and a
-/// replay finds where retention left a partition's start.
-pub(crate) fn first_timestamp(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> Result<i64, SourceError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
-            let msg = msg?;
-            // A later offset when retention deleted `offset` meanwhile (with `auto.offset.reset`
-            // at earliest, reading goes on from the new first record).
-            if msg.topic() == topic && msg.partition() == partition && msg.offset() >= offset {
-                consumer.unassign()?;
-                return Ok(msg.timestamp().to_millis().unwrap_or(0));
-            }
-        }
-    }
-    Err(SourceError::Stalled {
-        topic: topic.to_owned(),
-        partition,
-        at: offset,
-        end: offset + 1,
-        waited: Duration::from_secs(10),
-    })
 }

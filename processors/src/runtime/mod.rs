@@ -9,6 +9,7 @@ mod output;
 pub mod pace;
 mod partitions;
 pub mod read_ahead;
+pub mod resolve;
 pub mod sink;
 pub mod snapshot;
 pub mod telemetry;
