@@ -23,7 +23,9 @@
 //!
 //! Run: `cargo build --release -p bmon --bins --examples && target/release/examples/bench_replay`;
 //! `BENCH_BASELINE=/path/to/older/bmon` runs that build's replays too, in turn with this one's;
-//! `BENCH_PARTS` picks among `replay,lookup,live,steady` (default: all four).
+//! `BENCH_PARTS` picks among `replay,lookup,live,steady` (default: all four); `BENCH_PHASES=1`
+//! with `RUST_LOG=bmon=debug` prints when each replay finished reading, built its report,
+//! evaluated the alerts and wrote the report.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
@@ -97,6 +99,13 @@ fn replay(bin: &std::path::Path, bed: &TestBed, brokers: &str, processors: &str)
     let took = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        for line in
+            stderr.lines().filter(|l| l.contains("replay: ") || l.contains("alerts: ") || l.contains("resolve: "))
+        {
+            println!("    {processors}: {}", line.split("bmon::commands::replay").nth(1).unwrap_or(line).trim());
+        }
+    }
     let rate = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

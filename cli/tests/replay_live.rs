@@ -410,6 +410,17 @@ fn a_replay_of_a_recorded_run_equals_it_and_leaves_the_live_pipeline_alone() {
     assert!(report.chain.reorgs.iter().any(|r| r.old_tip == reorg.old_tip));
     assert!(report.chain.tips.iter().any(|t| t.hash == *blocks.last().unwrap()), "tips come from the node events");
     assert!(report.mempool.rejections.iter().any(|r| r.count >= 1), "the refused spends, by reason");
+    // The header's counters, from the replay's own metrics, are the live run's over the same
+    // input (the live side read it all once, and no live processor restarted).
+    let live_sum = |which: &str, name: &str| -> u64 {
+        m3[which]
+            .iter()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum::<f64>() as u64
+    };
+    assert_eq!(report.header.late_views, live_sum("mempool", "bmon_mempool_late_views_total"), "late views");
+    assert_eq!(report.header.duplicates, live_sum("logparse", "bmon_logparse_duplicate_facts_total"), "duplicates");
     assert!(report.alerts.evaluated, "{}", report.alerts.note);
     let fired = |alert: &str, node: &str| {
         report.alerts.firing.iter().any(|f| f.alert == alert && f.labels.get("node").map(String::as_str) == Some(node))

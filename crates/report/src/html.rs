@@ -118,6 +118,7 @@ fn header(out: &mut String, r: &Report) {
         ("rejected (dead letters live)", format!("{} ({})", sum(&h.rejected), fmt_map(&h.rejected))),
         ("duplicates dropped", h.duplicates.to_string()),
         ("late observations", h.late.to_string()),
+        ("late mempool views", h.late_views.to_string()),
         (
             "state warm-up",
             format!(

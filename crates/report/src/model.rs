@@ -77,6 +77,10 @@ pub struct Header {
     pub duplicates: u64,
     /// Observations that arrived after their window closed (summed over summaries).
     pub late: u64,
+    /// Mempool views and conflict markers applied out of event-time order, more than
+    /// `order_bound_s` behind their network's newest (`bmon_mempool_late_views_total`).
+    #[serde(default)]
+    pub late_views: u64,
     /// Where the warm-up would have started (the longest state window before the range), µs.
     pub warmup_wanted_from_us: i64,
     /// Where reading started, µs (later than wanted when retention cut the warm-up).

@@ -1,11 +1,12 @@
 //! The alerts the shipped rules would have fired over a replay, computed by Prometheus itself.
 //!
-//! While the replay runs, its own metrics are sampled every [`STEP_S`] seconds of its clock
-//! ([`Sampler`]). At the end the samples are written as OpenMetrics with their timestamps,
-//! turned into TSDB blocks by `promtool tsdb create-blocks-from openmetrics`, and served by a
-//! throwaway `prometheus` on loopback; each shipped alerting rule's expression (recording rules
-//! substituted in) is then queried over the range with `query_range` at the same step, and a
-//! series that holds for the rule's `for:` is a firing span. No PromQL is evaluated here.
+//! While the replay runs, its own metrics (the families the rules read) are sampled every
+//! [`STEP_S`] seconds of its clock ([`Sampler`]). At the end the samples are written as
+//! OpenMetrics with their timestamps, turned into TSDB blocks by `promtool tsdb
+//! create-blocks-from openmetrics`, and served by a throwaway `prometheus` on loopback; each
+//! shipped alerting rule's expression (recording rules substituted in) is then queried over the
+//! range with `query_range` at the same step, and a series that holds for the rule's `for:` is a
+//! firing span. No PromQL is evaluated here.
 //!
 //! Without `prometheus` and `promtool` (on PATH, or `BMON_PROMETHEUS` / `BMON_PROMTOOL`) the
 //! report says the rules were not evaluated, and why.
@@ -32,8 +33,13 @@ const RULES: &[(&str, &str)] = &[
 
 /// The replay's metrics every [`STEP_S`] of its clock, kept per metric family and series as
 /// (time ms, value) pairs: a series' name and labels once, not once per sample.
+///
+/// [`Sampler::for_rules`] keeps only the families the shipped rules read: no other can change
+/// what they find, and each one kept costs `promtool` and Prometheus time at the end.
 #[derive(Debug, Default)]
 pub struct Sampler {
+    /// The families kept (`None`: every one).
+    families: Option<std::collections::BTreeSet<String>>,
     next_ms: Option<i64>,
     last_ms: Option<i64>,
     /// Samples taken.
@@ -43,6 +49,11 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler of the families the shipped rules (alerting and recording) name.
+    pub fn for_rules() -> Sampler {
+        Sampler { families: Some(rule_families(RULES)), ..Sampler::default() }
+    }
+
     /// The first and last sample times, ms.
     fn span_ms(&self) -> Option<(i64, i64)> {
         let times = self.series.values().flat_map(|f| f.values()).flat_map(|s| [s.first(), s.last()]).flatten();
@@ -82,6 +93,9 @@ impl Sampler {
         for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
             let Some((series, value)) = line.rsplit_once(' ') else { continue };
             let family = &series[..series.find('{').unwrap_or(series.len())];
+            if self.families.as_ref().is_some_and(|f| !f.contains(family)) {
+                continue;
+            }
             let by_series = match self.series.get_mut(family) {
                 Some(m) => m,
                 None => self.series.entry(family.to_owned()).or_default(),
@@ -120,6 +134,22 @@ pub struct AlertRule {
     pub expr: String,
     /// Its `for:`, s.
     pub for_s: i64,
+}
+
+/// Every name a rule of `files` (YAML text) could read a metric by: the identifiers of its
+/// expressions (a superset: function and label names come too, and match no family).
+fn rule_families(files: &[(&str, &str)]) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (_, text) in files {
+        let Ok(doc) = serde_norway::from_str::<Value>(text) else { continue };
+        let groups = doc.get("groups").and_then(Value::as_sequence).cloned().unwrap_or_default();
+        for rule in groups.iter().filter_map(|g| g.get("rules").and_then(Value::as_sequence)).flatten() {
+            let expr = rule.get("expr").and_then(Value::as_str).unwrap_or_default();
+            let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+            names.extend(expr.split(|c: char| !ident(c)).filter(|w| !w.is_empty()).map(str::to_owned));
+        }
+    }
+    names
 }
 
 /// A Prometheus duration (`5m`, `1h30m`, `90s`) in seconds.
@@ -322,6 +352,7 @@ fn run(
     let Some((lo_ms, hi_ms)) = samples.span_ms().filter(|_| samples.taken > 0) else {
         return Ok(Alerts { evaluated: true, note: note(": no metrics, so nothing fired"), firing: Vec::new() });
     };
+    let started = Instant::now();
     let dir = tempfile::Builder::new().prefix("bmon-replay-alerts-").tempdir()?;
     let input = dir.path().join("samples.om");
     std::fs::write(&input, samples.openmetrics())?;
@@ -335,6 +366,7 @@ fn run(
     if !out.status.success() {
         bail!("promtool tsdb create-blocks-from openmetrics: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
+    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "alerts: blocks created");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 15s\n")?;
@@ -357,6 +389,7 @@ fn run(
         }
         std::thread::sleep(Duration::from_millis(100)); // the pace of a readiness probe
     }
+    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "alerts: prometheus ready");
     let mut firing = Vec::new();
     for rule in &rules {
         let mut times: BTreeMap<BTreeMap<String, String>, Vec<i64>> = BTreeMap::new();
@@ -386,6 +419,7 @@ fn run(
             }
         }
     }
+    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "alerts: rules queried");
     drop(server);
     firing.sort_by(|a, b| (a.from_us, &a.alert).cmp(&(b.from_us, &b.alert)));
     Ok(Alerts { evaluated: true, note: note(""), firing })
@@ -431,6 +465,16 @@ mod tests {
         s.observe(16_001, || "# HELP a\na 3\na_b 6\n".into());
         let om = s.openmetrics();
         assert_eq!(om, "a 1 1.000\na 3 16.001\na_b 5 1.000\na_b 6 16.001\nb{x=\"1\"} 2 1.000\n# EOF\n");
+    }
+
+    #[test]
+    fn the_rules_sampler_keeps_only_the_families_a_rule_names() {
+        let families = rule_families(RULES);
+        assert!(families.contains("bmon_propagation_node_lag_seconds_bucket"));
+        assert!(families.contains("bmon_chain_reorgs_total"));
+        let mut s = Sampler::for_rules();
+        s.observe(0, || "bmon_chain_reorgs_total{node=\"a\"} 1\nbmon_logparse_lines_total 9\n".into());
+        assert_eq!(s.openmetrics(), "bmon_chain_reorgs_total{node=\"a\"} 1 0.000\n# EOF\n");
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c_channel()?;
     let mut builder = ReportBuilder::new();
     let mut produced: BTreeMap<String, u64> = BTreeMap::new();
-    let mut sampler = alerts::Sampler::default();
+    let mut sampler = alerts::Sampler::for_rules();
     let mut interrupted = false;
     loop {
         match stop.try_recv() {
@@ -215,6 +215,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         sampler.observe(replay.now_ms(), || replay.metrics());
         drain(&mut replay, &mut builder, &mut produced, publisher.as_mut(), &node_events, &verdicts)?;
     }
+    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "replay: range read");
     let outcome_metrics;
     let outcome = {
         let mut outcome = replay.finish();
@@ -252,7 +253,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         lost: outcome.lost,
         rejected: outcome.counts.rejected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         duplicates: counter_sum(&outcome_metrics, "bmon_logparse_duplicate_facts_total"),
-        late: 0,
+        late: 0, // from the summaries, by the builder
+        late_views: counter_sum(&outcome_metrics, "bmon_mempool_late_views_total"),
         warmup_wanted_from_us: outcome.warmup.wanted_from_ms.saturating_mul(1000),
         warmup_from_us: outcome.warmup.from_ms.saturating_mul(1000),
         warmup_outputs: outcome.warmup_outputs,
@@ -265,7 +267,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut report: Report = builder.finish(header);
     if !formats.is_empty() {
         sampler.finish(outcome.end_ms, &outcome_metrics);
+        tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "replay: report built");
         report.alerts = alerts::evaluate(&sampler, outcome.warmup.from_ms, from_us / 1000, outcome.end_ms);
+        tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "replay: alerts evaluated");
     }
     for (path, format) in &formats {
         let text = match format {
@@ -274,6 +278,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         };
         write_atomically(path, &text)?;
     }
+    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "replay: report written");
     print_summary(&report, &formats, published, &args.out_topic);
     if interrupted {
         bail!("interrupted: what was read so far is written, marked incomplete");
