@@ -22,7 +22,8 @@
 //!    paced one, in turn (`BENCH_LAG_TRACE=1` prints each sample in order).
 //!
 //! Run: `cargo build --release -p bmon --bins --examples && target/release/examples/bench_replay`;
-//! `BENCH_BASELINE=/path/to/older/bmon` runs that build's replays too, in turn with this one's;
+//! `BENCH_BASELINE=/path/to/older/bmon` runs that build's replays too, in turn with this one's
+//! (in section 4, its paced replay as a fourth phase);
 //! `BENCH_PARTS` picks among `replay,lookup,live,steady` (default: all four); `BENCH_PHASES=1`
 //! with `RUST_LOG=bmon=debug` prints when each replay finished reading, built its report,
 //! evaluated the alerts and wrote the report.
@@ -316,12 +317,19 @@ fn main() {
     committed_by(&brokers, &group, observations, t);
     let mut base = observations;
     let mut tag = 0u8;
+    let this = run_bmon::bmon_bin();
+    let mut phases = vec![
+        ("alone", &this, None),
+        ("beside a replay", &this, Some(None)),
+        ("beside a replay --max-rate", &this, Some(Some(&max_rate))),
+    ];
+    if let Some((_, old)) = bins.get(1) {
+        phases.push(("beside a baseline replay --max-rate", old, Some(Some(&max_rate))));
+    }
     for round in 0..env("BENCH_ROUNDS", 3) {
-        for (label, pace) in
-            [("alone", None), ("beside a replay", Some(None)), ("beside a replay --max-rate", Some(Some(&max_rate)))]
-        {
+        for (label, bin, pace) in phases.iter().copied() {
             let mut replay = pace.map(|pace| {
-                let mut cmd = replay_command(&bed, &brokers, "logparse");
+                let mut cmd = replay_command_of(bin, &bed, &brokers, "logparse");
                 if let Some(r) = pace {
                     cmd.args(["--max-rate", r]);
                 }

@@ -103,8 +103,6 @@ pub struct BoundedSource {
     paused: BTreeMap<(String, i32), bool>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
-    /// Records queued per partition before reading it pauses ([`QUEUE`], less under a pace).
-    queue: usize,
 }
 
 impl BoundedSource {
@@ -128,9 +126,13 @@ impl BoundedSource {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10");
         let partitions: i32 = topics.iter().map(|(_, n)| *n).sum();
-        let queue = max_rate
+        // Under a pace librdkafka prefetches a tenth of a second's worth per partition. The
+        // source's own queue stays at [`QUEUE`]: pausing a partition drops its prefetch, and on
+        // tansu every refetch reads the rest of the partition again (its fetch query sums the
+        // sizes of every record from the offset asked to the end, whatever the size limit).
+        let prefetch = max_rate
             .map(|rate| (rate.get() / 10 / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE as u64));
-        if let Some(q) = queue {
+        if let Some(q) = prefetch {
             config
                 .set("queued.min.messages", q.to_string())
                 .set("queued.max.messages.kbytes", "1024")
@@ -150,8 +152,7 @@ impl BoundedSource {
             parts.insert((topic, p), (span, span.start, VecDeque::new()));
         }
         consumer.assign(&tpl)?;
-        let queue = queue.map_or(QUEUE, |q| usize::try_from(q).unwrap_or(QUEUE));
-        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0, queue })
+        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0 })
     }
 
     /// Records of the spans the broker no longer had when they were read (retention deleted
@@ -223,7 +224,7 @@ impl BoundedSource {
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().unwrap_or_default().to_vec(),
         });
-        let full = q.len() >= self.queue || *next >= span.end;
+        let full = q.len() >= QUEUE || *next >= span.end;
         if full && !self.paused.get(&key).copied().unwrap_or(false) {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
@@ -235,7 +236,7 @@ impl BoundedSource {
 
     fn resume_if_short(&mut self, key: &(String, i32)) -> Result<(), SourceError> {
         let Some((span, next, q)) = self.parts.get(key) else { return Ok(()) };
-        if self.paused.get(key).copied().unwrap_or(false) && q.len() < self.queue / 2 && *next < span.end {
+        if self.paused.get(key).copied().unwrap_or(false) && q.len() < QUEUE / 2 && *next < span.end {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
             self.consumer.resume(&tpl)?;
