@@ -26,7 +26,8 @@
 //! (in section 4, its paced replay as a fourth phase);
 //! `BENCH_PARTS` picks among `replay,lookup,live,steady` (default: all four); `BENCH_PHASES=1`
 //! with `RUST_LOG=bmon=debug` prints when each replay finished reading, built its report,
-//! evaluated the alerts and wrote the report.
+//! evaluated the alerts and wrote the report; `BENCH_REPLAY_MAX_RATE=N` paces section 1's
+//! replays (not for section 4, which paces its own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark script: fail loudly.
 
@@ -89,6 +90,10 @@ fn replay_command_of(bin: &std::path::Path, bed: &TestBed, brokers: &str, proces
         "--out",
         out.to_str().unwrap(),
     ]);
+    // `BENCH_REPLAY_MAX_RATE=N`: section 1's replays paced too.
+    if let Ok(rate) = std::env::var("BENCH_REPLAY_MAX_RATE") {
+        cmd.args(["--max-rate", &rate]);
+    }
     cmd
 }
 

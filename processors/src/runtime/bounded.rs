@@ -126,7 +126,9 @@ impl BoundedSource {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10");
         let partitions: i32 = topics.iter().map(|(_, n)| *n).sum();
-        // Under a pace librdkafka prefetches a tenth of a second's worth per partition. The
+        // Under a pace librdkafka fetches again only below a tenth of a second's worth per
+        // partition (a fetch is still up to `max.partition.fetch.bytes`; a byte limit on the
+        // prefetch, tried, made a paced replay's first record 2-3x later on tansu). The
         // source's own queue stays at [`QUEUE`]: pausing a partition drops its prefetch, and on
         // tansu every refetch reads the rest of the partition again (its fetch query sums the
         // sizes of every record from the offset asked to the end, whatever the size limit).
@@ -135,7 +137,6 @@ impl BoundedSource {
         if let Some(q) = prefetch {
             config
                 .set("queued.min.messages", q.to_string())
-                .set("queued.max.messages.kbytes", "1024")
                 // Fewer, fuller fetches: a broker answers each one at a cost per partition.
                 .set("fetch.wait.max.ms", "500")
                 .set("fetch.min.bytes", "65536");

@@ -200,6 +200,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut produced: BTreeMap<String, u64> = BTreeMap::new();
     let mut sampler = alerts::Sampler::for_rules();
     let mut interrupted = false;
+    let mut first = true;
     loop {
         match stop.try_recv() {
             Ok(()) | Err(TryRecvError::Disconnected) => {
@@ -209,7 +210,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             Err(TryRecvError::Empty) => {}
         }
         match replay.step()? {
-            Some((topic, _)) => progress.record(topic),
+            Some((topic, _)) => {
+                if std::mem::take(&mut first) {
+                    tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "replay: first record");
+                }
+                progress.record(topic)
+            }
             None => break,
         }
         sampler.observe(replay.now_ms(), || replay.metrics());
