@@ -12,7 +12,7 @@
 //!   from the producers' getrawmempool deltas and full snapshots; missing, extra and conflicting
 //!   transactions per node;
 //! - [`templates`]: pure: templates on the same previous block compared;
-//! - `network`: the network views' side of the wiring; `state`: the partition state and its
+//! - `network`: the network views' side of the wiring; `tally`: one comparison's per-node counts; `state`: the partition state and its
 //!   RocksDB rows;
 //! - [`wiring`]: decoding, per-partition state in RocksDB (rebuilt by replay when a partition
 //!   is new here), metrics and events;
@@ -27,6 +27,7 @@ mod network;
 pub mod presence;
 pub mod rejections;
 mod state;
+mod tally;
 pub mod telemetry;
 pub mod templates;
 pub mod txid;

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use bmon_schemas::{MempoolConflict, MempoolDivergence, NodeVerdict, TxConflict};
 use serde::{Deserialize, Serialize};
 
+use super::tally::Tally;
 pub use super::txid::{Txid, parse_txid, txid_hex};
 use crate::views::MempoolTxids;
 
@@ -553,46 +554,6 @@ fn no_longer(node: String, network: &str, compared: usize, at_us: i64) -> Mempoo
         missing_sample: Vec::new(),
         extra_sample: Vec::new(),
         at_us,
-    }
-}
-
-/// Per-node counts of one comparison, beyond the transactions every node holds.
-#[derive(Debug, Clone, Default)]
-struct Tally {
-    inter: i64,
-    union: i64,
-    size: i64,
-    missing: i64,
-    extra: i64,
-    conflicts: i64,
-    /// The smallest txids, as a max-heap of at most `samples` (so the sample does not depend on
-    /// the map's iteration order).
-    missing_sample: std::collections::BinaryHeap<Txid>,
-    extra_sample: std::collections::BinaryHeap<Txid>,
-}
-
-/// Keeps the `n` smallest txids in `heap`.
-fn keep_smallest(heap: &mut std::collections::BinaryHeap<Txid>, t: &Txid, n: usize) {
-    if heap.len() < n {
-        heap.push(*t);
-    } else if heap.peek().is_some_and(|max| t < max) {
-        heap.pop();
-        heap.push(*t);
-    }
-}
-
-impl Tally {
-    fn add(&mut self, t: &Txid, has: bool, in_majority: bool, samples: usize) {
-        self.size += i64::from(has);
-        self.union += i64::from(has || in_majority);
-        self.inter += i64::from(has && in_majority);
-        if in_majority && !has {
-            self.missing += 1;
-            keep_smallest(&mut self.missing_sample, t, samples);
-        } else if !in_majority && has {
-            self.extra += 1;
-            keep_smallest(&mut self.extra_sample, t, samples);
-        }
     }
 }
 

@@ -141,15 +141,21 @@ pub struct AlertRule {
 fn rule_families(files: &[(&str, &str)]) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
     for (_, text) in files {
-        let Ok(doc) = serde_norway::from_str::<Value>(text) else { continue };
-        let groups = doc.get("groups").and_then(Value::as_sequence).cloned().unwrap_or_default();
-        for rule in groups.iter().filter_map(|g| g.get("rules").and_then(Value::as_sequence)).flatten() {
+        let Ok(rules) = rules_of(text) else { continue };
+        for rule in &rules {
             let expr = rule.get("expr").and_then(Value::as_str).unwrap_or_default();
             let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
             names.extend(expr.split(|c: char| !ident(c)).filter(|w| !w.is_empty()).map(str::to_owned));
         }
     }
     names
+}
+
+/// Every rule of a Prometheus rule file (YAML text), recording and alerting, group by group.
+fn rules_of(text: &str) -> Result<Vec<Value>, serde_norway::Error> {
+    let doc: Value = serde_norway::from_str(text)?;
+    let groups = doc.get("groups").and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default();
+    Ok(groups.iter().filter_map(|g| g.get("rules").and_then(Value::as_sequence)).flatten().cloned().collect())
 }
 
 /// A Prometheus duration (`5m`, `1h30m`, `90s`) in seconds.
@@ -182,9 +188,7 @@ pub fn alert_rules(files: &[(&str, &str)]) -> anyhow::Result<(Vec<AlertRule>, Ve
     let mut records: Vec<(String, String)> = Vec::new();
     let mut alerts = Vec::new();
     for (name, text) in files {
-        let doc: Value = serde_norway::from_str(text).with_context(|| format!("reading {name}"))?;
-        let groups = doc.get("groups").and_then(Value::as_sequence).cloned().unwrap_or_default();
-        for rule in groups.iter().filter_map(|g| g.get("rules").and_then(Value::as_sequence)).flatten() {
+        for rule in &rules_of(text).with_context(|| format!("reading {name}"))? {
             let expr = rule.get("expr").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
             if let Some(record) = rule.get("record").and_then(Value::as_str) {
                 records.push((record.to_owned(), expr));
