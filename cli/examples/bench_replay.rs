@@ -18,8 +18,12 @@
 //!    beside it is stopped once the live run is timed.
 //! 4. That live propagation caught up and fed `BENCH_STEADY_RATE` fresh observations a second
 //!    (default 2 000) for `BENCH_STEADY_S` seconds (default 20): its lag (observations sent and not
-//!    yet committed, in ms of input) sampled every 250 ms, alone, beside a replay, and beside a
-//!    paced one, in turn (`BENCH_LAG_TRACE=1` prints each sample in order).
+//!    yet committed, in ms of input) sampled every 250 ms, alone, beside a replay of all of
+//!    `bmon.node.log`, beside a paced one, and beside a replay of propagation over the last
+//!    `BENCH_RECENT_MIN` minutes (default 10; its 70 min warm-up before them), unpaced and paced,
+//!    in turn (`BENCH_LAG_TRACE=1` prints each sample in order). On tansu what a replay costs
+//!    the live run grows with the records from its start to each partition's end, so the
+//!    recent phases depend on `BENCH_SPREAD_MIN` and on the feed of the phases before them.
 //!
 //! Run: `cargo build --release -p bmon --bins --examples && target/release/examples/bench_replay`;
 //! `BENCH_BASELINE=/path/to/older/bmon` runs that build's replays too, in turn with this one's
@@ -46,6 +50,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bmon_testbed::TestBed;
 
 const NODES: usize = 8;
+
+/// Which range a replay beside the steady live run reads.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    /// Everything `bmon.node.log` holds (`logparse`, from the epoch): each input partition read
+    /// from its first record.
+    Whole,
+    /// The last `BENCH_RECENT_MIN` minutes of `bmon.observations` (`propagation`, its warm-up
+    /// before them): an investigation of something recent.
+    Recent,
+}
+use Span::{Recent, Whole};
 const LOG: (&str, i32) = ("bmon.node.log", 6);
 
 fn env(name: &str, default: usize) -> usize {
@@ -74,17 +90,17 @@ fn config(bed: &TestBed, brokers: &str, name: &str, extra: &str) -> std::path::P
 
 /// `bmon replay` of everything so far through `processors`; returns the wall time.
 fn replay_command(bed: &TestBed, brokers: &str, processors: &str) -> Command {
-    replay_command_of(&run_bmon::bmon_bin(), bed, brokers, processors)
+    replay_command_of(&run_bmon::bmon_bin(), bed, brokers, processors, 0)
 }
 
-/// The same with the `bmon` at `bin`.
-fn replay_command_of(bin: &std::path::Path, bed: &TestBed, brokers: &str, processors: &str) -> Command {
+/// The same with the `bmon` at `bin`, from `from_s` (Unix seconds) on.
+fn replay_command_of(bin: &std::path::Path, bed: &TestBed, brokers: &str, processors: &str, from_s: u64) -> Command {
     let cfg = config(bed, brokers, "replay", "");
     let out = bed.dir().join(format!("replay-{processors}.json"));
     let mut cmd = Command::new(bin);
     cmd.args(["replay", "--config", cfg.to_str().unwrap(), "--processors", processors]).args([
         "--from",
-        "@0",
+        &format!("@{from_s}"),
         "--to",
         &format!("@{}", now_s() + 1),
         "--out",
@@ -101,14 +117,12 @@ fn replay_command_of(bin: &std::path::Path, bed: &TestBed, brokers: &str, proces
 /// rate (records/s, every input together, from its last JSON progress lines).
 fn replay(bin: &std::path::Path, bed: &TestBed, brokers: &str, processors: &str) -> (Duration, f64) {
     let t = Instant::now();
-    let out = replay_command_of(bin, bed, brokers, processors).output().unwrap();
+    let out = replay_command_of(bin, bed, brokers, processors, 0).output().unwrap();
     let took = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     if std::env::var_os("BENCH_PHASES").is_some() {
-        for line in
-            stderr.lines().filter(|l| l.contains("replay: ") || l.contains("alerts: ") || l.contains("resolve: "))
-        {
+        for line in stderr.lines().filter(|l| l.contains("replay: ") || l.contains("alerts: ")) {
             println!("    {processors}: {}", line.split("bmon::commands::replay").nth(1).unwrap_or(line).trim());
         }
     }
@@ -323,18 +337,28 @@ fn main() {
     let mut base = observations;
     let mut tag = 0u8;
     let this = run_bmon::bmon_bin();
+    // `BENCH_RECENT_MIN` (default 10): the recent range's length, minutes, before its warm-up.
+    let recent_min = env("BENCH_RECENT_MIN", 10) as u64;
+    let recent = format!("beside a replay of the last {recent_min} min (propagation, warm-up included)");
     let mut phases = vec![
-        ("alone", &this, None),
-        ("beside a replay", &this, Some(None)),
-        ("beside a replay --max-rate", &this, Some(Some(&max_rate))),
+        ("alone".to_owned(), &this, None),
+        ("beside a replay".to_owned(), &this, Some((Whole, None))),
+        ("beside a replay --max-rate".to_owned(), &this, Some((Whole, Some(&max_rate)))),
+        (recent.clone(), &this, Some((Recent, None))),
+        (format!("{recent} --max-rate"), &this, Some((Recent, Some(&max_rate)))),
     ];
     if let Some((_, old)) = bins.get(1) {
-        phases.push(("beside a baseline replay --max-rate", old, Some(Some(&max_rate))));
+        phases.push(("beside a baseline replay --max-rate".to_owned(), old, Some((Whole, Some(&max_rate)))));
     }
     for round in 0..env("BENCH_ROUNDS", 3) {
-        for (label, bin, pace) in phases.iter().copied() {
-            let mut replay = pace.map(|pace| {
-                let mut cmd = replay_command_of(bin, &bed, &brokers, "logparse");
+        for (label, bin, replay) in &phases {
+            let replay = *replay;
+            let pace = replay.map(|(_, pace)| pace);
+            let mut replay = replay.map(|(range, pace)| {
+                let mut cmd = match range {
+                    Whole => replay_command_of(bin, &bed, &brokers, "logparse", 0),
+                    Recent => replay_command_of(bin, &bed, &brokers, "propagation", now_s() - recent_min * 60),
+                };
                 if let Some(r) = pace {
                     cmd.args(["--max-rate", r]);
                 }

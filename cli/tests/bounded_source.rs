@@ -6,12 +6,15 @@
 //! - a range before the data gives nothing, a range past it gives nothing (tansu answers 0 there,
 //!   which the source checks), and a range covering everything gives everything;
 //! - an empty partition is handled (tansu answers 0 for it too);
+//! - under a pace (its partitions assigned one at a time) every range gives the same records in
+//!   the same order;
 //! - the source's group has no committed offsets afterwards.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use bmon_kafka::ClientSettings;
@@ -25,7 +28,11 @@ const TOPIC: &str = "bounded.test";
 const T0: i64 = 1_700_000_000_000;
 
 fn read(settings: &ClientSettings, from_ms: i64, to_ms: i64) -> Vec<i64> {
-    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }, None).unwrap();
+    read_at(settings, from_ms, to_ms, None)
+}
+
+fn read_at(settings: &ClientSettings, from_ms: i64, to_ms: i64, max_rate: Option<NonZeroU64>) -> Vec<i64> {
+    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }, max_rate).unwrap();
     let mut out = Vec::new();
     while let Some(r) = src.next_record().unwrap() {
         out.push(r.timestamp_ms);
@@ -62,6 +69,15 @@ fn a_bounded_read_is_exactly_its_range_in_time_order() {
     assert!(read(&settings, T0 - 10_000, T0 - 1).is_empty(), "before the data");
     assert!(read(&settings, T0 + 100_000, T0 + 200_000).is_empty(), "past the end");
     assert_eq!(read(&settings, 0, i64::MAX / 2).len(), 30, "everything");
+    // The pace itself is the reader thread's (`read_ahead`); the source only fetches less ahead
+    // and assigns its partitions one at a time, which must not change what it reads.
+    for (from_ms, to_ms) in [(T0 + 4_500, T0 + 12_500), (0, i64::MAX / 2), (T0 + 100_000, T0 + 200_000)] {
+        assert_eq!(
+            read_at(&settings, from_ms, to_ms, NonZeroU64::new(1_000)),
+            read(&settings, from_ms, to_ms),
+            "paced, {from_ms}..{to_ms}"
+        );
+    }
 
     let group = format!("bmon-bounded-{}", std::process::id());
     let c: rdkafka::consumer::BaseConsumer =

@@ -101,6 +101,10 @@ pub struct BoundedSource {
     /// Per partition: its span, the next offset expected, and records read but not yet taken.
     parts: BTreeMap<(String, i32), (Span, i64, VecDeque<Record>)>,
     paused: BTreeMap<(String, i32), bool>,
+    /// Under a pace, the partitions not yet assigned, with their start offsets, and the one
+    /// assigned last ([`BoundedSource::open`]).
+    waiting: VecDeque<((String, i32), i64)>,
+    started_last: Option<(String, i32)>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
 }
@@ -111,7 +115,10 @@ impl BoundedSource {
     ///
     /// With `max_rate` (records a second, every partition together) librdkafka fetches little
     /// ahead (a tenth of a second's worth per partition), so that a paced reader does not start
-    /// with a burst that reads the whole range at the broker's full speed.
+    /// with a burst that reads the whole range at the broker's full speed; and the partitions
+    /// are assigned one at a time, each once the one before has delivered a record, so that
+    /// their first fetches go to the broker one by one (on tansu each costs a scan of the
+    /// partition's rest, and a request for them all held up every other client for seconds).
     pub fn open(
         settings: &ClientSettings,
         topics: &[(String, i32)],
@@ -145,15 +152,35 @@ impl BoundedSource {
         let all: Vec<(String, i32)> =
             topics.iter().flat_map(|(topic, count)| (0..*count).map(|p| (topic.clone(), p))).collect();
         let mut parts = BTreeMap::new();
-        let mut tpl = TopicPartitionList::new();
+        let mut waiting = VecDeque::new();
         for ((topic, p), span) in resolve_all(&consumer, &all, range)? {
             if span.end > span.start {
-                tpl.add_partition_offset(&topic, p, Offset::Offset(span.start))?;
+                waiting.push_back(((topic.clone(), p), span.start));
             }
             parts.insert((topic, p), (span, span.start, VecDeque::new()));
         }
-        consumer.assign(&tpl)?;
-        Ok(BoundedSource { consumer, parts, paused: BTreeMap::new(), lost: 0 })
+        let mut source =
+            BoundedSource { consumer, parts, paused: BTreeMap::new(), waiting, started_last: None, lost: 0 };
+        if max_rate.is_some() {
+            source.start_next()?;
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), start) in std::mem::take(&mut source.waiting) {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
+            }
+            source.consumer.assign(&tpl)?;
+        }
+        Ok(source)
+    }
+
+    /// Assigns the next partition waiting, if any.
+    fn start_next(&mut self) -> Result<(), SourceError> {
+        let Some(((topic, p), start)) = self.waiting.pop_front() else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
+        self.consumer.incremental_assign(&tpl)?;
+        self.started_last = Some((topic, p));
+        Ok(())
     }
 
     /// Records of the spans the broker no longer had when they were read (retention deleted
@@ -226,6 +253,10 @@ impl BoundedSource {
             payload: msg.payload().unwrap_or_default().to_vec(),
         });
         let full = q.len() >= QUEUE || *next >= span.end;
+        if self.started_last.as_ref() == Some(&key) {
+            self.started_last = None;
+            self.start_next()?;
+        }
         if full && !self.paused.get(&key).copied().unwrap_or(false) {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
