@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the tansu Kafka-protocol broker 0.6.0 from its crates.io source, with its sqlite storage
-# engine and one documented patch (scripts/tansu/*.patch, see docs/design.md "The test bed's broker"):
-# tansu 0.6.0 panics when an idempotent producer bumps its own epoch after a message timeout
-# (librdkafka does, KIP-360), and its storage then refuses every request. ~11 min cold; cached.
+# engine and two documented patches (scripts/tansu/*.patch, see docs/design.md "The test bed's
+# broker"): tansu 0.6.0 panics when an idempotent producer bumps its own epoch after a message
+# timeout (librdkafka does, KIP-360), and its storage then refuses every request; and its fetch
+# query reads every record from the offset asked to the partition's end, whatever the size
+# limit, so a fetch far behind the end holds up every other client. ~11 min cold; cached.
 source "$(dirname "$0")/lib.sh"
 patches=$(cd "$(dirname "$0")/tansu" && pwd)
 install() {

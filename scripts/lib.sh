@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$BMON_CACHE/target}
 mkdir -p "$BMON_TOOLS"
 
 TANSU_VERSION=0.6.0
-TANSU_BUILD=bmon1   # bump when scripts/tansu/*.patch changes
+TANSU_BUILD=bmon2   # bump when scripts/tansu/*.patch changes
 TANSU_BIN=$BMON_TOOLS/tansu-$TANSU_VERSION-$TANSU_BUILD/bin/tansu
 KERNEL_SYS_VERSION=0.4.1
 CORE_DIR=$BMON_TOOLS/bitcoin-core-kernelsys-$KERNEL_SYS_VERSION

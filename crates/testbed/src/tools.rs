@@ -27,7 +27,7 @@ impl Tools {
 
     /// tansu broker.
     pub fn tansu(&self) -> Result<PathBuf, TestbedError> {
-        Self::require("tansu", self.root.join("tansu-0.6.0-bmon1/bin/tansu"))
+        Self::require("tansu", self.root.join("tansu-0.6.0-bmon2/bin/tansu"))
     }
 
     /// Bitcoin Core v31.99 bitcoind, built from libbitcoinkernel-sys.
