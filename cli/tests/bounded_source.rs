@@ -32,7 +32,8 @@ fn read(settings: &ClientSettings, from_ms: i64, to_ms: i64) -> Vec<i64> {
 }
 
 fn read_at(settings: &ClientSettings, from_ms: i64, to_ms: i64, max_rate: Option<NonZeroU64>) -> Vec<i64> {
-    let mut src = BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }, max_rate).unwrap();
+    let mut src =
+        BoundedSource::open(settings, &[(TOPIC.to_owned(), 4)], Range { from_ms, to_ms }, max_rate, 1 << 20).unwrap();
     let mut out = Vec::new();
     while let Some(r) = src.next_record().unwrap() {
         out.push(r.timestamp_ms);

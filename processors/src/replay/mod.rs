@@ -194,7 +194,14 @@ impl Replay {
         // A range ending now or later ends at the partitions' ends as they are now.
         let to_ms = if range.to_ms >= now_ms { OPEN_END } else { range.to_ms.max(from_ms) };
         let read_range = Range { from_ms, to_ms };
-        let source = BoundedSource::open(settings, &selection.external, read_range, spec.max_rate)?;
+        let largest_record = selection
+            .external
+            .iter()
+            .filter_map(|(t, _)| spec.topology.topic(t))
+            .map(|t| u64::try_from(t.max_message_bytes).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let source = BoundedSource::open(settings, &selection.external, read_range, spec.max_rate, largest_record)?;
         tracing::debug!(elapsed_s = opened.elapsed().as_secs_f64(), "replay: offsets resolved");
         let spans = source.spans().map(|(t, p, s)| (t.to_owned(), p, s)).collect();
         let pipeline = pipeline(spec, &selection)?;

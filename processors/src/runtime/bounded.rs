@@ -8,12 +8,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bmon_kafka::ClientSettings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::resolve::resolve_all;
@@ -84,27 +86,62 @@ pub struct Span {
     pub end: i64,
 }
 
-/// Records queued per partition before reading it pauses. Pausing is costly: librdkafka drops
-/// the partition's prefetched records (up to its `queued.min.messages`, 100 000) and fetches and
-/// decompresses them again on resume. The time-ordered merge drains one partition while others
-/// run ahead, so a small queue pauses often. In the replay bench, logparse's read loop ran at
-/// 54–57 % of a plain consumer at 20 000 and 86–91 % at 200 000 (BENCHMARKS.md). At about
-/// 300 bytes a record that is up to 60 MB for a partition far ahead of the others; a queue per
-/// partition in librdkafka (`split_partition_queue`) would hold them back without dropping.
-const QUEUE: usize = 200_000;
+/// Records librdkafka fetches ahead per partition when not paced (`queued.min.messages`). Each
+/// partition is read from a queue of its own (`split_partition_queue`), so a partition that runs
+/// ahead of the time-ordered merge stops being fetched once this much is queued, without a
+/// pause (a pause drops the prefetched records, and a resume fetches them again). In the replay
+/// bench, logparse's read loop ran at 54–57 % of a plain consumer with 20 000 queued and
+/// 86–91 % with 200 000 (BENCHMARKS.md). librdkafka's byte limit on a partition's queue
+/// (`queued.max.messages.kbytes`, [`QUEUE_KB`]) bounds the memory.
+const QUEUE: u64 = 200_000;
+/// The most a partition's prefetch may hold, KiB (librdkafka's default, set so it is explicit):
+/// with queues split per partition the limit applies to each.
+const QUEUE_KB: u64 = 65_536;
+/// The most a paced read asks for in one fetch, bytes, unless a record may be larger.
+const PACED_FETCH_BYTES: u64 = 1 << 20;
 /// How long a partition may go without a record before the read fails.
 const STALL: Duration = Duration::from_secs(30);
 
+/// A partition being read.
+struct Part {
+    span: Span,
+    /// The next offset expected.
+    next: i64,
+    /// Records read but not yet taken (the head of the partition, for the merge; more only when
+    /// some came through the consumer's own queue before the partition's was split).
+    queued: VecDeque<Record>,
+    /// The partition's own queue, while it is being read.
+    queue: Option<PartitionQueue<DefaultConsumerContext>>,
+}
+
+impl Part {
+    fn done(&self) -> bool {
+        self.next >= self.span.end
+    }
+
+    /// Takes `msg` if it is the partition's next record in the range; true if it was.
+    fn accept(&mut self, msg: &BorrowedMessage<'_>, lost: &mut u64) -> bool {
+        if msg.offset() < self.next || msg.offset() >= self.span.end {
+            return false; // before the range (a refetch) or after it
+        }
+        *lost += u64::try_from(msg.offset() - self.next).unwrap_or(0);
+        self.next = msg.offset() + 1;
+        self.queued.push_back(Record {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+        });
+        true
+    }
+}
+
 /// The records of `topics` in `range`, merged in time order.
 pub struct BoundedSource {
-    consumer: BaseConsumer,
-    /// Per partition: its span, the next offset expected, and records read but not yet taken.
-    parts: BTreeMap<(String, i32), (Span, i64, VecDeque<Record>)>,
-    paused: BTreeMap<(String, i32), bool>,
-    /// Under a pace, the partitions not yet assigned, with their start offsets, and the one
-    /// assigned last ([`BoundedSource::open`]).
-    waiting: VecDeque<((String, i32), i64)>,
-    started_last: Option<(String, i32)>,
+    consumer: Arc<BaseConsumer>,
+    parts: BTreeMap<(String, i32), Part>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
 }
@@ -113,17 +150,18 @@ impl BoundedSource {
     /// Resolves `range` on every partition of `topics` (name, partition count) and starts
     /// reading.
     ///
-    /// With `max_rate` (records a second, every partition together) librdkafka fetches little
-    /// ahead (a tenth of a second's worth per partition), so that a paced reader does not start
-    /// with a burst that reads the whole range at the broker's full speed; and the partitions
-    /// are assigned one at a time, each once the one before has delivered a record, so that
-    /// their first fetches go to the broker one by one (on tansu each costs a scan of the
-    /// partition's rest, and a request for them all held up every other client for seconds).
+    /// Every partition is read from a queue of its own, and librdkafka fetches a partition only
+    /// while its queue holds less than [`QUEUE`] records (with `max_rate`, records a second for
+    /// every partition together: a tenth of a second's worth), so the broker is asked for no
+    /// more than the merge takes, and a paced reader does not start by reading the whole range
+    /// at the broker's full speed. `largest_record` is the largest record the topics take
+    /// (their `max.message.bytes`), bytes.
     pub fn open(
         settings: &ClientSettings,
         topics: &[(String, i32)],
         range: Range,
         max_rate: Option<NonZeroU64>,
+        largest_record: u64,
     ) -> Result<Self, SourceError> {
         let mut config = settings.client_config()?;
         config
@@ -131,56 +169,44 @@ impl BoundedSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10");
+            .set("fetch.wait.max.ms", "10")
+            .set("queued.max.messages.kbytes", QUEUE_KB.to_string());
         let partitions: i32 = topics.iter().map(|(_, n)| *n).sum();
-        // Under a pace librdkafka fetches again only below a tenth of a second's worth per
-        // partition (a fetch is still up to `max.partition.fetch.bytes`; a byte limit on the
-        // prefetch, tried, made a paced replay's first record 2-3x later on tansu). The
-        // source's own queue stays at [`QUEUE`]: pausing a partition drops its prefetch, and on
-        // tansu every refetch reads the rest of the partition again (its fetch query sums the
-        // sizes of every record from the offset asked to the end, whatever the size limit).
-        let prefetch = max_rate
-            .map(|rate| (rate.get() / 10 / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE as u64));
-        if let Some(q) = prefetch {
-            config
-                .set("queued.min.messages", q.to_string())
-                // Fewer, fuller fetches: a broker answers each one at a cost per partition.
-                .set("fetch.wait.max.ms", "500")
-                .set("fetch.min.bytes", "65536");
+        let prefetch = match max_rate {
+            Some(rate) => (rate.get() / 10 / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE),
+            None => QUEUE,
+        };
+        config.set("queued.min.messages", prefetch.to_string());
+        if max_rate.is_some() {
+            // Fewer, fuller fetches: a broker answers each one at a cost per partition.
+            config.set("fetch.wait.max.ms", "500").set("fetch.min.bytes", "65536");
+            // And small ones: a broker may answer a fetch with up to `fetch.max.bytes` of one
+            // partition whatever its queue's needs (tansu does, capped at 5 MB), which at the
+            // start is most of a short partition at full speed. No smaller than the largest
+            // record the topics take: tansu never returns a record larger than the limit
+            // (Kafka and Redpanda return the first whatever its size, KIP-74).
+            let bytes = largest_record.max(PACED_FETCH_BYTES).to_string();
+            config.set("fetch.max.bytes", &bytes).set("message.max.bytes", &bytes);
         }
-        let consumer: BaseConsumer = config.create()?;
+        let consumer: Arc<BaseConsumer> = Arc::new(config.create()?);
         let all: Vec<(String, i32)> =
             topics.iter().flat_map(|(topic, count)| (0..*count).map(|p| (topic.clone(), p))).collect();
         let mut parts = BTreeMap::new();
-        let mut waiting = VecDeque::new();
+        let mut tpl = TopicPartitionList::new();
         for ((topic, p), span) in resolve_all(&consumer, &all, range)? {
             if span.end > span.start {
-                waiting.push_back(((topic.clone(), p), span.start));
+                tpl.add_partition_offset(&topic, p, Offset::Offset(span.start))?;
             }
-            parts.insert((topic, p), (span, span.start, VecDeque::new()));
+            parts.insert((topic, p), Part { span, next: span.start, queued: VecDeque::new(), queue: None });
         }
-        let mut source =
-            BoundedSource { consumer, parts, paused: BTreeMap::new(), waiting, started_last: None, lost: 0 };
-        if max_rate.is_some() {
-            source.start_next()?;
-        } else {
-            let mut tpl = TopicPartitionList::new();
-            for ((topic, p), start) in std::mem::take(&mut source.waiting) {
-                tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
+        consumer.assign(&tpl)?;
+        // After the assignment: assigning deactivates the queues split before it.
+        for ((topic, p), part) in &mut parts {
+            if !part.done() {
+                part.queue = consumer.split_partition_queue(topic, *p);
             }
-            source.consumer.assign(&tpl)?;
         }
-        Ok(source)
-    }
-
-    /// Assigns the next partition waiting, if any.
-    fn start_next(&mut self) -> Result<(), SourceError> {
-        let Some(((topic, p), start)) = self.waiting.pop_front() else { return Ok(()) };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
-        self.consumer.incremental_assign(&tpl)?;
-        self.started_last = Some((topic, p));
-        Ok(())
+        Ok(BoundedSource { consumer, parts, lost: 0 })
     }
 
     /// Records of the spans the broker no longer had when they were read (retention deleted
@@ -191,7 +217,7 @@ impl BoundedSource {
 
     /// Each partition's span of the range.
     pub fn spans(&self) -> impl Iterator<Item = (&str, i32, Span)> {
-        self.parts.iter().map(|((t, p), (span, _, _))| (t.as_str(), *p, *span))
+        self.parts.iter().map(|((t, p), part)| (t.as_str(), *p, part.span))
     }
 
     /// The next record in (timestamp, topic, partition, offset) order; `None` when every
@@ -201,79 +227,76 @@ impl BoundedSource {
         loop {
             // A partition that is not done and has nothing queued must be read first: its next
             // record may be the oldest.
-            let hungry = self.parts.iter().find(|(_, (span, next, q))| *next < span.end && q.is_empty());
-            match hungry {
-                None => {
-                    let oldest = self
-                        .parts
-                        .iter()
-                        .filter_map(|(k, (_, _, q))| q.front().map(|r| (r.timestamp_ms, k)))
-                        .min()
-                        .map(|(_, k)| k.clone());
-                    let Some(key) = oldest else { return Ok(None) };
-                    let record = self.parts.get_mut(&key).and_then(|(_, _, q)| q.pop_front());
-                    self.resume_if_short(&key)?;
-                    return Ok(record);
+            let hungry = self.parts.iter().find(|(_, p)| !p.done() && p.queued.is_empty()).map(|(k, _)| k.clone());
+            let Some(key) = hungry else {
+                let oldest = self
+                    .parts
+                    .iter()
+                    .filter_map(|(k, p)| p.queued.front().map(|r| (r.timestamp_ms, k)))
+                    .min()
+                    .map(|(_, k)| k.clone());
+                let Some(key) = oldest else { return Ok(None) };
+                return Ok(self.parts.get_mut(&key).and_then(|p| p.queued.pop_front()));
+            };
+            if self.read(&key)? {
+                waited_since = Instant::now();
+            } else if waited_since.elapsed() > STALL {
+                let part = &self.parts[&key];
+                return Err(SourceError::Stalled {
+                    topic: key.0,
+                    partition: key.1,
+                    at: part.next,
+                    end: part.span.end,
+                    waited: STALL,
+                });
+            }
+        }
+    }
+
+    /// Reads the next record of the partition `key` into its queue, waiting up to 100 ms; true
+    /// if one came. Serves the consumer's own queue first: its events, and any records fetched
+    /// before the partitions' queues were split (all older than those in the split queues).
+    fn read(&mut self, key: &(String, i32)) -> Result<bool, SourceError> {
+        let consumer = Arc::clone(&self.consumer);
+        let mut came = false;
+        while let Some(msg) = consumer.poll(Duration::ZERO) {
+            let msg = msg?;
+            let hit = (msg.topic(), msg.partition()) == (key.0.as_str(), key.1);
+            came |= self.route(&msg) == Some(true) && hit;
+        }
+        let Some(part) = self.parts.get_mut(key) else { return Ok(came) };
+        if !came {
+            match part.queue.take() {
+                Some(queue) => {
+                    if let Some(msg) = queue.poll(Duration::from_millis(100)) {
+                        came = part.accept(&msg?, &mut self.lost);
+                    }
+                    part.queue = Some(queue);
                 }
-                Some(((topic, partition), (span, next, _))) => {
-                    if waited_since.elapsed() > STALL {
-                        return Err(SourceError::Stalled {
-                            topic: topic.clone(),
-                            partition: *partition,
-                            at: *next,
-                            end: span.end,
-                            waited: STALL,
-                        });
+                // Not split (librdkafka did not know the partition): its records come through
+                // the consumer's own queue.
+                None => {
+                    if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+                        let msg = msg?;
+                        let hit = (msg.topic(), msg.partition()) == (key.0.as_str(), key.1);
+                        came = self.route(&msg) == Some(true) && hit;
                     }
                 }
             }
-            if self.poll()? {
-                waited_since = Instant::now();
-            }
         }
-    }
-
-    /// Reads one record into its partition's queue; true if one came.
-    fn poll(&mut self) -> Result<bool, SourceError> {
-        let Some(msg) = self.consumer.poll(Duration::from_millis(100)) else { return Ok(false) };
-        let msg = msg?;
-        let key = (msg.topic().to_owned(), msg.partition());
-        let Some((span, next, q)) = self.parts.get_mut(&key) else { return Ok(false) };
-        if msg.offset() < *next || msg.offset() >= span.end {
-            return Ok(false); // before the range (a refetch) or after it
-        }
-        self.lost += u64::try_from(msg.offset() - *next).unwrap_or(0);
-        *next = msg.offset() + 1;
-        q.push_back(Record {
-            topic: key.0.clone(),
-            partition: key.1,
-            offset: msg.offset(),
-            timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
-            key: msg.key().map(<[u8]>::to_vec),
-            payload: msg.payload().unwrap_or_default().to_vec(),
-        });
-        let full = q.len() >= QUEUE || *next >= span.end;
-        if self.started_last.as_ref() == Some(&key) {
-            self.started_last = None;
-            self.start_next()?;
-        }
-        if full && !self.paused.get(&key).copied().unwrap_or(false) {
+        if let Some(part) = self.parts.get_mut(key).filter(|p| p.done() && p.queue.is_some()) {
+            // Nothing more is wanted from it: stop fetching past the range's end.
+            part.queue = None;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&key.0, key.1);
             self.consumer.pause(&tpl)?;
-            self.paused.insert(key, true);
         }
-        Ok(true)
+        Ok(came)
     }
 
-    fn resume_if_short(&mut self, key: &(String, i32)) -> Result<(), SourceError> {
-        let Some((span, next, q)) = self.parts.get(key) else { return Ok(()) };
-        if self.paused.get(key).copied().unwrap_or(false) && q.len() < QUEUE / 2 && *next < span.end {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&key.0, key.1);
-            self.consumer.resume(&tpl)?;
-            self.paused.insert(key.clone(), false);
-        }
-        Ok(())
+    /// Gives `msg` to its partition: `Some(true)` if taken, `None` if not a partition read.
+    fn route(&mut self, msg: &BorrowedMessage<'_>) -> Option<bool> {
+        let part = self.parts.get_mut(&(msg.topic().to_owned(), msg.partition()))?;
+        Some(part.accept(msg, &mut self.lost))
     }
 }
