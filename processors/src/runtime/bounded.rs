@@ -142,6 +142,10 @@ impl Part {
 pub struct BoundedSource {
     consumer: Arc<BaseConsumer>,
     parts: BTreeMap<(String, i32), Part>,
+    /// Under a pace, the partitions not yet assigned, with their start offsets, and the one
+    /// assigned last ([`BoundedSource::open`]).
+    waiting: VecDeque<((String, i32), i64)>,
+    started_last: Option<(String, i32)>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
 }
@@ -192,21 +196,45 @@ impl BoundedSource {
         let all: Vec<(String, i32)> =
             topics.iter().flat_map(|(topic, count)| (0..*count).map(|p| (topic.clone(), p))).collect();
         let mut parts = BTreeMap::new();
-        let mut tpl = TopicPartitionList::new();
+        let mut waiting = VecDeque::new();
         for ((topic, p), span) in resolve_all(&consumer, &all, range)? {
             if span.end > span.start {
-                tpl.add_partition_offset(&topic, p, Offset::Offset(span.start))?;
+                waiting.push_back(((topic.clone(), p), span.start));
             }
             parts.insert((topic, p), Part { span, next: span.start, queued: VecDeque::new(), queue: None });
         }
-        consumer.assign(&tpl)?;
-        // After the assignment: assigning deactivates the queues split before it.
-        for ((topic, p), part) in &mut parts {
-            if !part.done() {
-                part.queue = consumer.split_partition_queue(topic, *p);
+        let mut source = BoundedSource { consumer, parts, waiting, started_last: None, lost: 0 };
+        if max_rate.is_some() {
+            source.start_next()?;
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), start) in std::mem::take(&mut source.waiting) {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
+            }
+            source.consumer.assign(&tpl)?;
+            // After the assignment: assigning deactivates the queues split before it.
+            for ((topic, p), part) in &mut source.parts {
+                if !part.done() {
+                    part.queue = source.consumer.split_partition_queue(topic, *p);
+                }
             }
         }
-        Ok(BoundedSource { consumer, parts, lost: 0 })
+        Ok(source)
+    }
+
+    /// Assigns the next partition waiting, if any, and splits its queue. A queue librdkafka
+    /// does not split, or deactivates, leaves the records on the consumer's own queue, which
+    /// [`BoundedSource::read`] serves too.
+    fn start_next(&mut self) -> Result<(), SourceError> {
+        let Some(((topic, p), start)) = self.waiting.pop_front() else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, p, Offset::Offset(start))?;
+        self.consumer.incremental_assign(&tpl)?;
+        if let Some(part) = self.parts.get_mut(&(topic.clone(), p)) {
+            part.queue = self.consumer.split_partition_queue(&topic, p);
+        }
+        self.started_last = Some((topic, p));
+        Ok(())
     }
 
     /// Records of the spans the broker no longer had when they were read (retention deleted
@@ -227,7 +255,15 @@ impl BoundedSource {
         loop {
             // A partition that is not done and has nothing queued must be read first: its next
             // record may be the oldest.
-            let hungry = self.parts.iter().find(|(_, p)| !p.done() && p.queued.is_empty()).map(|(k, _)| k.clone());
+            let waiting = |k: &(String, i32)| self.waiting.iter().any(|(w, _)| w == k);
+            let hungry = self
+                .parts
+                .iter()
+                .filter(|(_, p)| !p.done() && p.queued.is_empty())
+                .min_by_key(|(k, _)| waiting(k))
+                .map(|(k, _)| k.clone())
+                // Not assigned yet: read the partition started last, whose record starts it.
+                .map(|k| if waiting(&k) { self.started_last.clone().unwrap_or(k) } else { k });
             let Some(key) = hungry else {
                 let oldest = self
                     .parts
@@ -283,6 +319,15 @@ impl BoundedSource {
                     }
                 }
             }
+        }
+        // Under a pace the next partition starts once the one started last has a record.
+        if self
+            .started_last
+            .as_ref()
+            .is_some_and(|k| self.parts.get(k).is_some_and(|p| !p.queued.is_empty() || p.done()))
+        {
+            self.started_last = None;
+            self.start_next()?;
         }
         if let Some(part) = self.parts.get_mut(key).filter(|p| p.done() && p.queue.is_some()) {
             // Nothing more is wanted from it: stop fetching past the range's end.
