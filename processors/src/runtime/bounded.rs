@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bmon_kafka::ClientSettings;
+use rdkafka::ClientConfig;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError;
@@ -97,8 +98,16 @@ const QUEUE: u64 = 200_000;
 /// The most a partition's prefetch may hold, KiB (librdkafka's default, set so it is explicit):
 /// with queues split per partition the limit applies to each.
 const QUEUE_KB: u64 = 65_536;
-/// The most a paced read asks for in one fetch, bytes, unless a record may be larger.
-const PACED_FETCH_BYTES: u64 = 1 << 20;
+/// The most a paced read asks for in one fetch, bytes, until a record proves larger
+/// ([`WIDEN_AFTER`]). A broker may answer with far more than a partition's queue needs: tansu
+/// counts the limit against what it has encoded, not what it read, so at 1 MB one fetch
+/// brought tens of thousands of records (BENCHMARKS.md, "Sixth run").
+pub const PACED_FETCH_BYTES: u64 = 256 << 10;
+/// How long a paced read's partition may go without a record before its fetches are widened to
+/// the topics' largest record. Kafka and Redpanda return a record larger than the limit anyway
+/// (KIP-74), so there this never fires for a large record; tansu never returns one, so there a
+/// partition holding one would wait for good.
+const WIDEN_AFTER: Duration = Duration::from_secs(5);
 /// How long a partition may go without a record before the read fails.
 const STALL: Duration = Duration::from_secs(30);
 
@@ -146,6 +155,9 @@ pub struct BoundedSource {
     /// assigned last ([`BoundedSource::open`]).
     waiting: VecDeque<((String, i32), i64)>,
     started_last: Option<(String, i32)>,
+    /// Under a pace, while fetches are smaller than the largest record the topics take: the
+    /// config of a consumer whose fetches are not ([`BoundedSource::widen`]).
+    wide: Option<ClientConfig>,
     /// Offsets skipped because the broker no longer had them when read.
     lost: u64,
 }
@@ -158,8 +170,9 @@ impl BoundedSource {
     /// while its queue holds less than [`QUEUE`] records (with `max_rate`, records a second for
     /// every partition together: a tenth of a second's worth), so the broker is asked for no
     /// more than the merge takes, and a paced reader does not start by reading the whole range
-    /// at the broker's full speed. `largest_record` is the largest record the topics take
-    /// (their `max.message.bytes`), bytes.
+    /// at the broker's full speed; a paced fetch asks for at most [`PACED_FETCH_BYTES`].
+    /// `largest_record` is the largest record the topics take (their `max.message.bytes`),
+    /// bytes: what a paced read's fetches widen to if a partition stalls ([`WIDEN_AFTER`]).
     pub fn open(
         settings: &ClientSettings,
         topics: &[(String, i32)],
@@ -181,16 +194,25 @@ impl BoundedSource {
             None => QUEUE,
         };
         config.set("queued.min.messages", prefetch.to_string());
+        let mut wide = None;
         if max_rate.is_some() {
-            // Fewer, fuller fetches: a broker answers each one at a cost per partition.
-            config.set("fetch.wait.max.ms", "500").set("fetch.min.bytes", "65536");
+            // Fuller fetches, though a partition before its range's end always has records, so
+            // the wait only bounds an empty answer.
+            config.set("fetch.wait.max.ms", "100").set("fetch.min.bytes", "65536");
             // And small ones: a broker may answer a fetch with up to `fetch.max.bytes` of one
             // partition whatever its queue's needs (tansu does, capped at 5 MB), which at the
-            // start is most of a short partition at full speed. No smaller than the largest
-            // record the topics take: tansu never returns a record larger than the limit
-            // (Kafka and Redpanda return the first whatever its size, KIP-74).
-            let bytes = largest_record.max(PACED_FETCH_BYTES).to_string();
-            config.set("fetch.max.bytes", &bytes).set("message.max.bytes", &bytes);
+            // start is most of a short partition at full speed. The limit goes up to the
+            // largest record the topics take only if a partition stalls ([`WIDEN_AFTER`]).
+            let limit = |config: &mut ClientConfig, bytes: u64| {
+                let bytes = bytes.to_string();
+                config.set("fetch.max.bytes", &bytes).set("message.max.bytes", &bytes);
+            };
+            if largest_record > PACED_FETCH_BYTES {
+                let mut config = config.clone();
+                limit(&mut config, largest_record);
+                wide = Some(config);
+            }
+            limit(&mut config, PACED_FETCH_BYTES);
         }
         let consumer: Arc<BaseConsumer> = Arc::new(config.create()?);
         let all: Vec<(String, i32)> =
@@ -203,7 +225,7 @@ impl BoundedSource {
             }
             parts.insert((topic, p), Part { span, next: span.start, queued: VecDeque::new(), queue: None });
         }
-        let mut source = BoundedSource { consumer, parts, waiting, started_last: None, lost: 0 };
+        let mut source = BoundedSource { consumer, parts, waiting, started_last: None, wide, lost: 0 };
         if max_rate.is_some() {
             source.start_next()?;
         } else {
@@ -234,6 +256,32 @@ impl BoundedSource {
             part.queue = self.consumer.split_partition_queue(&topic, p);
         }
         self.started_last = Some((topic, p));
+        Ok(())
+    }
+
+    /// Replaces the consumer with one whose fetches take the topics' largest record, reading on
+    /// from each started partition's next offset: a partition stalled under a paced fetch's
+    /// limit may hold a record larger than it. Records already taken stay; none is read twice.
+    fn widen(&mut self) -> Result<(), SourceError> {
+        let Some(config) = self.wide.take() else { return Ok(()) };
+        tracing::info!(
+            "bounded read: a partition stalled under the paced fetch limit; fetching up to the largest record"
+        );
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, p), part) in &mut self.parts {
+            part.queue = None; // the old consumer's
+            let waiting = self.waiting.iter().any(|((t, q), _)| t == topic && q == p);
+            if !part.done() && !waiting {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(part.next))?;
+            }
+        }
+        self.consumer = Arc::new(config.create()?);
+        self.consumer.assign(&tpl)?;
+        for ((topic, p), part) in &mut self.parts {
+            if tpl.find_partition(topic, *p).is_some() {
+                part.queue = self.consumer.split_partition_queue(topic, *p);
+            }
+        }
         Ok(())
     }
 
@@ -276,6 +324,9 @@ impl BoundedSource {
             };
             if self.read(&key)? {
                 waited_since = Instant::now();
+            } else if self.wide.is_some() && waited_since.elapsed() > WIDEN_AFTER {
+                self.widen()?;
+                waited_since = Instant::now();
             } else if waited_since.elapsed() > STALL {
                 let part = &self.parts[&key];
                 return Err(SourceError::Stalled {
@@ -293,12 +344,9 @@ impl BoundedSource {
     /// if one came. Serves the consumer's own queue first: its events, and any records fetched
     /// before the partitions' queues were split (all older than those in the split queues).
     fn read(&mut self, key: &(String, i32)) -> Result<bool, SourceError> {
-        let consumer = Arc::clone(&self.consumer);
         let mut came = false;
-        while let Some(msg) = consumer.poll(Duration::ZERO) {
-            let msg = msg?;
-            let hit = (msg.topic(), msg.partition()) == (key.0.as_str(), key.1);
-            came |= self.route(&msg) == Some(true) && hit;
+        while let Some(took) = self.poll_own(key, Duration::ZERO)? {
+            came |= took;
         }
         let Some(part) = self.parts.get_mut(key) else { return Ok(came) };
         if !came {
@@ -311,13 +359,7 @@ impl BoundedSource {
                 }
                 // Not split (librdkafka did not know the partition): its records come through
                 // the consumer's own queue.
-                None => {
-                    if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
-                        let msg = msg?;
-                        let hit = (msg.topic(), msg.partition()) == (key.0.as_str(), key.1);
-                        came = self.route(&msg) == Some(true) && hit;
-                    }
-                }
+                None => came = self.poll_own(key, Duration::from_millis(100))?.unwrap_or(false),
             }
         }
         // Under a pace the next partition starts once the one started last has a record.
@@ -339,9 +381,14 @@ impl BoundedSource {
         Ok(came)
     }
 
-    /// Gives `msg` to its partition: `Some(true)` if taken, `None` if not a partition read.
-    fn route(&mut self, msg: &BorrowedMessage<'_>) -> Option<bool> {
-        let part = self.parts.get_mut(&(msg.topic().to_owned(), msg.partition()))?;
-        Some(part.accept(msg, &mut self.lost))
+    /// Polls the consumer's own queue up to `wait` and gives a record to its partition:
+    /// `Some(true)` if it was the next record of `key`, `None` if nothing came.
+    fn poll_own(&mut self, key: &(String, i32), wait: Duration) -> Result<Option<bool>, SourceError> {
+        let consumer = Arc::clone(&self.consumer);
+        let Some(msg) = consumer.poll(wait) else { return Ok(None) };
+        let msg = msg?;
+        let hit = (msg.topic(), msg.partition()) == (key.0.as_str(), key.1);
+        let part = self.parts.get_mut(&(msg.topic().to_owned(), msg.partition()));
+        Ok(Some(part.is_some_and(|part| part.accept(&msg, &mut self.lost)) && hit))
     }
 }
