@@ -81,7 +81,10 @@ fn injected_delay_is_measured_and_exported() {
         "header summaries with all three nodes for every mined block"
     );
     // bmon.events is keyed by network and hash: summaries spread over its partitions, each in
-    // the one its key hashes to (so a consumer of one block's events reads one partition).
+    // the one its key hashes to (so a consumer of one block's events reads one partition). The
+    // check needs every partition read to its end: the wait above can hold before the reader has
+    // fetched one of them.
+    reader.drain(Duration::from_secs(30));
     for ((s, key), p) in reader.facts.iter().zip(&reader.keys).zip(&reader.partitions) {
         assert_eq!(key, format!("{}/{}", s.network, s.hash).as_bytes(), "summary key");
         assert_eq!(*p, bmon_kafka::partition_for(key, 3), "summary of {} in partition {p}", s.hash);

@@ -145,6 +145,9 @@ pub fn start_producer_on(
 pub struct TopicReader<T = LogLineFact> {
     consumer: BaseConsumer,
     codec: Codec,
+    topic: String,
+    /// The next offset to read, per partition.
+    next: Vec<i64>,
     /// Every record read so far, in partition order.
     pub facts: Vec<T>,
     /// The record key of each of `facts`.
@@ -309,6 +312,8 @@ impl<T: Record + HasNode> TopicReader<T> {
         TopicReader {
             consumer,
             codec: Codec::default(),
+            topic: topic.to_owned(),
+            next: vec![0; partitions as usize],
             facts: Vec::new(),
             keys: Vec::new(),
             partitions: Vec::new(),
@@ -323,22 +328,41 @@ impl<T: Record + HasNode> TopicReader<T> {
             if done(&self.facts) {
                 return true;
             }
-            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(200)) {
-                let payload = m.payload().unwrap();
-                // A topic may carry several families (bmon.events: summaries and anomalies):
-                // keep T's, and count the others. Bytes of no known schema fail the test.
-                let family = &self.codec.writer_version(payload).expect("a record of a known schema").family;
-                if family != T::FAMILY {
-                    self.other_families += 1;
-                    continue;
-                }
-                let fact: T = self.codec.decode(payload).expect("a fact that decodes");
-                self.facts.push(fact);
-                self.keys.push(m.key().unwrap_or_default().to_vec());
-                self.partitions.push(m.partition());
-            }
+            self.poll_one();
         }
         done(&self.facts)
+    }
+
+    /// Reads every partition up to the high watermark it has when called, so that a check over
+    /// all the records (which partitions they are in, say) sees every one written before it.
+    /// Panics if that takes longer than `timeout`.
+    pub fn drain(&mut self, timeout: Duration) {
+        let ends: Vec<i64> = (0..self.next.len() as i32)
+            .map(|p| self.consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(10)).unwrap().1)
+            .collect();
+        let deadline = Instant::now() + timeout;
+        while self.next.iter().zip(&ends).any(|(n, e)| n < e) {
+            assert!(Instant::now() < deadline, "{} read to {:?}, not to {ends:?}", self.topic, self.next);
+            self.poll_one();
+        }
+    }
+
+    /// Waits up to 200 ms for one record and keeps it if it is a `T`.
+    fn poll_one(&mut self) {
+        let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(200)) else { return };
+        self.next[m.partition() as usize] = m.offset() + 1;
+        let payload = m.payload().unwrap();
+        // A topic may carry several families (bmon.events: summaries and anomalies): keep T's,
+        // and count the others. Bytes of no known schema fail the test.
+        let family = &self.codec.writer_version(payload).expect("a record of a known schema").family;
+        if family != T::FAMILY {
+            self.other_families += 1;
+            return;
+        }
+        let fact: T = self.codec.decode(payload).expect("a fact that decodes");
+        self.facts.push(fact);
+        self.keys.push(m.key().unwrap_or_default().to_vec());
+        self.partitions.push(m.partition());
     }
 
     /// The facts of one node, in order.
