@@ -168,9 +168,10 @@ impl BoundedSource {
     ///
     /// Every partition is read from a queue of its own, and librdkafka fetches a partition only
     /// while its queue holds less than [`QUEUE`] records (with `max_rate`, records a second for
-    /// every partition together: a tenth of a second's worth), so the broker is asked for no
-    /// more than the merge takes, and a paced reader does not start by reading the whole range
-    /// at the broker's full speed; a paced fetch asks for at most [`PACED_FETCH_BYTES`].
+    /// every partition together: a second's worth, shared out, so a partition's queue outlasts
+    /// the round trips of a paced fetch's small answers), so the broker is asked for no more
+    /// than the merge takes, and a paced reader does not start by reading the whole range at the
+    /// broker's full speed; a paced fetch asks for at most [`PACED_FETCH_BYTES`].
     /// `largest_record` is the largest record the topics take (their `max.message.bytes`),
     /// bytes: what a paced read's fetches widen to if a partition stalls ([`WIDEN_AFTER`]).
     pub fn open(
@@ -190,7 +191,7 @@ impl BoundedSource {
             .set("queued.max.messages.kbytes", QUEUE_KB.to_string());
         let partitions: i32 = topics.iter().map(|(_, n)| *n).sum();
         let prefetch = match max_rate {
-            Some(rate) => (rate.get() / 10 / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE),
+            Some(rate) => (rate.get() / u64::try_from(partitions.max(1)).unwrap_or(1)).clamp(10, QUEUE),
             None => QUEUE,
         };
         config.set("queued.min.messages", prefetch.to_string());
