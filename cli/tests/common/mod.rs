@@ -335,12 +335,17 @@ impl<T: Record + HasNode> TopicReader<T> {
 
     /// Reads every partition up to the high watermark it has when called, so that a check over
     /// all the records (which partitions they are in, say) sees every one written before it.
-    /// Panics if that takes longer than `timeout`.
+    /// Panics if that takes longer than `timeout`, the watermark requests included.
     pub fn drain(&mut self, timeout: Duration) {
-        let ends: Vec<i64> = (0..self.next.len() as i32)
-            .map(|p| self.consumer.fetch_watermarks(&self.topic, p, Duration::from_secs(10)).unwrap().1)
-            .collect();
         let deadline = Instant::now() + timeout;
+        let mut ends = Vec::with_capacity(self.next.len());
+        for (p, next) in self.next.iter_mut().enumerate() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (low, high) = self.consumer.fetch_watermarks(&self.topic, p as i32, left).unwrap();
+            // What lies below the low watermark is gone (retention), so it cannot be waited for.
+            *next = (*next).max(low);
+            ends.push(high);
+        }
         while self.next.iter().zip(&ends).any(|(n, e)| n < e) {
             assert!(Instant::now() < deadline, "{} read to {:?}, not to {ends:?}", self.topic, self.next);
             self.poll_one();
